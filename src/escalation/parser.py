@@ -372,14 +372,29 @@ def _hint_for(expected: set[str], found: str, prev: str | None) -> str:
     return "see docs/language.md for the shape of each construct"
 
 
+_LAST_TOKEN = re.compile(r'(==|!=|<=|>=|[<>+\-(){}\[\],=:|]|"(?:[^"\\]|\\.)*"|[A-Za-z0-9_.]+)$')
+
+
+def _previous_token(text: str, pos: int | None) -> str | None:
+    """The token that ends just before ``pos``, skipping blanks and comments."""
+    before = text[: pos or 0]
+    while True:
+        stripped = before.rstrip()
+        last_line_start = stripped.rfind("\n") + 1
+        comments = extract_comments(stripped[last_line_start:])
+        if comments:
+            stripped = stripped[: last_line_start + comments[0].column - 1]
+            before = stripped
+            continue
+        m = _LAST_TOKEN.search(stripped)
+        return m.group(1) if m else None
+
+
 def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic:
     if isinstance(err, UnexpectedToken):
         tok = err.token
         found_text = str(tok)
-        prev = None
-        prev_tokens = getattr(err, "token_history", None) or []
-        if prev_tokens:
-            prev = str(prev_tokens[-1])
+        prev = _previous_token(text, tok.start_pos if tok.type != "$END" else len(text))
         found = "the end of the file" if tok.type == "$END" else f"`{found_text}`"
         expected = set(err.accepts or err.expected)
         message = f"expected {_describe_expected(expected)}"
