@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -11,7 +15,11 @@ import click
 from . import __version__
 from .checker import check_source
 from .errors import Diagnostic, EscalationError, PolicyError
+from .audit import verify_stream
+from .compiler import CompiledPolicy, load_compiled
 from .parser import read_source
+from .replay import ENGINE, Input, InputError, Replayer, StrictStop, open_inputs, replay_records, write_log
+from .timefmt import TimeError, parse_time
 
 # Exit codes (interfaces.md §3).
 EXIT_OK = 0
@@ -122,6 +130,151 @@ def _write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _load_policy(path: str) -> CompiledPolicy:
+    """Load and compile a policy, or exit 1 with its diagnostics."""
+    try:
+        return load_compiled(path)
+    except PolicyError as err:
+        click.echo(err.render(), err=True)
+        sys.exit(EXIT_POLICY)
+
+
+def _parse_as_of(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except TimeError as err:
+        raise click.BadParameter(str(err).replace("`time`", "the time"), param_hint="--as-of") from None
+
+
+def _open_inputs(events: tuple[str, ...], spool_dir: str | None = None) -> list[Input]:
+    try:
+        return open_inputs(list(events), spool_dir)
+    except InputError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _summary_text(r: Replayer, out: str) -> str:
+    st = r.stats
+    lines = [
+        f"replayed {st.records} records into {out}: {st.events} events, {st.rejected} rejected, {st.conversations} conversations",
+        f"violations: {st.violations}"
+        + (" (" + ", ".join(f"{k} {v}" for k, v in st.by_kind.items() if v) + ")" if st.violations else ""),
+    ]
+    if st.by_rule:
+        lines.append("by rule: " + ", ".join(f"{k} {v}" for k, v in sorted(st.by_rule.items(), key=lambda kv: (-kv[1], kv[0]))))
+    lines.append(f"open obligations: {st.open_obligations}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("policy")
+@click.argument("events", nargs=-1, required=True)
+@click.option("-o", "--output", help="Write the audit log here (whole or not at all); default: standard output")
+@click.option("--as-of", "as_of", help="Close the replay at this RFC 3339 time: open obligations due before it become violations")
+@click.option("--fail-on-violation", is_flag=True, help="Exit 3 when any violation was found")
+@click.option("--strict", is_flag=True, help="Stop at the first rejected record, write no log, exit 4")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes (the log is identical to a serial replay)")
+def replay(policy: str, events: tuple[str, ...], output: str | None, as_of: str | None, fail_on_violation: bool, strict: bool, jobs: int) -> None:
+    """Replay EVENTS (JSONL files, `-` for standard input) against POLICY and write the audit log."""
+    as_of_us = _parse_as_of(as_of)
+    compiled = _load_policy(policy)
+    target = Path(output) if output else None
+    spool_dir = str(target.parent) if target is not None else None
+    inputs = _open_inputs(events, spool_dir)
+    replayer = Replayer(compiled, as_of_us, strict)
+    tmp_fd, tmp_name = tempfile.mkstemp(prefix=".escalation-", suffix=".tmp", dir=spool_dir)
+    tmp = Path(tmp_name)
+    try:
+        total = sum(i.file.stat().st_size for i in inputs)
+        with os.fdopen(tmp_fd, "wb", buffering=1 << 20) as fh:
+            if sys.stderr.isatty() and total > 1 << 20:
+                with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
+                    write_log(replay_records(compiled, inputs, as_of_us, strict, bar.update, replayer), fh)
+            else:
+                write_log(replay_records(compiled, inputs, as_of_us, strict, None, replayer), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if target is not None:
+            os.replace(tmp, target)
+        else:
+            with tmp.open("rb") as src:
+                shutil.copyfileobj(src, sys.stdout.buffer)
+            sys.stdout.flush()
+    except StrictStop as stop:
+        click.echo(f"error: {stop} (--strict: no audit log was written)", err=True)
+        sys.exit(EXIT_REJECTED)
+    finally:
+        tmp.unlink(missing_ok=True)
+        for i in inputs:
+            if i.path == "-":
+                i.file.unlink(missing_ok=True)
+    click.echo(_summary_text(replayer, output or "standard output"), err=True)
+    if replayer.stats.rejected:
+        sys.exit(EXIT_REJECTED)
+    if fail_on_violation and replayer.stats.violations:
+        sys.exit(EXIT_VIOLATIONS)
+    sys.exit(EXIT_OK)
+
+
+@cli.command(context_settings={"allow_extra_args": True})
+@click.argument("audit")
+@click.option("--policy", "policy_path", help="Also replay the inputs against this policy and compare byte for byte")
+@click.option("--events", multiple=True, help="The event files the log was made from (with --policy)")
+def verify(audit: str, policy_path: str | None, events: tuple[str, ...]) -> None:
+    """Check AUDIT's hash chain, order and counts; with --policy and --events, replay and compare."""
+    extra = list(click.get_current_context().args)
+    event_paths = list(events) + extra
+    try:
+        with open(audit, "rb") as fh:
+            result = verify_stream(fh, ENGINE)
+    except OSError as err:
+        click.echo(f"error: cannot read {audit}: {err.strerror or err}", err=True)
+        sys.exit(EXIT_USAGE)
+    if not result.ok:
+        where = f"{audit}:{result.line}: " if result.line else f"{audit}: "
+        click.echo(f"{where}{result.message}", err=True)
+        click.echo("verification failed: the log is tampered, truncated or from another engine", err=True)
+        sys.exit(EXIT_TAMPERED)
+    if policy_path is not None or event_paths:
+        if policy_path is None or not event_paths:
+            raise click.UsageError("--policy and --events go together")
+        header = result.header or {}
+        compiled = _load_policy(policy_path)
+        if compiled.sha256 != header.get("policy", {}).get("sha256"):
+            click.echo(f"{audit}:1: the log was made with another policy (sha256 {header.get('policy', {}).get('sha256')}), not {policy_path} ({compiled.sha256})", err=True)
+            sys.exit(EXIT_TAMPERED)
+        inputs = _open_inputs(tuple(event_paths))
+        recorded = [(i.get("path"), i.get("sha256")) for i in header.get("inputs", [])]
+        given = [(i.path, i.sha256) for i in inputs]
+        if [d for _, d in recorded] != [d for _, d in given]:
+            click.echo(f"{audit}:1: the log was made from other inputs ({', '.join(p or '?' for p, _ in recorded)}) than those given", err=True)
+            sys.exit(EXIT_TAMPERED)
+        as_of = header.get("as_of")
+        as_of_us = parse_time(as_of) if as_of else None
+        # the header records the paths as given then; replay under those names so the bytes can match
+        for inp, (path, _) in zip(inputs, recorded, strict=True):
+            inp.path = path or inp.path
+        buffer = io.BytesIO()
+        write_log(replay_records(compiled, inputs, as_of_us), buffer)
+        fresh = buffer.getvalue().split(b"\n")
+        with open(audit, "rb") as fh:
+            for number, line in enumerate(fh, 1):
+                if number > len(fresh) or line.rstrip(b"\n") != fresh[number - 1]:
+                    click.echo(f"{audit}:{number}: differs from a fresh replay of the inputs", err=True)
+                    sys.exit(EXIT_TAMPERED)
+            if number < len(fresh) - 1:
+                click.echo(f"{audit}:{number + 1}: the log ends before a fresh replay does", err=True)
+                sys.exit(EXIT_TAMPERED)
+        click.echo(f"{audit}: intact, and identical to a fresh replay of its inputs", err=True)
+        sys.exit(EXIT_OK)
+    summary = result.summary or {}
+    click.echo(f"{audit}: intact ({summary.get('records')} records, {summary.get('violations')} violations)", err=True)
+    sys.exit(EXIT_OK)
 
 
 def main() -> None:

@@ -1,0 +1,150 @@
+"""The hash-chained audit log (interfaces.md §2): canonical JSON, SHA-256 chain, verification."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+import attrs
+
+FORMAT = "escalation-audit/1"
+GENESIS = "0" * 64
+KINDS = ("forbidden_action", "missed_deadline", "unfulfilled")
+
+
+def canonical(record: dict[str, Any]) -> bytes:
+    """Keys sorted, no insignificant whitespace, non-ASCII as itself, UTF-8."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class AuditWriter:
+    """Chains records (setting ``prev`` and ``hash``) and writes one canonical line each."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.prev = GENESIS
+        self.count = 0
+
+    def write(self, record: dict[str, Any]) -> str:
+        record.pop("hash", None)
+        record["prev"] = self.prev
+        digest = hashlib.sha256(canonical(record)).hexdigest()
+        record["hash"] = digest
+        self.out.write(canonical(record) + b"\n")
+        self.prev = digest
+        self.count += 1
+        return digest
+
+    def write_all(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            self.write(record)
+
+
+@attrs.frozen(slots=True)
+class VerifyResult:
+    ok: bool
+    message: str
+    line: int | None = None  # the first bad line, 1-based
+    header: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+
+
+class _Bad(Exception):
+    def __init__(self, line: int | None, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def _records(lines: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
+    prev = GENESIS
+    for number, raw in enumerate(lines, 1):
+        if not raw.endswith(b"\n"):
+            raise _Bad(number, "the line is not terminated: the log was cut short")
+        text = raw[:-1]
+        try:
+            record = json.loads(text)
+        except ValueError:
+            raise _Bad(number, "the line is not JSON") from None
+        if not isinstance(record, dict):
+            raise _Bad(number, "the line is not a JSON object")
+        if canonical(record) != text:
+            raise _Bad(number, "the line is not in canonical form (it was edited)")
+        if record.get("prev") != prev:
+            raise _Bad(number, "`prev` does not match the previous record's hash (a record was removed, added or moved)")
+        body = {k: v for k, v in record.items() if k != "hash"}
+        digest = hashlib.sha256(canonical(body)).hexdigest()
+        if record.get("hash") != digest:
+            raise _Bad(number, "`hash` does not match the record's content (the record was changed)")
+        prev = digest
+        yield number, record
+
+
+def verify_stream(lines: Iterable[bytes], engine: str) -> VerifyResult:
+    """Check the chain, the record order and the summary's counts of an audit log."""
+    header: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    seq = 0
+    decisions = rejected = violations = open_obligations = 0
+    by_kind = dict.fromkeys(KINDS, 0)
+    conversations: set[str] = set()
+    closing = False
+    try:
+        for number, record in _records(lines):
+            kind = record.get("kind")
+            if summary is not None:
+                raise _Bad(number, "a record follows the summary")
+            if header is None:
+                if kind != "header" or record.get("format") != FORMAT:
+                    raise _Bad(number, f"the first record is not an {FORMAT} header")
+                if record.get("engine") != engine:
+                    raise _Bad(number, f"the log was written by {record.get('engine')!r}, and this is {engine!r}: verify it with that version")
+                header = record
+                continue
+            if kind in ("decision", "rejected"):
+                if closing:
+                    raise _Bad(number, f"a {kind} record follows the close records")
+                seq += 1
+                if record.get("seq") != seq:
+                    raise _Bad(number, f"expected seq {seq}, found {record.get('seq')!r} (records are missing or out of order)")
+                if kind == "decision":
+                    decisions += 1
+                    conversations.add(record["conversation"])
+                    for v in record.get("violations", []):
+                        violations += 1
+                        by_kind[v["kind"]] = by_kind.get(v["kind"], 0) + 1
+                else:
+                    rejected += 1
+            elif kind == "close":
+                closing = True
+                for v in record.get("violations", []):
+                    violations += 1
+                    by_kind[v["kind"]] = by_kind.get(v["kind"], 0) + 1
+                open_obligations += len(record.get("open", []))
+            elif kind == "summary":
+                expected = {
+                    "records": seq,
+                    "events": decisions,
+                    "rejected": rejected,
+                    "conversations": len(conversations),
+                    "violations": violations,
+                    "by_kind": by_kind,
+                    "open_obligations": open_obligations,
+                }
+                for key, value in expected.items():
+                    if record.get(key) != value:
+                        raise _Bad(number, f"the summary says {key}={record.get(key)!r}, but the log holds {value!r}")
+                summary = record
+            else:
+                raise _Bad(number, f"unknown record kind {kind!r}")
+    except _Bad as bad:
+        return VerifyResult(False, bad.message, bad.line, header, summary)
+    except (KeyError, TypeError, AttributeError) as err:
+        return VerifyResult(False, f"a record lacks a required field ({err})", None, header, summary)
+    if header is None:
+        return VerifyResult(False, "the log is empty", 1)
+    if summary is None:
+        return VerifyResult(False, "the log has no summary: it was cut short", None, header)
+    return VerifyResult(True, "intact", None, header, summary)

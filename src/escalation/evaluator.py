@@ -1,0 +1,328 @@
+"""Per-interaction state: feed one event, get a Decision (language.md §6); snapshot and resume."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import attrs
+
+from .compiler import LEVEL_RANK, CompiledPolicy, OnRule, PatternFn, RequireSpec, WhileRule
+from .errors import SnapshotError
+from .events import Event
+from .timefmt import format_time
+
+SNAPSHOT_FORMAT = "escalation-snapshot/1"
+
+
+@attrs.define(slots=True)
+class Obligation:
+    """An action owed by the agent (§6): fulfilled by a matching action, violated by its deadline or its `before` event."""
+
+    id: str
+    n: int
+    spec: RequireSpec
+    created_at: int
+    due: int | None
+
+    @property
+    def rule(self) -> str:
+        return self.spec.rule
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return self.spec.actions
+
+    @property
+    def before(self) -> str | None:
+        return self.spec.before
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "rule": self.spec.rule,
+            "actions": list(self.spec.actions),
+            "created_at": format_time(self.created_at),
+            "due": format_time(self.due) if self.due is not None else None,
+            "before": self.spec.before,
+        }
+
+
+@attrs.frozen(slots=True)
+class Violation:
+    kind: str  # forbidden_action | missed_deadline | unfulfilled
+    rule: str
+    rules: tuple[str, ...]
+    action: str | None
+    obligation: str | None
+    severity: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "rule": self.rule,
+            "rules": list(self.rules),
+            "action": self.action,
+            "obligation": self.obligation,
+            "severity": self.severity,
+            "message": self.message,
+        }
+
+
+@attrs.frozen(slots=True)
+class Decision:
+    """What one event changed and what holds after it."""
+
+    time: int
+    type: str
+    violations: tuple[Violation, ...]
+    fulfilled: tuple[str, ...]
+    created: tuple[Obligation, ...]
+    fired: tuple[str, ...]
+    active: tuple[str, ...]
+    permitted_actions: tuple[str, ...]
+    forbidden_actions: tuple[str, ...]
+    obligations: tuple[Obligation, ...]  # pending after this event
+
+    def permitted(self, action: str) -> bool:
+        return action in self.permitted_actions
+
+    def forbidden(self, action: str) -> bool:
+        return action in self.forbidden_actions
+
+
+def _actions_text(actions: tuple[str, ...]) -> str:
+    return " or ".join(f"`{a}`" for a in actions)
+
+
+def missed_violation(ob: Obligation) -> Violation:
+    spec = ob.spec
+    message = spec.message or f"rule `{spec.rule}` required {_actions_text(spec.actions)} by {format_time(ob.due or 0)}, and it did not happen in time"
+    return Violation("missed_deadline", spec.rule, (spec.rule,), None, ob.id, spec.severity, message)
+
+
+def _unfulfilled_violation(ob: Obligation) -> Violation:
+    spec = ob.spec
+    message = spec.message or f"rule `{spec.rule}` required {_actions_text(spec.actions)} before `{spec.before}`, and `{spec.before}` came first"
+    return Violation("unfulfilled", spec.rule, (spec.rule,), None, ob.id, spec.severity, message)
+
+
+def _matches(p: PatternFn, event: Event, state: list[Any], now: int) -> bool:
+    return p.event == event.type and (p.cond is None or bool(p.cond(state, event.attrs, now)))
+
+
+class Interaction:
+    """The state of one interaction (conversation) under one policy. Not shared between threads."""
+
+    __slots__ = ("active", "conversation", "last_time", "next_n", "pending", "policy", "state")
+
+    def __init__(self, policy: CompiledPolicy, conversation: str) -> None:
+        self.policy = policy
+        self.conversation = conversation
+        self.state: list[Any] = [op.initial() for op in policy.ops]
+        self.active: tuple[int, ...] = ()  # indexes of the while rules active after the last event
+        self.pending: list[Obligation] = []
+        self.next_n = 1
+        self.last_time: int | None = None
+
+    # -- queries
+    def active_at(self, now: int) -> tuple[int, ...]:
+        """The while rules whose condition holds on the current history, at time ``now``."""
+        s = self.state
+        return tuple(i for i, r in enumerate(self.policy.while_rules) if r.cond(s, None, now))
+
+    def permissions(self, now: int | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(permitted, forbidden) now; before any event, with every while rule on the empty history."""
+        when = now if now is not None else (self.last_time or 0)
+        return self.policy.permissions(self.active_at(when))
+
+    # -- the step (§6)
+    def feed(self, event: Event) -> Decision:
+        """Apply one validated event of this interaction; time must not go backwards (the caller checks)."""
+        policy = self.policy
+        t = event.time
+        s = self.state
+        etype = event.type
+        violations: list[Violation] = []
+        fulfilled: list[str] = []
+
+        # 1. deadlines
+        if self.pending:
+            missed = [ob for ob in self.pending if ob.due is not None and ob.due < t]
+            if missed:
+                missed.sort(key=lambda ob: (ob.due, ob.n))
+                gone = {id(ob) for ob in missed}
+                self.pending = [ob for ob in self.pending if id(ob) not in gone]
+                violations.extend(missed_violation(ob) for ob in missed)
+
+        # 2. the action itself, judged on the history before it, at its own time
+        if policy.vocabulary[etype].is_action:
+            violation = self._judge(etype, t)
+            if violation is not None:
+                violations.append(violation)
+            if self.pending:
+                keep: list[Obligation] = []
+                for ob in self.pending:
+                    if any(_matches(p, event, s, t) for p in ob.spec.alternatives):
+                        fulfilled.append(ob.id)
+                    else:
+                        keep.append(ob)
+                self.pending = keep
+
+        # 3. before-events
+        if self.pending:
+            broken = [ob for ob in self.pending if ob.spec.before == etype]
+            if broken:
+                self.pending = [ob for ob in self.pending if ob.spec.before != etype]
+                violations.extend(_unfulfilled_violation(ob) for ob in broken)
+
+        # patterns are matched on the state before the event is applied
+        step_rules = policy.step_rules_by_type[etype]
+        on_matches = {id(r): _matches(r.pattern, event, s, t) for r in step_rules if isinstance(r, OnRule)}
+        op_indexes = policy.ops_by_type.get(etype, ())
+        updates = []
+        for i in op_indexes:
+            op = policy.ops[i]
+            reset = op.since is not None and _matches(op.since, event, s, t)
+            hit = not reset and _matches(op.pattern, event, s, t)
+            if reset or hit:
+                updates.append((i, op, reset))
+
+        # 4. state
+        for i, op, reset in updates:
+            kind = op.kind
+            if kind == "count":
+                s[i] = 0 if reset else s[i] + 1
+            elif kind == "wcount":
+                window: deque[int] = s[i]
+                if reset:
+                    window.clear()
+                else:
+                    window.append(t)
+            elif kind == "last":
+                s[i] = event.attrs[op.attr]
+            else:  # time
+                s[i] = t
+        for i in op_indexes:  # windows forget what fell out of them
+            op = policy.ops[i]
+            if op.kind == "wcount":
+                w: deque[int] = s[i]
+                low = t - op.window
+                while w and w[0] < low:
+                    w.popleft()
+
+        # 5. rules, in source order
+        fired: list[str] = []
+        created: list[Obligation] = []
+        previously = set(self.active)
+        now_active: list[int] = []
+        for rule in step_rules:
+            if isinstance(rule, OnRule):
+                if on_matches[id(rule)] and (rule.cond is None or rule.cond(s, None, t)):
+                    fired.append(rule.name)
+                    for spec in rule.requires:
+                        created.append(self._create(spec, t))
+            else:
+                k = rule.position
+                if rule.cond(s, None, t):
+                    now_active.append(k)
+                    if k not in previously:
+                        for spec in rule.requires:
+                            created.append(self._create(spec, t))
+        self.active = tuple(now_active)
+        self.pending.extend(created)
+        self.last_time = t
+
+        # 6. permissions
+        permitted, forbidden = policy.permissions(self.active)
+        return Decision(
+            t,
+            etype,
+            tuple(violations),
+            tuple(fulfilled),
+            tuple(created),
+            tuple(fired),
+            tuple(policy.while_rules[k].name for k in self.active),
+            permitted,
+            forbidden,
+            tuple(self.pending),
+        )
+
+    def _judge(self, action: str, t: int) -> Violation | None:
+        """§6 step 2: is ``action`` at time ``t`` forbidden, on the history before it?"""
+        policy = self.policy
+        s = self.state
+        forbidders: list[WhileRule] = []
+        permitted = False
+        for rule in policy.while_rules:
+            if action in rule.forbids or action in rule.permits:
+                if rule.cond(s, None, t):
+                    if action in rule.forbids:
+                        forbidders.append(rule)
+                    else:
+                        permitted = True
+        if forbidders:
+            names = tuple(r.name for r in forbidders)
+            severity = max((r.severity for r in forbidders), key=LEVEL_RANK.__getitem__)
+            message = next((r.message for r in forbidders if r.message), None) or (
+                f"`{action}` was taken while rule `{names[0]}` forbade it"
+            )
+            return Violation("forbidden_action", names[0], names, action, None, severity, message)
+        if not permitted and action in policy.default_forbid:
+            message = f"`{action}` is forbidden by default and no rule permitted it at that moment"
+            return Violation("forbidden_action", "default", ("default",), action, None, policy.default_forbid[action], message)
+        return None
+
+    def _create(self, spec: RequireSpec, t: int) -> Obligation:
+        n = self.next_n
+        self.next_n += 1
+        due = t + spec.within if spec.within is not None else None
+        return Obligation(f"{self.conversation}#{n}", n, spec, t, due)
+
+    def close(self, as_of: int | None) -> tuple[list[Violation], list[Obligation]]:
+        """At the end of the input: obligations overdue at ``as_of`` become violations; the rest stay open."""
+        if as_of is None:
+            return [], list(self.pending)
+        missed = sorted((ob for ob in self.pending if ob.due is not None and ob.due < as_of), key=lambda ob: (ob.due, ob.n))
+        gone = {id(ob) for ob in missed}
+        return [missed_violation(ob) for ob in missed], [ob for ob in self.pending if id(ob) not in gone]
+
+    # -- snapshots
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-serialisable copy of this state; :meth:`resume` restores it after a restart."""
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "policy_sha256": self.policy.sha256,
+            "conversation": self.conversation,
+            "state": [list(v) if isinstance(v, deque) else v for v in self.state],
+            "active": [self.policy.while_rules[k].name for k in self.active],
+            "pending": [[ob.n, ob.spec.index, ob.created_at, ob.due] for ob in self.pending],
+            "next_n": self.next_n,
+            "last_time": self.last_time,
+        }
+
+    @classmethod
+    def resume(cls, policy: CompiledPolicy, snap: Any) -> Interaction:
+        """Rebuild an interaction from :meth:`snapshot` output; SnapshotError when it does not fit."""
+        if not isinstance(snap, dict) or snap.get("format") != SNAPSHOT_FORMAT:
+            raise SnapshotError(f"this is not an {SNAPSHOT_FORMAT} snapshot")
+        if snap.get("policy_sha256") != policy.sha256:
+            raise SnapshotError("the snapshot was taken under another policy (its sha256 differs); replay the interaction instead")
+        try:
+            inter = cls(policy, str(snap["conversation"]))
+            state = snap["state"]
+            if len(state) != len(policy.ops):
+                raise ValueError("state size")
+            inter.state = [deque(v) if op.kind == "wcount" else v for op, v in zip(policy.ops, state, strict=True)]
+            names = {r.name: k for k, r in enumerate(policy.while_rules)}
+            inter.active = tuple(sorted(names[n] for n in snap["active"]))
+            inter.pending = [
+                Obligation(f"{inter.conversation}#{n}", int(n), policy.requires[int(spec)], int(created), None if due is None else int(due))
+                for n, spec, created, due in snap["pending"]
+            ]
+            inter.next_n = int(snap["next_n"])
+            inter.last_time = None if snap["last_time"] is None else int(snap["last_time"])
+        except (KeyError, ValueError, TypeError, IndexError) as err:
+            raise SnapshotError(f"the snapshot is damaged ({err})") from None
+        return inter

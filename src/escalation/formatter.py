@@ -1,0 +1,359 @@
+"""The canonical layout of a policy, with the author's comments kept where they were.
+
+:func:`format_source` parses, prints, then re-parses its own output and refuses
+to return text whose tree or comments differ from the input's: a formatter that
+silently changes a policy's meaning is worse than none.
+
+The layout, in short: the header, a blank line, then the items; ``rule`` and
+``test`` blocks indented by two spaces with one construct per line and one blank
+line around each block; between one-line items a single blank line where the
+author left one or more; single spaces around operators; strings re-encoded as
+JSON; durations and parentheses as written. Own-line comments stay before the
+construct that followed them; end-of-line comments stay at the end of the line
+that holds the last token of their source line.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+import attrs
+
+from . import ast, parser
+from .errors import EscalationError, PolicyError
+
+__all__ = ["FormatError", "format_expr", "format_policy", "format_source"]
+
+_INDENT = "  "
+
+
+class FormatError(EscalationError):
+    """The formatter's output does not say what its input said; raised instead of returning it."""
+
+
+# ---------------------------------------------------------------- expressions
+
+# Binding strength, loosest first, as in the grammar: or, and, not, comparison and `in`, `+ -`, atoms.
+_OR, _AND, _NOT, _CMP, _SUM, _ATOM = range(1, 7)
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _precedence(expr: ast.Expr) -> int:
+    if isinstance(expr, ast.BoolOp):
+        return _OR if expr.op == "or" else _AND
+    if isinstance(expr, ast.Not):
+        return _NOT
+    if isinstance(expr, (ast.Compare, ast.In)):
+        return _CMP
+    if isinstance(expr, ast.Arith):
+        return _SUM
+    return _ATOM
+
+
+def _operand(expr: ast.Expr, minimum: int) -> str:
+    """``expr`` printed as an operand that must bind at least as tightly as ``minimum``.
+
+    Parsed trees already hold a :class:`ast.Group` wherever one is needed; the
+    parentheses added here only keep hand-built trees from printing as something else.
+    """
+    text = format_expr(expr)
+    return f"({text})" if _precedence(expr) < minimum else text
+
+
+def _string(value: str) -> str:
+    """A string literal as JSON, except that lone surrogates (not storable as UTF-8) stay escaped."""
+    text = json.dumps(value, ensure_ascii=False)
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def format_expr(expr: ast.Expr) -> str:
+    """One expression on one line, in canonical spacing (also used to show conditions in messages)."""
+    if isinstance(expr, ast.IntLit):
+        return str(expr.value)
+    if isinstance(expr, ast.DurationLit):
+        return expr.text
+    if isinstance(expr, ast.StringLit):
+        return _string(expr.value)
+    if isinstance(expr, ast.BoolLit):
+        return "true" if expr.value else "false"
+    if isinstance(expr, ast.NameRef):
+        return expr.name
+    if isinstance(expr, ast.Group):
+        return f"({format_expr(expr.expr)})"
+    if isinstance(expr, ast.Not):
+        return f"not {_operand(expr.operand, _NOT)}"
+    if isinstance(expr, ast.BoolOp):
+        level = _precedence(expr)
+        return f"{_operand(expr.left, level)} {expr.op} {_operand(expr.right, level + 1)}"
+    if isinstance(expr, ast.Compare):
+        return f"{_operand(expr.left, _SUM)} {expr.op} {_operand(expr.right, _SUM)}"
+    if isinstance(expr, ast.Arith):
+        return f"{_operand(expr.left, _SUM)} {expr.op} {_operand(expr.right, _ATOM)}"
+    if isinstance(expr, ast.In):
+        members = ", ".join(format_expr(m) for m in expr.members)
+        return f"{_operand(expr.left, _SUM)} in {{{members}}}"
+    if isinstance(expr, ast.Count):
+        text = f"count {_pattern(expr.pattern)}"
+        if expr.since is not None:
+            text += f" since {_pattern(expr.since)}"
+        if expr.window is not None:
+            text += f" within {expr.window.text}"
+        return text
+    if isinstance(expr, ast.Seen):
+        text = f"seen {_pattern(expr.pattern)}"
+        if expr.since is not None:
+            text += f" since {_pattern(expr.since)}"
+        return text
+    if isinstance(expr, ast.Last):
+        text = f"last {expr.attr.text} of {_pattern(expr.pattern)}"
+        if expr.default is not None:
+            text += f" else {format_expr(expr.default)}"
+        return text
+    if isinstance(expr, ast.TimeSince):
+        return f"time since {_pattern(expr.pattern)}"
+    raise TypeError(f"not an expression node: {type(expr).__name__}")  # pragma: no cover - the union is closed
+
+
+def _pattern(pattern: ast.Pattern) -> str:
+    if pattern.cond is None:
+        return pattern.event.text
+    return f"{pattern.event.text}[{format_expr(pattern.cond)}]"
+
+
+# ---------------------------------------------------------------- one line per construct
+
+
+def _type(type_ref: ast.TypeRef) -> str:
+    if type_ref.base == "enum":
+        return " | ".join(m.text for m in type_ref.members)
+    return type_ref.base
+
+
+def _field(field: ast.FieldDecl) -> str:
+    text = f"{field.name.text}: {_type(field.type)}"
+    if field.default is not None:
+        text += f" = {format_expr(field.default)}"
+    return text
+
+
+def _one_line_item(item: ast.Let | ast.Default | ast.Decl) -> str:
+    if isinstance(item, ast.Let):
+        return f"let {item.name.text} = {format_expr(item.expr)}"
+    if isinstance(item, ast.Default):
+        text = f"default {item.effect} {item.action.text}"
+        if item.severity is not None:
+            text += f" severity {item.severity.text}"
+        return text
+    if not item.fields:
+        return f"{item.kind} {item.name.text}"
+    return f"{item.kind} {item.name.text} {{ {', '.join(_field(f) for f in item.fields)} }}"
+
+
+def _trigger(trigger: ast.Trigger) -> str:
+    if isinstance(trigger, ast.While):
+        return f"while {format_expr(trigger.cond)}"
+    text = f"on {_pattern(trigger.pattern)}"
+    if trigger.cond is not None:
+        text += f" if {format_expr(trigger.cond)}"
+    return text
+
+
+def _effect(effect: ast.Effect) -> str:
+    if isinstance(effect, ast.Permission):
+        return f"{effect.effect} {effect.action.text}"
+    text = "require " + " or ".join(_pattern(p) for p in effect.patterns)
+    if effect.within is not None:
+        text += f" within {effect.within.text}"
+    if effect.before is not None:
+        text += f" before {effect.before.text}"
+    return text
+
+
+def _note(note: ast.Note) -> str:
+    if isinstance(note, ast.Because):
+        return f"because {_string(note.text.value)}"
+    return f"severity {note.level.text}"
+
+
+def _step(step: ast.Step) -> str:
+    if isinstance(step, ast.EventStep):
+        text = f"at {step.at.text} " if step.at is not None else ""
+        text += step.event.text
+        return text + "".join(f" {arg.name.text}={format_expr(arg.value)}" for arg in step.args)
+    if isinstance(step, ast.ExpectPermission):
+        return f"expect {'permitted' if step.permitted else 'forbidden'} {step.action.text}"
+    if isinstance(step, ast.ExpectObligation):
+        due = f" due {step.due.text}" if step.due is not None else ""
+        return f"expect obligation {step.action.text}{due}"
+    if isinstance(step, ast.ExpectViolation):
+        rule = f" {step.rule.text}" if step.rule is not None else ""
+        return f"expect violation {step.kind}{rule}"
+    if isinstance(step, ast.ExpectNoViolations):
+        return "expect no violations"
+    return f"expect fired {step.rule.text}"
+
+
+# ---------------------------------------------------------------- layout with comments
+
+
+@attrs.define
+class _Line:
+    """One output line and the source lines its construct came from (where its comments attach)."""
+
+    depth: int
+    text: str
+    first: int  # first source line of the construct
+    last: int  # last source line of the construct
+    before: list[ast.Comment] = attrs.Factory(list)  # own-line comments placed just above
+    trailing: list[ast.Comment] = attrs.Factory(list)  # end-of-line comments; at most one stays trailing
+
+
+@attrs.define
+class _Unit:
+    """The header, or one item: the top-level pieces that blank lines separate."""
+
+    lines: list[_Line]
+    block: bool  # a `rule` or `test` block: one blank line around it, always
+
+
+def _line(depth: int, text: str, span_first: int, span_last: int) -> _Line:
+    return _Line(depth, text, span_first, max(span_first, span_last))
+
+
+def _units(policy: ast.Policy) -> list[_Unit]:
+    """The policy as output lines grouped by item, each line tagged with its source lines."""
+    header = f"policy {_string(policy.name.value)}"
+    header_end = policy.name.span.end_line
+    if policy.version is not None:
+        header += f" version {_string(policy.version.value)}"
+        header_end = policy.version.span.end_line
+    units = [_Unit([_line(0, header, policy.span.line, header_end)], block=False)]
+    for item in policy.items:
+        span = item.span
+        if isinstance(item, ast.Rule):
+            lines = [_line(0, f"rule {item.name.text} {{", span.line, item.name.span.end_line)]
+            body: list[tuple[str, ast.Trigger | ast.Effect | ast.Note]] = [(_trigger(item.trigger), item.trigger)]
+            body += [(_effect(e), e) for e in item.effects]
+            body += [(_note(n), n) for n in item.notes]
+            lines += [_line(1, text, node.span.line, node.span.end_line) for text, node in body]
+            lines.append(_line(0, "}", span.end_line, span.end_line))
+            units.append(_Unit(lines, block=True))
+        elif isinstance(item, ast.Test):
+            lines = [_line(0, f"test {_string(item.name.value)} {{", span.line, item.name.span.end_line)]
+            lines += [_line(1, _step(s), s.span.line, s.span.end_line) for s in item.steps]
+            lines.append(_line(0, "}", span.end_line, span.end_line))
+            units.append(_Unit(lines, block=True))
+        else:
+            units.append(_Unit([_line(0, _one_line_item(item), span.line, span.end_line)], block=False))
+    return units
+
+
+def _place_comments(lines: list[_Line], comments: Sequence[ast.Comment]) -> list[ast.Comment]:
+    """Attach each comment to an output line; returns those that follow the last construct.
+
+    An own-line comment goes above the first construct that ends after it (the one
+    that followed it, or the one it sits inside). An end-of-line comment goes on the
+    last construct that starts on or before its line, which is the one holding that
+    line's last token. A line keeps one end-of-line comment; any others move above it.
+    """
+    firsts = [line.first for line in lines]
+    lasts = [line.last for line in lines]
+    at_end: list[ast.Comment] = []
+    for comment in sorted(comments, key=lambda c: (c.line, c.column)):
+        if comment.own_line:
+            index = bisect.bisect_right(lasts, comment.line)
+            if index == len(lines):
+                at_end.append(comment)
+            else:
+                lines[index].before.append(comment)
+        else:
+            index = max(0, bisect.bisect_right(firsts, comment.line) - 1)
+            lines[index].trailing.append(comment)
+    for line in lines:
+        if len(line.trailing) > 1:
+            line.before.extend(line.trailing[:-1])
+            line.before.sort(key=lambda c: (c.line, c.column))
+            del line.trailing[:-1]
+    return at_end
+
+
+def _render(units: list[_Unit], at_end: list[ast.Comment]) -> str:
+    """Join the lines, placing blank lines: around blocks always, elsewhere where the author had any."""
+    out: list[str] = []
+    # The previous top-level entry: (last source line, its unit, whether that unit is a block).
+    previous: tuple[int, int, bool] | None = None
+
+    def top_level(first: int, last: int, unit: int, block: bool) -> None:
+        nonlocal previous
+        if previous is not None:
+            prev_last, prev_unit, prev_block = previous
+            if prev_unit == 0 and unit != 0:
+                blank = True  # the header is always followed by one blank line
+            elif prev_unit != unit and (prev_block or block):
+                blank = True
+            else:
+                blank = first - prev_last > 1
+            if blank:
+                out.append("")
+        previous = (last, unit, block)
+
+    for number, unit in enumerate(units):
+        for position, line in enumerate(unit.lines):
+            indent = _INDENT * line.depth
+            if position == 0:
+                for comment in line.before:
+                    where = min(comment.line, line.first)
+                    top_level(where, where, number, unit.block)
+                    out.append(comment.text.rstrip())
+                top_level(line.first, unit.lines[-1].last, number, unit.block)
+            else:
+                # Comments above a closing brace belong to the block's body.
+                comment_indent = _INDENT * max(line.depth, 1)
+                out.extend(comment_indent + comment.text.rstrip() for comment in line.before)
+            text = indent + line.text
+            if line.trailing:
+                text += "  " + line.trailing[0].text.rstrip()
+            out.append(text)
+    for comment in at_end:
+        top_level(comment.line, comment.line, len(units), False)
+        out.append(comment.text.rstrip())
+    return "\n".join(out) + "\n"
+
+
+def format_policy(policy: ast.Policy, comments: list[ast.Comment]) -> str:
+    """The canonical text of ``policy``, with ``comments`` (from :func:`parser.extract_comments`) kept in place.
+
+    Comment placement and blank lines follow the spans on the nodes; a tree built
+    by hand (spans all at line 1) formats without blank lines between one-line items.
+    """
+    units = _units(policy)
+    at_end = _place_comments([line for unit in units for line in unit.lines], comments)
+    return _render(units, at_end)
+
+
+def format_source(text: str, path: str = "<policy>") -> str:
+    """Format policy source, refusing (with :class:`FormatError`) output that parses differently.
+
+    Syntax errors in ``text`` propagate as :class:`PolicyError`.
+    """
+    policy = parser.parse(text, path)
+    comments = parser.extract_comments(text)
+    formatted = format_policy(policy, comments)
+    refusal = "the formatter refused its own output (a formatter bug, please report it)"
+    try:
+        again = parser.parse(formatted, path)
+    except PolicyError as err:
+        raise FormatError(f"formatting {path} would produce text that no longer parses ({err}); {refusal}") from None
+    if again != policy:
+        raise FormatError(f"formatting {path} would change what the policy says; {refusal}")
+    before = Counter(c.text.rstrip() for c in comments)
+    after = Counter(c.text for c in parser.extract_comments(formatted))
+    if before != after:
+        lost = sorted((before - after).elements()) or sorted((after - before).elements())
+        raise FormatError(f"formatting {path} would lose or change the comment `{lost[0]}`; {refusal}")
+    return formatted

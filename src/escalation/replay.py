@@ -1,0 +1,214 @@
+"""Event files -> audit records: the serial replay (interfaces.md §1–2)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from . import __version__
+from .compiler import CompiledPolicy
+from .errors import EscalationError, EventError
+from .evaluator import Decision, Interaction
+from .events import Line, decode_line, iter_lines, validate
+from .timefmt import format_time
+
+ENGINE = f"escalation {__version__}"
+
+
+class InputError(EscalationError):
+    """An input file cannot be read."""
+
+
+class StrictStop(EscalationError):
+    """`--strict`: the first rejected record stops the replay."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: rejected: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+@attrs.define
+class Input:
+    """One input as given on the command line, spooled if it is standard input."""
+
+    path: str
+    file: Path
+    sha256: str
+
+
+def open_inputs(paths: list[str], spool_dir: str | None = None) -> list[Input]:
+    """Digest every input first (the header needs them); standard input is spooled to a file."""
+    out = []
+    for path in paths:
+        try:
+            if path == "-":
+                spool = tempfile.NamedTemporaryFile(prefix="escalation-stdin-", suffix=".jsonl", dir=spool_dir, delete=False)  # noqa: SIM115
+                with spool:
+                    shutil.copyfileobj(sys.stdin.buffer, spool)
+                file = Path(spool.name)
+            else:
+                file = Path(path)
+            digest = hashlib.sha256()
+            with file.open("rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):  # type: ignore[misc]
+                    digest.update(block)
+        except OSError as err:
+            raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+        out.append(Input(path, file, digest.hexdigest()))
+    return out
+
+
+def decision_record(line: Line, conversation: str, raw: dict[str, Any], d: Decision) -> dict[str, Any]:
+    return {
+        "kind": "decision",
+        "seq": line.seq,
+        "source": line.source,
+        "conversation": conversation,
+        "time": format_time(d.time),
+        "type": d.type,
+        "event": raw,
+        "violations": [v.to_json() for v in d.violations],
+        "fulfilled": list(d.fulfilled),
+        "created": [ob.to_json() for ob in d.created],
+        "fired": list(d.fired),
+        "active": list(d.active),
+        "permitted": list(d.permitted_actions),
+        "forbidden": list(d.forbidden_actions),
+    }
+
+
+def header_record(policy: CompiledPolicy, inputs: list[Input], as_of: int | None) -> dict[str, Any]:
+    return {
+        "kind": "header",
+        "format": "escalation-audit/1",
+        "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
+        "engine": ENGINE,
+        "inputs": [{"path": i.path, "sha256": i.sha256} for i in inputs],
+        "as_of": format_time(as_of) if as_of is not None else None,
+    }
+
+
+@attrs.define
+class Stats:
+    records: int = 0
+    events: int = 0
+    rejected: int = 0
+    violations: int = 0
+    by_kind: dict[str, int] = attrs.field(factory=lambda: {"forbidden_action": 0, "missed_deadline": 0, "unfulfilled": 0})
+    by_rule: dict[str, int] = attrs.field(factory=dict)
+    open_obligations: int = 0
+    conversations: int = 0
+
+    def count(self, violations: list[dict[str, Any]]) -> None:
+        for v in violations:
+            self.violations += 1
+            self.by_kind[v["kind"]] += 1
+            self.by_rule[v["rule"]] = self.by_rule.get(v["rule"], 0) + 1
+
+
+class Replayer:
+    """Feeds records to per-conversation state and yields audit records (without prev/hash)."""
+
+    def __init__(self, policy: CompiledPolicy, as_of: int | None = None, strict: bool = False) -> None:
+        self.policy = policy
+        self.as_of = as_of
+        self.strict = strict
+        self.conversations: dict[str, Interaction] = {}
+        self.stats = Stats()
+
+    def record(self, line: Line) -> dict[str, Any]:
+        """One input line -> its decision or rejected record."""
+        self.stats.records += 1
+        try:
+            obj = decode_line(line.data)
+            event = validate(obj, self.policy.vocabulary)
+            inter = self.conversations.get(event.conversation)
+            if inter is not None and inter.last_time is not None and event.time < inter.last_time:
+                raise EventError(
+                    f"`time` {format_time(event.time)} is earlier than the previous event of conversation {event.conversation!r} ({format_time(inter.last_time)})"
+                )
+        except EventError as err:
+            reason = str(err)
+            if self.strict:
+                raise StrictStop(line.source, reason) from None
+            self.stats.rejected += 1
+            return {"kind": "rejected", "seq": line.seq, "source": line.source, "reason": reason, "raw": line.data.decode("utf-8", errors="replace")}
+        if inter is None:
+            inter = Interaction(self.policy, event.conversation)
+            self.conversations[event.conversation] = inter
+        decision = inter.feed(event)
+        self.stats.events += 1
+        record = decision_record(line, event.conversation, obj, decision)
+        self.stats.count(record["violations"])
+        return record
+
+    def closes(self) -> Iterator[dict[str, Any]]:
+        for conversation, inter in self.conversations.items():
+            violations, still_open = inter.close(self.as_of)
+            if not violations and not still_open:
+                continue
+            record = {
+                "kind": "close",
+                "conversation": conversation,
+                "as_of": format_time(self.as_of) if self.as_of is not None else None,
+                "violations": [v.to_json() for v in violations],
+                "open": [ob.to_json() for ob in still_open],
+            }
+            self.stats.count(record["violations"])
+            self.stats.open_obligations += len(still_open)
+            yield record
+
+    def summary(self) -> dict[str, Any]:
+        st = self.stats
+        st.conversations = len(self.conversations)
+        return {
+            "kind": "summary",
+            "records": st.records,
+            "events": st.events,
+            "rejected": st.rejected,
+            "conversations": st.conversations,
+            "violations": st.violations,
+            "by_kind": dict(st.by_kind),
+            "open_obligations": st.open_obligations,
+        }
+
+
+def replay_records(
+    policy: CompiledPolicy,
+    inputs: list[Input],
+    as_of: int | None = None,
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+    replayer: Replayer | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Every audit record of a replay, in order: header, one per input record, closes, summary."""
+    r = replayer or Replayer(policy, as_of, strict)
+    yield header_record(policy, inputs, as_of)
+    seq = 1
+    for inp in inputs:
+        with inp.file.open("rb") as fh:
+            for line in iter_lines(inp.path, fh, seq):
+                yield r.record(line)
+                seq = line.seq + 1
+                if progress is not None:
+                    progress(len(line.data) + 1)
+    yield from r.closes()
+    yield r.summary()
+
+
+def write_log(records: Iterator[dict[str, Any]], out: IO[bytes]) -> str:
+    """Chain and write records; returns the last hash."""
+    from .audit import AuditWriter
+
+    writer = AuditWriter(out)
+    for record in records:
+        writer.write(record)
+    return writer.prev
