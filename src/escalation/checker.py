@@ -693,3 +693,17 @@ def load_checked(path: str) -> CheckedPolicy:
     if result.checked is None:
         raise PolicyError(result.diagnostics, text)
     return result.checked
+
+
+def check_tests(policy: ast.Policy, tests: tuple[ast.Test, ...], path: str) -> list[Diagnostic]:
+    """Check `test` blocks from a sibling ``NAME.test.esc`` against ``policy``; diagnostics name ``path``."""
+    c = _Checker(attrs.evolve(policy, items=tuple(i for i in policy.items if not isinstance(i, ast.Test)) + tests), path, "")
+    c.declarations()
+    c.collect_names()
+    c.let_dependencies()
+    c.let_pass()
+    c.default_pass()
+    c.diagnostics = []  # the policy's own findings are reported when it is checked
+    c.test_pass()
+    c.diagnostics.sort(key=Diagnostic.sort_key)
+    return c.diagnostics

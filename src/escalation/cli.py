@@ -8,7 +8,9 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -275,6 +277,99 @@ def verify(audit: str, policy_path: str | None, events: tuple[str, ...]) -> None
     summary = result.summary or {}
     click.echo(f"{audit}: intact ({summary.get('records')} records, {summary.get('violations')} violations)", err=True)
     sys.exit(EXIT_OK)
+
+
+@cli.command()
+@click.argument("policy")
+@click.argument("events", nargs=-1, required=True)
+@click.option("--conversation", required=True, help="The conversation to explain")
+@click.option("--seq", type=int, help="Explain only the moment the record with this seq (as in the audit log) arrived")
+@click.option("--action", help="Explain only this action")
+def explain(policy: str, events: tuple[str, ...], conversation: str, seq: int | None, action: str | None) -> None:
+    """Why each action was permitted or forbidden when the conversation's events arrived."""
+    from .events import iter_lines
+    from .explain import explain_stream
+
+    compiled = _load_policy(policy)
+    if action is not None and action not in compiled.actions:
+        click.echo(f"error: `{action}` is not an action of this policy", err=True)
+        sys.exit(EXIT_USAGE)
+    inputs = _open_inputs(events)
+    replayer = Replayer(compiled)
+    found = False
+
+    def moments() -> Iterator[tuple[Any, Any, Any]]:
+        seen_seq = 1
+        for inp in inputs:
+            with inp.file.open("rb") as fh:
+                for line in iter_lines(inp.path, fh, seen_seq):
+                    seen_seq = line.seq + 1
+                    captured: list[tuple[Any, Any, Any]] = []
+
+                    def hook(ln: Any, ev: Any, inter: Any) -> None:
+                        if ev.conversation == conversation and (seq is None or ln.seq == seq):
+                            captured.append((ln, ev, inter))
+
+                    if seq is not None and line.seq > seq:
+                        return
+                    replayer.record(line, hook)
+                    yield from captured
+
+    for text in explain_stream(compiled, moments(), seq, action):
+        found = True
+        click.echo(text)
+    for i in inputs:
+        if i.path == "-":
+            i.file.unlink(missing_ok=True)
+    if not found:
+        where = f"record {seq}" if seq is not None else "any accepted record"
+        click.echo(f"error: conversation {conversation!r} has no event at {where}", err=True)
+        sys.exit(EXIT_USAGE)
+    sys.exit(EXIT_OK)
+
+
+@cli.command("test")
+@click.argument("policies", nargs=-1, required=True)
+@click.option("-k", "pattern", help="Run only tests whose name contains PATTERN (or matches it as a glob)")
+def test_cmd(policies: tuple[str, ...], pattern: str | None) -> None:
+    """Run the `test` blocks of POLICIES and of their sibling NAME.test.esc files."""
+    from . import ast
+    from .checker import check_tests
+    from .parser import parse_tests
+    from .testing import run_tests, sibling_tests
+
+    passed = failed = 0
+    broken = False
+    for path in _policy_files(policies):
+        compiled = _load_policy(path)
+        tests: list[tuple[ast.Test, str]] = [(t, path) for t in compiled.checked.policy.tests]
+        sibling = sibling_tests(path)
+        if sibling is not None:
+            try:
+                text = read_source(str(sibling))
+                extra = parse_tests(text, str(sibling))
+            except PolicyError as err:
+                click.echo(err.render(), err=True)
+                broken = True
+                continue
+            diags = check_tests(compiled.checked.policy, extra, str(sibling))
+            if any(d.is_error for d in diags):
+                click.echo(_render(diags, text), err=True)
+                broken = True
+                continue
+            tests.extend((t, str(sibling)) for t in extra)
+        for result in run_tests(compiled, tests, pattern):
+            if result.passed:
+                passed += 1
+                click.echo(f"PASS {result.name}")
+            else:
+                failed += 1
+                click.echo(f"FAIL {result.name} ({result.path}:{result.line})")
+                for f in result.failures:
+                    click.echo(f"  {f.path}:{f.line}: expected {f.expected}")
+                    click.echo(f"  {' ' * len(f'{f.path}:{f.line}:')} found    {f.found}")
+    click.echo(f"{passed} passed, {failed} failed")
+    sys.exit(EXIT_POLICY if (failed or broken) else EXIT_OK)
 
 
 def main() -> None:

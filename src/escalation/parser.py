@@ -69,6 +69,7 @@ def lark_parser() -> Lark:
         propagate_positions=True,
         maybe_placeholders=True,
         lexer_callbacks={"NAME": _reserved_as_keyword},
+        start=["start", "test_file"],
     )
     for terminal in parser.terminals:
         if isinstance(terminal.pattern, lark.lexer.PatternStr) and terminal.pattern.value in RESERVED:
@@ -307,6 +308,9 @@ class _ToAst(Transformer[Token, ast.Policy]):
     def test(self, meta: Any, name: Token, *steps: ast.Step) -> ast.Test:
         return ast.Test(_string(name), tuple(steps), _span_of_meta(meta))
 
+    def test_file(self, meta: Any, *tests: ast.Test) -> tuple[ast.Test, ...]:
+        return tests
+
     def start(self, meta: Any, header: tuple[ast.StringLit, ast.StringLit | None], *items: ast.Item) -> ast.Policy:
         return ast.Policy(header[0], header[1], tuple(items), _span_of_meta(meta))
 
@@ -484,18 +488,33 @@ def extract_comments(text: str) -> list[ast.Comment]:
 
 def parse(text: str, path: str = "<policy>") -> ast.Policy:
     """Parse policy source; raises :class:`PolicyError` with one syntax diagnostic on failure."""
+    result = _parse(text, path, "start")
+    assert isinstance(result, ast.Policy)
+    return result
+
+
+def parse_tests(text: str, path: str = "<tests>") -> tuple[ast.Test, ...]:
+    """Parse a ``NAME.test.esc`` file: only `test` blocks."""
+    if not text.strip():
+        return ()
+    result = _parse(text, path, "test_file")
+    assert isinstance(result, tuple)
+    return result
+
+
+def _parse(text: str, path: str, start: str) -> ast.Policy | tuple[ast.Test, ...]:
     if len(text) > MAX_SOURCE_CHARS:
         raise PolicyError(
             [Diagnostic("E004", "error", f"the policy is too large ({len(text)} characters)", Span(1, 1, 1, 2), f"policies may have at most {MAX_SOURCE_CHARS} characters; split it", path)],
             text,
         )
-    if not text.strip():
+    if not text.strip() and start == "start":
         raise PolicyError(
             [Diagnostic("E001", "error", "the policy is empty", Span(1, 1, 1, 2), 'a policy starts with a header such as `policy "Name" version "1"`', path)],
             text,
         )
     try:
-        tree = lark_parser().parse(text)
+        tree = lark_parser().parse(text, start=start)
     except UnexpectedInput as err:
         raise PolicyError([_syntax_diagnostic(err, text, path)], text) from None
     deep = _too_deep(tree)

@@ -16,7 +16,7 @@ from . import __version__
 from .compiler import CompiledPolicy
 from .errors import EscalationError, EventError
 from .evaluator import Decision, Interaction
-from .events import Line, decode_line, iter_lines, validate
+from .events import Event, Line, decode_line, iter_lines, validate
 from .timefmt import format_time
 
 ENGINE = f"escalation {__version__}"
@@ -124,8 +124,8 @@ class Replayer:
         self.conversations: dict[str, Interaction] = {}
         self.stats = Stats()
 
-    def record(self, line: Line) -> dict[str, Any]:
-        """One input line -> its decision or rejected record."""
+    def record(self, line: Line, before_feed: Callable[[Line, Event, Interaction], None] | None = None) -> dict[str, Any]:
+        """One input line -> its decision or rejected record; ``before_feed`` sees the state an event meets."""
         self.stats.records += 1
         try:
             obj = decode_line(line.data)
@@ -144,6 +144,8 @@ class Replayer:
         if inter is None:
             inter = Interaction(self.policy, event.conversation)
             self.conversations[event.conversation] = inter
+        if before_feed is not None:
+            before_feed(line, event, inter)
         decision = inter.feed(event)
         self.stats.events += 1
         record = decision_record(line, event.conversation, obj, decision)

@@ -1,0 +1,152 @@
+"""Why an action was permitted or forbidden at a moment, in sentences an auditor can read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from . import ast
+from .checker import SINCE
+from .compiler import INF, CompiledPolicy, WhileRule
+from .evaluator import Interaction
+from .events import Event, Line
+from .timefmt import US, format_time
+
+
+def _text(policy: CompiledPolicy, node: Any) -> str:
+    span = node.span
+    return policy.checked.source[span.start : span.end] if span.end > span.start else "…"
+
+
+def _show(value: Any, kind: Any = None) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value == INF:
+        return "never (it has not happened)"
+    if kind in ("duration", SINCE) and isinstance(value, int):
+        return _duration(value)
+    return str(value)
+
+
+def _duration(us: int) -> str:
+    secs = us / US
+    if secs >= 3600 and secs % 3600 == 0:
+        return f"{secs / 3600:g}h"
+    if secs >= 60 and secs % 60 == 0:
+        return f"{secs / 60:g}m"
+    return f"{secs:g}s"
+
+
+def _reads(expr: ast.Expr) -> list[ast.Expr]:
+    """The names and temporal expressions a condition reads, in source order, once each."""
+    out: list[ast.Expr] = []
+    seen: set[Any] = set()
+    stack: list[Any] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.NameRef, ast.Count, ast.Seen, ast.Last, ast.TimeSince)):
+            key = node
+            if key not in seen:
+                seen.add(key)
+                out.append(node)
+            if not isinstance(node, ast.NameRef):
+                continue
+        if isinstance(node, ast.Pattern):
+            continue
+        stack.extend(reversed(ast.children(node)))
+    return sorted(out, key=lambda n: (n.span.line, n.span.column))
+
+
+def _kind_of(policy: CompiledPolicy, node: ast.Expr) -> Any:
+    if isinstance(node, ast.NameRef):
+        return policy.checked.let_types.get(node.name)
+    if isinstance(node, ast.TimeSince):
+        return SINCE
+    return None
+
+
+def condition_values(policy: CompiledPolicy, inter: Interaction, cond: ast.Expr, now: int) -> list[str]:
+    lines = []
+    for node in _reads(cond):
+        if isinstance(node, ast.NameRef):
+            if node.name not in policy.lets:
+                continue
+            value = policy.lets[node.name](inter.state, None, now)
+            let = next(item for item in policy.checked.policy.lets if item.name.text == node.name)
+            lines.append(f"{node.name} = {_show(value, _kind_of(policy, node))}   (let {node.name} = {_text(policy, let.expr)})")
+        else:
+            value = policy.compile_expr(node, None)(inter.state, None, now)
+            lines.append(f"{_text(policy, node)} = {_show(value, _kind_of(policy, node))}")
+    return lines
+
+
+def explain_action(policy: CompiledPolicy, inter: Interaction, action: str, now: int) -> list[str]:
+    """Every rule that permits or forbids ``action``, active or not, with the values its condition reads."""
+    out: list[str] = []
+    forbidders: list[WhileRule] = []
+    permitters: list[WhileRule] = []
+    details: list[str] = []
+    for rule in policy.while_rules:
+        if action not in rule.permits and action not in rule.forbids:
+            continue
+        holds = bool(rule.cond(inter.state, None, now))
+        effect = "forbids" if action in rule.forbids else "permits"
+        if holds:
+            (forbidders if effect == "forbids" else permitters).append(rule)
+        ast_rule = next(r for r in policy.checked.policy.rules if r.name.text == rule.name)
+        assert isinstance(ast_rule.trigger, ast.While)
+        state = "its condition holds, so it is active" if holds else "its condition does not hold, so it has no effect now"
+        details.append(f"  - rule {rule.name} {effect} {action}; {state}:")
+        details.append(f"      while {_text(policy, ast_rule.trigger.cond)}")
+        details.extend(f"      {line}" for line in condition_values(policy, inter, ast_rule.trigger.cond, now))
+        if rule.message:
+            details.append(f'      because "{rule.message}"')
+    default = policy.default_forbid.get(action)
+    if forbidders:
+        verdict = "FORBIDDEN"
+        reason = "rule " + ", ".join(r.name for r in forbidders) + " forbade it" + (" (a forbid overrides a permit)" if permitters else "")
+    elif permitters:
+        verdict = "PERMITTED"
+        reason = "rule " + ", ".join(r.name for r in permitters) + " permitted it"
+    elif default is not None:
+        verdict = "FORBIDDEN"
+        reason = f"no rule permitted it, and its default is `forbid` (severity {default})"
+    else:
+        verdict = "PERMITTED"
+        reason = "no rule forbade it, and actions are permitted unless a `default forbid` says otherwise"
+    out.append(f"{action} was {verdict.lower()} ({verdict}): {reason}.")
+    if details:
+        out.append("  Rules that mention it:")
+        out.extend(details)
+    else:
+        out.append("  No rule mentions it.")
+    if default is not None:
+        out.append(f"  Default: forbid, severity {default}; it applies only when no active rule permits or forbids the action.")
+    return out
+
+
+def explain_stream(
+    policy: CompiledPolicy,
+    lines: Iterator[tuple[Line, Event | None, Interaction | None]],
+    seq: int | None,
+    action: str | None,
+) -> Iterator[str]:
+    """Text blocks for each event of the conversation (or the one at ``seq``)."""
+    for line, event, inter in lines:
+        if event is None or inter is None:
+            continue
+        if seq is not None and line.seq != seq:
+            continue
+        now = event.time
+        yield f"seq {line.seq} ({line.source}), {format_time(now)}: {event.type} arrives in conversation {event.conversation!r}."
+        yield "Judged on the history before this event, at its time:"
+        actions = [action] if action else list(policy.actions)
+        for name in actions:
+            yield from ("  " + text for text in explain_action(policy, inter, name, now))
+        if policy.vocabulary[event.type].is_action and (action is None or action == event.type):
+            violation = inter._judge(event.type, now)
+            if violation is None:
+                yield f"  This event is the action {event.type} itself: it was permitted, so it is no violation."
+            else:
+                yield f"  This event is the action {event.type} itself: it was a forbidden_action violation (rule {', '.join(violation.rules)}, severity {violation.severity}): {violation.message}"
+        yield ""
