@@ -15,7 +15,7 @@ from .errors import NO_SPAN, Span
 
 
 def _span() -> Span:
-    return attrs.field(default=NO_SPAN, eq=False, repr=False)  # type: ignore[no-any-return]
+    return attrs.field(default=NO_SPAN, eq=False, repr=False)
 
 
 @attrs.frozen(slots=True)
@@ -385,7 +385,7 @@ class Policy:
 def children(node: object) -> list[object]:
     """The child nodes of ``node`` in source order (for generic walks)."""
     out: list[object] = []
-    for f in attrs.fields(type(node)):  # type: ignore[misc]
+    for f in attrs.fields(type(node)):  # type: ignore[arg-type]
         if f.name == "span":
             continue
         value = getattr(node, f.name)

@@ -15,10 +15,10 @@ from typing import Any
 import click
 
 from . import __version__
-from .checker import check_source
-from .errors import Diagnostic, EscalationError, PolicyError
 from .audit import verify_stream
+from .checker import check_source
 from .compiler import CompiledPolicy, load_compiled
+from .errors import Diagnostic, EscalationError, PolicyError
 from .parser import read_source
 from .replay import ENGINE, Input, InputError, Replayer, StrictStop, open_inputs, replay_records, write_log
 from .timefmt import TimeError, parse_time
@@ -306,7 +306,7 @@ def explain(policy: str, events: tuple[str, ...], conversation: str, seq: int | 
                     seen_seq = line.seq + 1
                     captured: list[tuple[Any, Any, Any]] = []
 
-                    def hook(ln: Any, ev: Any, inter: Any) -> None:
+                    def hook(ln: Any, ev: Any, inter: Any, captured: list[tuple[Any, Any, Any]] = captured) -> None:
                         if ev.conversation == conversation and (seq is None or ln.seq == seq):
                             captured.append((ln, ev, inter))
 

@@ -171,7 +171,7 @@ class _Compiler:
             self.let_fns[name] = fn
         return fn
 
-    def expr(self, e: ast.Expr, scope: EventType | None) -> Fn:  # noqa: C901 - one case per node type
+    def expr(self, e: ast.Expr, scope: EventType | None) -> Fn:
         if isinstance(e, ast.IntLit | ast.StringLit | ast.BoolLit):
             value: Any = e.value
             return lambda s, a, now: value
@@ -214,12 +214,11 @@ class _Compiler:
             return lambda s, a, now: left(s, a, now) in constant
         if isinstance(e, ast.Count | ast.Seen):
             window = e.window.seconds * US if isinstance(e, ast.Count) and e.window is not None else None
-            key = ("count", e.pattern, e.since, window)
+            key: tuple[Any, ...] = ("count", e.pattern, e.since, window)
             kind = "wcount" if window is not None else "count"
             i = self.op(key, lambda: Op(kind, self.pattern(e.pattern), self.pattern(e.since) if e.since else None, window or 0, source=e))
-            if isinstance(e, ast.Seen):
-                if window is None:
-                    return lambda s, a, now: s[i] > 0
+            if isinstance(e, ast.Seen) and window is None:
+                return lambda s, a, now: s[i] > 0
             if window is not None:
                 return lambda s, a, now: _window_count(s[i], now - window)
             return lambda s, a, now: s[i]
@@ -240,7 +239,7 @@ class _Compiler:
 
     # -- policy
     def requires(self, rule: ast.Rule) -> tuple[RequireSpec, ...]:
-        out = []
+        out: list[RequireSpec] = []
         for effect in rule.effects:
             if isinstance(effect, ast.Require):
                 out.append(

@@ -256,12 +256,11 @@ class Interaction:
         forbidders: list[WhileRule] = []
         permitted = False
         for rule in policy.while_rules:
-            if action in rule.forbids or action in rule.permits:
-                if rule.cond(s, None, t):
-                    if action in rule.forbids:
-                        forbidders.append(rule)
-                    else:
-                        permitted = True
+            if (action in rule.forbids or action in rule.permits) and rule.cond(s, None, t):
+                if action in rule.forbids:
+                    forbidders.append(rule)
+                else:
+                    permitted = True
         if forbidders:
             names = tuple(r.name for r in forbidders)
             severity = max((r.severity for r in forbidders), key=LEVEL_RANK.__getitem__)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-import attrs
+from attrs import define, field, frozen
 
 from .checker import did_you_mean
 from .errors import EventError
@@ -20,7 +20,7 @@ MAX_JSON_DEPTH = 64
 MAX_LINE_BYTES = 1_000_000
 
 
-@attrs.define(slots=True)
+@define(slots=True)
 class Event:
     """A validated event: ``time`` in microseconds, ``attrs`` with every declared field (defaults filled)."""
 
@@ -28,7 +28,7 @@ class Event:
     time: int
     type: str
     attrs: dict[str, Any]
-    raw: dict[str, Any] = attrs.field(factory=dict)
+    raw: dict[str, Any] = field(factory=dict)
 
 
 class _Duplicate(ValueError):
@@ -137,9 +137,9 @@ def _show(value: Any) -> str:
 
 def convert_attribute(event: EventType, name: str, value: Any) -> Any:
     """A JSON attribute value -> the evaluator's value for that field, or EventError."""
-    field = event.field(name)
-    assert field is not None
-    t = field.type
+    spec = event.field(name)
+    assert spec is not None
+    t = spec.type
     if isinstance(t, EnumType):
         if isinstance(value, str) and value in t.members:
             return value
@@ -191,18 +191,18 @@ def validate(obj: dict[str, Any], vocabulary: dict[str, EventType]) -> Event:
         extra = f" (did you mean `{guess}`?)" if guess else ""
         raise EventError(f"`{etype}` is not an event or action of this policy{extra}")
     values: dict[str, Any] = {}
-    for field in et.fields:
-        if field.name in obj:
-            values[field.name] = convert_attribute(et, field.name, obj[field.name])
-        elif field.has_default:
-            default = field.default
-            values[field.name] = default * US if field.type == DURATION and isinstance(default, int) else default
+    for spec in et.fields:
+        if spec.name in obj:
+            values[spec.name] = convert_attribute(et, spec.name, obj[spec.name])
+        elif spec.has_default:
+            default = spec.default
+            values[spec.name] = default * US if spec.type == DURATION and isinstance(default, int) else default
         else:
-            raise EventError(f"`{etype}` needs the attribute `{field.name}`")
+            raise EventError(f"`{etype}` needs the attribute `{spec.name}`")
     return Event(conversation, when, etype, values, obj)
 
 
-@attrs.frozen(slots=True)
+@frozen(slots=True)
 class Line:
     """One non-blank input line: its position and bytes (one trailing CR removed)."""
 

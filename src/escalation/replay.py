@@ -164,7 +164,7 @@ class Replayer:
                 "violations": [v.to_json() for v in violations],
                 "open": [ob.to_json() for ob in still_open],
             }
-            self.stats.count(record["violations"])
+            self.stats.count(record["violations"])  # type: ignore[arg-type]
             self.stats.open_obligations += len(still_open)
             yield record
 

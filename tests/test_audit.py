@@ -1,0 +1,66 @@
+"""The audit log: canonical lines, the hash chain, and what verify catches."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+from escalation.audit import GENESIS, AuditWriter, canonical, verify_stream
+from escalation.replay import ENGINE
+
+
+def _log(records: list[dict[str, object]]) -> bytes:
+    buf = io.BytesIO()
+    AuditWriter(buf).write_all(records)
+    return buf.getvalue()
+
+
+def _sample() -> bytes:
+    return _log(
+        [
+            {"kind": "header", "format": "escalation-audit/1", "engine": ENGINE, "as_of": None},
+            {"kind": "rejected", "seq": 1, "source": "-:1", "reason": "x", "raw": "é"},
+            {
+                "kind": "summary",
+                "records": 1,
+                "events": 0,
+                "rejected": 1,
+                "conversations": 0,
+                "violations": 0,
+                "by_kind": {"forbidden_action": 0, "missed_deadline": 0, "unfulfilled": 0},
+                "open_obligations": 0,
+            },
+        ]
+    )
+
+
+def test_each_line_is_canonical_and_chained() -> None:
+    lines = _sample().splitlines()
+    prev = GENESIS
+    for line in lines:
+        record = json.loads(line)
+        assert record["prev"] == prev
+        body = {k: v for k, v in record.items() if k != "hash"}
+        assert record["hash"] == hashlib.sha256(canonical(body)).hexdigest()
+        assert canonical(record) == line
+        prev = record["hash"]
+    assert "é".encode() in lines[1]  # non-ASCII written as itself
+
+
+def test_verify_accepts_an_intact_log() -> None:
+    assert verify_stream(io.BytesIO(_sample()), ENGINE).ok
+
+
+def test_verify_names_the_first_bad_line() -> None:
+    lines = _sample().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"x"', b'"y"')
+    result = verify_stream(io.BytesIO(b"".join(lines)), ENGINE)
+    assert not result.ok and result.line == 2
+
+
+def test_verify_rejects_truncation_and_another_engine() -> None:
+    data = _sample()
+    assert not verify_stream(io.BytesIO(data.rsplit(b"\n", 2)[0] + b"\n"), ENGINE).ok
+    result = verify_stream(io.BytesIO(data), "escalation 9.9.9")
+    assert not result.ok and "verify it with that version" in result.message
