@@ -427,7 +427,15 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             span = _span_of_token(tok)
         if found_text in RESERVED and "NAME" in expected and "INT" not in expected:
             message = f"`{found_text}` is a reserved word and cannot be used as a name here"
-        return Diagnostic("E001", "error", message, span, _hint_for(expected, found_text, prev), path)
+        hint = _hint_for(expected, found_text, prev)
+        if tok.type in ("NAME", "DOTTED"):
+            keywords = [w.strip("`") for w in (_describe_terminal(e) for e in expected) if w.startswith("`") and w.strip("`").isidentifier()]
+            from .checker import did_you_mean
+
+            guess = did_you_mean(found_text, keywords)
+            if guess is not None:
+                hint = f"did you mean `{guess}`?"
+        return Diagnostic("E001", "error", message, span, hint, path)
     if isinstance(err, UnexpectedCharacters):
         pos = err.pos_in_stream or 0
         line, col = err.line, err.column
