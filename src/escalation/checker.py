@@ -240,6 +240,7 @@ class _Checker:
                         msg = f"`{nxt}` depends on itself through " + " -> ".join(f"`{c}`" for c in cycle)
                     self.error("E015", msg, let.name.span, "a `let` cannot use its own value; count or look back with a temporal operator instead")
                     self.let_types[nxt] = None
+                    self.used_lets.update(cycle)
                 elif not state.get(nxt):
                     state[nxt] = 1
                     path.append(nxt)
@@ -298,8 +299,9 @@ class _Checker:
 
     def check_pattern(self, pattern: ast.Pattern, actions_only: bool = False, what: str = "") -> EventType | None:
         et = self.event_type(pattern.event, actions_only, what)
-        if pattern.cond is not None:
-            scope = _Scope(et if et is not None else EventType("?", False))
+        known = self.vocabulary.get(pattern.event.text)
+        if pattern.cond is not None and known is not None:  # an unknown event's brackets would only add noise
+            scope = _Scope(known)
             t = self.infer(pattern.cond, scope, BOOL)
             if t is not None and t != BOOL:
                 self.error("E014", f"a pattern's condition must be true or false, not {_show(t)}", pattern.cond.span)
@@ -392,9 +394,13 @@ class _Checker:
         if isinstance(expr, ast.Compare):
             if self._unresolved_bare(expr.left, scope) and not self._unresolved_bare(expr.right, scope):
                 rt = self.infer(expr.right, scope, None)
+                if rt is None:  # already reported; the bare name cannot be judged
+                    return BOOL
                 lt = self.infer(expr.left, scope, rt)
             else:
                 lt = self.infer(expr.left, scope, None)
+                if lt is None and self._unresolved_bare(expr.right, scope):
+                    return BOOL
                 rt = self.infer(expr.right, scope, lt)
             if lt is None or rt is None:
                 return BOOL
@@ -436,12 +442,7 @@ class _Checker:
                 return None
             f = et.field(expr.attr.text)
             if f is None:
-                self.error(
-                    "E012",
-                    f"`{et.name}` has no attribute `{expr.attr.text}`",
-                    expr.attr.span,
-                    _suggest(expr.attr.text, [x.name for x in et.fields], f"`{et.name}` has " + (", ".join(f"`{x.name}`" for x in et.fields) or "no attributes")),
-                )
+                self.no_attribute(et, expr.attr)
                 return None
             if expr.default is not None:
                 dt = self.infer(expr.default, scope, f.type)
@@ -456,6 +457,10 @@ class _Checker:
                 )
             return f.type
         raise AssertionError(f"unknown expression {expr!r}")  # pragma: no cover
+
+    def no_attribute(self, et: EventType, name: ast.Name) -> None:
+        listed = ", ".join(f"`{x.name}`" for x in et.fields) or "no attributes"
+        self.error("E012", f"`{et.name}` has no attribute `{name.text}`", name.span, _suggest(name.text, [x.name for x in et.fields], f"`{et.name}` has {listed}"))
 
     def _want_bool(self, t: Type | None, expr: ast.Expr, where: str) -> None:
         if t is not None and t != BOOL:
@@ -623,12 +628,7 @@ class _Checker:
                     for arg in step.args:
                         f = et.field(arg.name.text)
                         if f is None:
-                            self.error(
-                                "E012",
-                                f"`{et.name}` has no attribute `{arg.name.text}`",
-                                arg.name.span,
-                                _suggest(arg.name.text, [x.name for x in et.fields], f"`{et.name}` has " + (", ".join(f"`{x.name}`" for x in et.fields) or "no attributes")),
-                            )
+                            self.no_attribute(et, arg.name)
                             continue
                         if arg.name.text in given:
                             self.error("E029", f"`{arg.name.text}` is given twice", arg.name.span, "give each attribute once")

@@ -225,7 +225,7 @@ class _Compiler:
         if isinstance(e, ast.Last):
             field = self.vocab[e.pattern.event.text].field(e.attr.text)
             assert field is not None
-            default: Any = _literal(e.default) if e.default is not None else field.default
+            default: Any = literal_value(e.default) if e.default is not None else field.default
             if field.type == "duration" and e.default is None and isinstance(default, int):
                 default = default * US
             key = ("last", e.attr.text, e.pattern)
@@ -312,7 +312,8 @@ class _Compiler:
         )
 
 
-def _literal(lit: ast.Literal) -> Any:
+def literal_value(lit: ast.Literal) -> Any:
+    """A literal's runtime value (durations in microseconds, enum members as strings)."""
     if isinstance(lit, ast.DurationLit):
         return lit.seconds * US
     if isinstance(lit, ast.NameRef):

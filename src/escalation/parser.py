@@ -524,6 +524,8 @@ def parse_tests(text: str, path: str = "<tests>") -> tuple[ast.Test, ...]:
 
 
 def _parse(text: str, path: str, start: str) -> ast.Policy | tuple[ast.Test, ...]:
+    if text.startswith("\ufeff"):  # a byte-order mark is not part of the policy
+        text = text[1:]
     if len(text) > MAX_SOURCE_CHARS:
         raise PolicyError(
             [Diagnostic("E004", "error", f"the policy is too large ({len(text)} characters)", Span(1, 1, 1, 2), f"policies may have at most {MAX_SOURCE_CHARS} characters; split it", path)],

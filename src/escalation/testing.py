@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from . import ast
-from .compiler import CompiledPolicy
+from .compiler import CompiledPolicy, literal_value
 from .evaluator import Decision, Interaction, Violation
 from .events import Event
 from .timefmt import US, format_time
@@ -47,17 +47,9 @@ def _offset(us: int | None) -> str:
     return f"{secs:g}s"
 
 
-def _value(lit: ast.Literal) -> Any:
-    if isinstance(lit, ast.DurationLit):
-        return lit.seconds * US
-    if isinstance(lit, ast.NameRef):
-        return lit.name
-    return lit.value
-
-
 def _event(policy: CompiledPolicy, step: ast.EventStep, time: int) -> Event:
     et = policy.vocabulary[step.event.text]
-    given = {a.name.text: _value(a.value) for a in step.args}
+    given = {a.name.text: literal_value(a.value) for a in step.args}
     attrs_: dict[str, Any] = {}
     for field in et.fields:
         if field.name in given:
