@@ -56,7 +56,7 @@ class Diagnostic:
         head = f"{self.path}:{self.span.line}:{self.span.column}: {self.severity}[{self.code}]: {self.message}"
         lines = [head]
         if source is not None:
-            text_lines = source.splitlines()
+            text_lines = source.split("\n")
             if 1 <= self.span.line <= len(text_lines):
                 text = text_lines[self.span.line - 1].replace("\t", " ")
                 start = self.span.column - 1

@@ -407,6 +407,14 @@ def _previous_token(text: str, pos: int | None) -> str | None:
         return m.group(1) if m else None
 
 
+def _lines(text: str) -> list[str]:
+    """Lines as Lark counts them: broken at LF only, a final empty one dropped."""
+    lines = [ln.rstrip("\r") for ln in text.split("\n")]
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic:
     if isinstance(err, UnexpectedToken):
         tok = err.token
@@ -419,7 +427,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             message += f" after `{prev}`"
         message += f", found {found}"
         if tok.type == "$END":
-            lines = text.splitlines() or [""]
+            lines = _lines(text)
             line = len(lines)
             col = len(lines[-1]) + 1
             span = Span(line, col, line, col + 1, len(text), len(text))
@@ -462,7 +470,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         hint = "comments start with `#`" if char in ("/", ";") else "check for a typo at this position"
         return Diagnostic("E001", "error", message, span, hint, path)
     if isinstance(err, UnexpectedEOF):  # pragma: no cover - LALR reports $END as a token
-        lines = text.splitlines() or [""]
+        lines = _lines(text)
         span = Span(len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
         return Diagnostic("E001", "error", "the file ends too early", span, "", path)
     return Diagnostic("E001", "error", str(err).splitlines()[0], Span(1, 1, 1, 2), "", path)  # pragma: no cover
