@@ -158,8 +158,9 @@ class _Compiler:
     def op(self, key: tuple[Any, ...], make: Callable[[], Op]) -> int:
         index = self.op_index.get(key)
         if index is None:
+            made = make()  # may register operators nested in its brackets first
             index = len(self.ops)
-            self.ops.append(make())
+            self.ops.append(made)
             self.op_index[key] = index
         return index
 
@@ -230,6 +231,9 @@ class _Compiler:
                 default = default * US
             key = ("last", e.attr.text, e.pattern)
             i = self.op(key, lambda: Op("last", self.pattern(e.pattern), attr=e.attr.text, source=e))
+            if isinstance(e.default, ast.NameRef) and e.default.name in self.lets_ast:  # `else` a let: its value
+                fallback = self.let_fn(e.default.name)
+                return lambda s, a, now: fallback(s, a, now) if s[i] is None else s[i]
             return lambda s, a, now: default if s[i] is None else s[i]
         if isinstance(e, ast.TimeSince):
             key = ("time", e.pattern)

@@ -133,7 +133,7 @@ class ReferenceInteraction:
             for k in reversed(range(upto)):
                 if self.matches(expr.pattern, k):
                     return self.history[k].attrs[expr.attr.text]
-            return self.last_default(expr)
+            return self.last_default(expr, upto, now, subject)
         if isinstance(expr, ast.TimeSince):
             for k in reversed(range(upto)):
                 if self.matches(expr.pattern, k):
@@ -151,10 +151,10 @@ class ReferenceInteraction:
                 n += 1
         return n
 
-    def last_default(self, expr: ast.Last) -> Any:
-        """`last a of P`'s value until P happens: its `else`, or the attribute's declared default."""
+    def last_default(self, expr: ast.Last, upto: int, now: int, subject: Event | None) -> Any:
+        """`last a of P`'s value until P happens: its `else` (a literal, or a `let` read now), or the attribute's default."""
         if expr.default is not None:
-            return self.value(expr.default, 0, 0)
+            return self.value(expr.default, upto, now, subject)
         field = self.vocabulary[expr.pattern.event.text].field(expr.attr.text)
         assert field is not None and field.has_default
         if field.type == DURATION and isinstance(field.default, int):

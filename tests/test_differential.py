@@ -1,0 +1,263 @@
+"""The evaluator agrees with the reference interpreter, event by event, on generated policies and streams.
+
+The evaluator (compiler.py + evaluator.py) keeps constant-size state per
+temporal operator; the reference (reference.py) rescans the whole history for
+every expression. Any difference in any decision is a bug in one of them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+
+from escalation import ast, check_source, load_checked, parse
+from escalation.checker import CheckedPolicy
+from escalation.compiler import compile_policy
+from escalation.evaluator import Decision, Interaction, Obligation, Violation
+from escalation.events import validate
+from escalation.reference import ReferenceInteraction
+from escalation.timefmt import US, format_time
+from policy_strategies import BASE_TIME, event_streams, mentioned, policy_texts
+
+THREE_STRIKES = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "three_strikes.esc"
+
+_PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+#: For tests that are expected to fail: a fixed seed, and no shrinking (it takes minutes and the bug is known).
+_KNOWN_BUG = settings(
+    max_examples=150, deadline=None, database=None, phases=[Phase.generate], suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+
+NESTED_SLOTS_BUG = (
+    "compiler bug: a temporal operator inside the brackets of another (`count agent.warn[count agent.apologize >= 1]`) "
+    "makes _Compiler.op give the outer operator the slot of the inner one (the index is taken before make() registers the inner op)"
+)
+ELSE_LET_BUG = (
+    "compiler bug: `last a of P else NAME` where NAME is a `let` passes the checker, but the compiler uses the let's name "
+    "as a string instead of its value"
+)
+
+
+def _violation(v: Violation) -> dict[str, Any]:
+    return {k: val for k, val in v.to_json().items() if k != "message"}
+
+
+def _obligation(ob: Obligation) -> dict[str, Any]:
+    return {"id": ob.id, "rule": ob.rule, "actions": list(ob.actions), "created_at": ob.created_at, "due": ob.due, "before": ob.before}
+
+
+def _fast(d: Decision) -> dict[str, Any]:
+    return {
+        "violations": [_violation(v) for v in d.violations],
+        "fulfilled": list(d.fulfilled),
+        "created": [_obligation(ob) for ob in d.created],
+        "fired": list(d.fired),
+        "active": list(d.active),
+        "permitted": list(d.permitted_actions),
+        "forbidden": list(d.forbidden_actions),
+    }
+
+
+def _without_messages(violations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in x.items() if k != "message"} for x in violations]
+
+
+def _run_both(checked: CheckedPolicy, records: list[dict[str, Any]], as_of_offset: int) -> None:
+    """Feed ``records`` to both interpreters: the permissions before the first event, every decision,
+    and the end of the input (without an ``as_of``, at the last event, and later) must agree."""
+    compiled = compile_policy(checked)
+    fast: dict[str, Interaction] = {}
+    slow: dict[str, ReferenceInteraction] = {}
+    for seq, record in enumerate(records, 1):
+        event = validate(record, checked.vocabulary)
+        if event.conversation not in fast:
+            fast[event.conversation] = Interaction(compiled, event.conversation)
+            slow[event.conversation] = ReferenceInteraction(checked, event.conversation)
+            initial = [list(x) for x in fast[event.conversation].permissions()]
+            assert initial == list(slow[event.conversation].initial_permissions()), "before the first event"
+        expected = slow[event.conversation].feed(event)
+        expected["violations"] = _without_messages(expected["violations"])
+        assert _fast(fast[event.conversation].feed(event)) == expected, f"at event {seq} of {len(records)}: {record}"
+    for conversation, inter in fast.items():
+        ref = slow[conversation]
+        last = ref.history[-1].time
+        for as_of in (None, last, last + as_of_offset):
+            violations, still_open = inter.close(as_of)
+            ref_violations, ref_open = ref.close(as_of)
+            assert [_violation(v) for v in violations] == _without_messages(ref_violations), f"close({as_of}) of {conversation}"
+            assert [_obligation(ob) for ob in still_open] == ref_open, f"close({as_of}) of {conversation}"
+
+
+def _generated(data: st.DataObject, nested: bool) -> None:
+    text = data.draw(policy_texts(nested=nested), label="policy")
+    result = check_source(text)
+    assert result.checked is not None, [d.message for d in result.diagnostics]
+    vocabulary = result.checked.vocabulary
+    records = data.draw(event_streams(vocabulary, max_events=30, prefer=mentioned(text, vocabulary)), label="events")
+    _run_both(result.checked, records, data.draw(st.integers(0, 600), label="as_of offset (s)") * US)
+
+
+@_PROPERTY
+@given(st.data())
+def test_evaluator_matches_reference_on_generated_policies(data: st.DataObject) -> None:
+    _generated(data, nested=False)
+
+
+
+@seed(20261122)
+@_KNOWN_BUG
+@given(st.data())
+def test_evaluator_matches_reference_with_temporal_operators_inside_brackets(data: st.DataObject) -> None:
+    _generated(data, nested=True)
+
+
+def _one_conversation(text: str, records: list[tuple[int, str, dict[str, Any]]]) -> None:
+    result = check_source(text)
+    assert result.checked is not None, [d.message for d in result.diagnostics]
+    stream = [{"conversation": "c", "time": format_time(BASE_TIME + s * US), "type": t, **attrs} for s, t, attrs in records]
+    _run_both(result.checked, stream, 0)
+
+
+
+def test_a_count_inside_brackets_reads_its_own_slot() -> None:
+    # after agent.apologize alone, no agent.warn has happened: `r` is not active (evaluator: active)
+    policy = """policy "p"
+rule r {
+  while count agent.warn[count agent.apologize >= 1] >= 1
+  require agent.summarize within 1m
+}
+"""
+    _one_conversation(policy, [(0, "agent.apologize", {}), (1, "agent.warn", {})])
+
+
+
+def test_a_let_as_the_else_value_of_last_stands_for_its_value() -> None:
+    # no fault.determined yet: the `last` is `usual`, which is `company`, so `r` is active (evaluator: inactive)
+    policy = """policy "p"
+let usual = last party of fault.determined else company
+rule r {
+  while last party of fault.determined[party != customer] else usual == company
+  require agent.apologize within 1m
+}
+"""
+    _one_conversation(policy, [(0, "agent.apologize", {})])
+
+
+#: Small policies whose windows and deadlines have the sizes of the gaps between generated events,
+#: so that events land exactly on their edges (at `now - D`, at a deadline) again and again.
+EDGE_POLICIES = (
+    """policy "windows"
+default forbid agent.hang_up
+rule busy { while count customer.message within 30s >= 2 permit agent.hang_up }
+rule lull { while count customer.message[abuse != none] since agent.warn within 1m == 0 and seen agent.warn forbid agent.hang_up }
+rule fresh { while count agent.warn within 15s >= 1 require agent.summarize within 15s }
+""",
+    """policy "deadlines"
+rule reply { on customer.message require agent.warn or agent.hang_up within 30s }
+rule soon { on customer.message[abuse == insult] require agent.apologize within 15s before interaction.end }
+rule calm { while time since customer.message >= 1m require agent.summarize within 1m }
+rule close { on interaction.end if count customer.message within 2m >= 1 require agent.take_break within 1m }
+""",
+    """policy "recency"
+default forbid agent.offer_compensation severity high
+rule recent { while time since agent.apologize <= 30s permit agent.offer_compensation }
+rule stale { while time since agent.apologize > 1m and seen agent.apologize forbid agent.offer_compensation severity low }
+rule due { on agent.offer_compensation require agent.follow_up within 1m }
+""",
+)
+
+
+@_PROPERTY
+@given(st.data())
+def test_evaluator_matches_reference_at_window_and_deadline_edges(data: st.DataObject) -> None:
+    result = check_source(data.draw(st.sampled_from(EDGE_POLICIES), label="policy"))
+    assert result.checked is not None
+    names = ["customer.message", "agent.warn", "agent.hang_up", "agent.apologize", "agent.offer_compensation", "interaction.end", "agent.summarize"]
+    records = data.draw(event_streams(result.checked.vocabulary, max_events=30, prefer=names), label="events")
+    _run_both(result.checked, records, data.draw(st.sampled_from((0, 1, 15, 30, 60)), label="as_of offset (s)") * US)
+
+
+@pytest.mark.skipif(not THREE_STRIKES.exists(), reason=f"the conformance policy {THREE_STRIKES} is absent")
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_evaluator_matches_reference_on_three_strikes(data: st.DataObject) -> None:
+    checked = load_checked(str(THREE_STRIKES))
+    text = THREE_STRIKES.read_text(encoding="utf-8")
+    records = data.draw(event_streams(checked.vocabulary, max_events=30, prefer=mentioned(text, checked.vocabulary)), label="events")
+    _run_both(checked, records, data.draw(st.integers(0, 3600), label="as_of offset (s)") * US)
+
+
+# ---------------------------------------------------------------- the generator keeps covering the language
+
+
+def _features(text: str) -> set[str]:
+    """The constructs a policy text uses, by name."""
+    found: set[str] = set()
+    policy = parse(text)
+    for node in ast.walk(policy):
+        if isinstance(node, ast.Count):
+            found.add("count")
+            found |= {"count since"} if node.since else set()
+            found |= {"count within"} if node.window else set()
+            found |= {"count since within"} if node.since and node.window else set()
+        elif isinstance(node, ast.Seen):
+            found.add("seen since" if node.since else "seen")
+        elif isinstance(node, ast.Last):
+            found.add("last else" if node.default is not None else "last")
+        elif isinstance(node, ast.TimeSince):
+            found.add("time since")
+        elif isinstance(node, ast.Pattern) and node.cond is not None:
+            found.add("brackets")
+        elif isinstance(node, ast.Require):
+            found.add({(True, False): "require within", (False, True): "require before", (True, True): "require within before"}[(node.within is not None, node.before is not None)])
+            found |= {"require or"} if len(node.patterns) > 1 else set()
+        elif isinstance(node, ast.Rule):
+            found.add("on" if isinstance(node.trigger, ast.On) else "while")
+            found |= {"on if"} if isinstance(node.trigger, ast.On) and node.trigger.cond is not None else set()
+            found |= {"severity"} if node.severity else set()
+            found |= {"because"} if node.because else set()
+        elif isinstance(node, ast.Permission):
+            found.add(node.effect)
+        elif isinstance(node, ast.Default):
+            found.add(f"default {node.effect}" + (" severity" if node.severity else ""))
+        elif isinstance(node, ast.Decl):
+            found.add(f"declared {node.kind}")
+        elif isinstance(node, ast.Let):
+            found.add("let")
+        elif isinstance(node, ast.BoolOp):
+            found.add(node.op)
+        elif isinstance(node, (ast.Not, ast.In, ast.Arith)):
+            found.add(type(node).__name__.lower())
+        elif isinstance(node, ast.Compare):
+            found.add(f"compare {node.op}")
+    return found
+
+
+EVERY_FEATURE = {
+    "count", "count since", "count within", "count since within", "seen", "seen since", "last", "last else", "time since",
+    "brackets", "require within", "require before", "require within before", "require or",
+    "on", "on if", "while", "permit", "forbid", "severity", "because", "default forbid", "default forbid severity", "default permit",
+    "declared event", "declared action", "let", "and", "or", "not", "in", "arith",
+    *(f"compare {op}" for op in ("==", "!=", "<", "<=", ">", ">=")),
+}  # fmt: skip
+
+
+def test_generated_policies_cover_every_construct_and_pass_the_checker() -> None:
+    seen: Counter[str] = Counter()
+    invalid: list[str] = []
+
+    @seed(20261122)
+    @settings(max_examples=150, database=None, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(policy_texts())
+    def sample(text: str) -> None:
+        if not check_source(text).ok:
+            invalid.append(text)
+        seen.update(_features(text))
+
+    sample()
+    assert invalid == []
+    assert EVERY_FEATURE - set(seen) == set(), f"the generator never wrote {sorted(EVERY_FEATURE - set(seen))}"
