@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from hypothesis import strategies as st
@@ -45,6 +46,10 @@ DECLARABLE: dict[str, tuple[bool, tuple[Field, ...]]] = {
     ),
     "agent.transfer": (True, (Field("queue", _QUEUE, "billing", True), Field("n", INT, 1, True))),
 }
+
+
+def _just(text: str) -> Callable[[], str]:
+    return lambda: text
 
 
 def _literal(value: Any, t: Type) -> str:
@@ -111,8 +116,8 @@ class _Writer:
             if int_fields:
                 makers.append(lambda: self.last(self.pick(int_fields), depth))
         if scope is not None:
-            makers += [lambda f=f: f.name for f in scope.fields if f.type == INT] * 2
-        makers += [lambda n=n: n for n in self.let_names(INT, True)]
+            makers += [_just(f.name) for f in scope.fields if f.type == INT] * 2
+        makers += [_just(n) for n in self.let_names(INT, True)]
         if not makers:
             return self.count(0)
         made = self.pick(makers)()
@@ -159,11 +164,11 @@ class _Writer:
 
     def duration_dynamic(self, scope: EventType | None, depth: int) -> str | None:
         """A duration that changes (an attribute, a `last`, a `let`), None when the vocabulary has none."""
-        makers: list[Callable[[], str]] = [lambda n=n: n for n in self.let_names(DURATION, True)]  # type: ignore[misc]
+        makers: list[Callable[[], str]] = [_just(n) for n in self.let_names(DURATION, True)]
         if scope is None or depth >= 0:
-            makers += [lambda of=of: self.last(of, depth) for of in self.fields_of(lambda t: t == DURATION)]  # type: ignore[misc]
+            makers += [partial(self.last, of, depth) for of in self.fields_of(lambda t: t == DURATION)]
         if scope is not None:
-            makers += [lambda f=f: f.name for f in scope.fields if f.type == DURATION] * 2  # type: ignore[misc]
+            makers += [_just(f.name) for f in scope.fields if f.type == DURATION] * 2
         if not makers:
             return None
         made = self.pick(makers)()
@@ -177,18 +182,17 @@ class _Writer:
 
     # -- enums
     def enum_dynamic(self, scope: EventType | None, depth: int) -> tuple[str, EnumType]:
-        makers: list[Callable[[], tuple[str, EnumType]]] = []
-        if scope is None or depth >= 0:
-            for owner_field in self.fields_of(lambda t: isinstance(t, EnumType)):
-                makers.append(lambda of=owner_field: (self.last(of, depth), of[1].type))  # type: ignore[misc]
-        if scope is not None:
-            for f in scope.fields:
-                if isinstance(f.type, EnumType):
-                    makers += [lambda f=f: (f.name, f.type)] * 4  # type: ignore[misc]
-        for name, t, dynamic in self.lets:
-            if dynamic and isinstance(t, EnumType):
-                makers.append(lambda name=name, t=t: (name, t))  # type: ignore[misc]
-        return self.pick(makers)()
+        """An enum value that changes (a `last`, an attribute, a `let`) and its type."""
+        lasts: list[tuple[str, Field]] = self.fields_of(lambda t: isinstance(t, EnumType)) if scope is None or depth >= 0 else []
+        names: list[tuple[str, Type]] = [(f.name, f.type) for f in (scope.fields if scope is not None else ()) if isinstance(f.type, EnumType)] * 4
+        names += [(n, t) for n, t, dynamic in self.lets if dynamic and isinstance(t, EnumType)]
+        choice = self.draw(st.integers(0, len(lasts) + len(names) - 1))
+        if choice < len(lasts):
+            text, t = self.last(lasts[choice], depth), lasts[choice][1].type
+        else:
+            text, t = names[choice - len(lasts)]
+        assert isinstance(t, EnumType)
+        return text, t
 
     # -- booleans
     def boolean(self, scope: EventType | None, depth: int, size: int) -> str:
@@ -205,7 +209,7 @@ class _Writer:
                 lambda: self.compare_enum(scope, depth),
                 lambda: self.last_bool_or_string(depth),
             ]
-        makers += [lambda n=n: n for n in self.let_names(BOOL, True)]
+        makers += [_just(n) for n in self.let_names(BOOL, True)]
         if size > 0:
             makers += [
                 lambda: f"not ({self.boolean(scope, depth, size - 1)})",
@@ -289,6 +293,7 @@ class _Writer:
     def let(self, index: int) -> str:
         kind = self.pick(("int", "int", "bool", "bool", "enum", "since", "duration", "int_const", "duration_const"))
         name = f"v{index}"
+        t: Type
         if kind == "int":
             expr, t, dynamic = self.int_dynamic(None, 1), INT, True
         elif kind == "bool":
