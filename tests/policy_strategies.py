@@ -73,6 +73,7 @@ class _Writer:
         self.names = sorted(vocabulary)
         self.actions = sorted(n for n, e in vocabulary.items() if e.is_action)
         self.lets: list[tuple[str, Type, bool]] = []  # name, type, changes over time
+        self.scopes: list[EventType] = []  # the events whose brackets are being written, innermost last
 
     # -- small helpers
     def pick(self, options: Sequence[T]) -> T:
@@ -94,8 +95,17 @@ class _Writer:
         et = self.vocab[name]
         inner = depth - 1 if self.nested else -1
         if self.chance(45 if et.fields else 10) and (et.fields or inner >= 0):
-            return f"{name}[{self.boolean(et, inner, 1)}]"
+            self.scopes.append(et)
+            cond = self.boolean(et, inner, 1)
+            self.scopes.pop()
+            return f"{name}[{cond}]"
         return name
+
+    def members(self, t: EnumType) -> tuple[str, ...]:
+        """The members of ``t`` that can be written here: inside brackets an attribute's name hides a member
+        (`customer` in `interaction.start[...]` is the attribute, never `interaction.end.by`'s `customer`)."""
+        hidden = {f.name for f in self.scopes[-1].fields} if self.scopes else set()
+        return tuple(m for m in t.members if m not in hidden)
 
     def temporal_pattern(self, depth: int) -> str:
         return self.pattern(depth)
@@ -138,13 +148,16 @@ class _Writer:
     def last(self, owner_field: tuple[str, Field], depth: int, force_else: bool = False) -> str:
         owner, f = owner_field
         text = f"last {f.name} of {self.pattern(depth, [owner])}"
+        lets = [n for n, t, _ in self.lets if t == f.type or (f.type == DURATION and t == SINCE)]
+        if lets and self.chance(15):  # `else` a `let`: its value at that moment
+            return f"{text} else {self.pick(lets)}"
         if not f.has_default or force_else or self.chance(50):
             text += f" else {_literal(self.value_of(f.type), f.type)}"
         return text
 
     def value_of(self, t: Type) -> Any:
         if isinstance(t, EnumType):
-            return self.pick(t.members)
+            return self.pick(self.members(t))
         if t == INT:
             return self.draw(st.integers(0, 4))
         if t == BOOL:
@@ -184,8 +197,9 @@ class _Writer:
     def enum_dynamic(self, scope: EventType | None, depth: int) -> tuple[str, EnumType]:
         """An enum value that changes (a `last`, an attribute, a `let`) and its type."""
         lasts: list[tuple[str, Field]] = self.fields_of(lambda t: isinstance(t, EnumType)) if scope is None or depth >= 0 else []
-        names: list[tuple[str, Type]] = [(f.name, f.type) for f in (scope.fields if scope is not None else ()) if isinstance(f.type, EnumType)] * 4
-        names += [(n, t) for n, t, dynamic in self.lets if dynamic and isinstance(t, EnumType)]
+        names: list[tuple[str, Type]] = [(f.name, f.type) for f in (scope.fields if scope is not None else ())] * 4
+        names += [(n, t) for n, t, dynamic in self.lets if dynamic]
+        names = [(n, t) for n, t in names if isinstance(t, EnumType)]
         choice = self.draw(st.integers(0, len(lasts) + len(names) - 1))
         if choice < len(lasts):
             text, t = self.last(lasts[choice], depth), lasts[choice][1].type
@@ -224,7 +238,7 @@ class _Writer:
         f = self.pick(scope.fields)
         t = f.type
         if isinstance(t, EnumType):
-            m = self.pick(t.members)
+            m = self.pick(self.members(t))
             shape = self.draw(st.integers(0, 3))
             if shape == 0:
                 return f"{f.name} == {m}"
@@ -232,7 +246,7 @@ class _Writer:
                 return f"{f.name} != {m}"
             if shape == 2:
                 return f"{m} == {f.name}"
-            members = self.draw(st.lists(st.sampled_from(t.members), min_size=1, max_size=3, unique=True))
+            members = self.draw(st.lists(st.sampled_from(self.members(t)), min_size=1, max_size=3, unique=True))
             return f"{f.name} in {{{', '.join(members)}}}"
         if t == BOOL:
             return self.pick([f.name, f"not {f.name}", f"{f.name} == {_literal(self.draw(st.booleans()), BOOL)}"])
@@ -276,9 +290,9 @@ class _Writer:
         text, t = self.enum_dynamic(scope, depth)
         shape = self.draw(st.integers(0, 3))
         if shape == 0:
-            members = self.draw(st.lists(st.sampled_from(t.members), min_size=1, max_size=3, unique=True))
+            members = self.draw(st.lists(st.sampled_from(self.members(t)), min_size=1, max_size=3, unique=True))
             return f"{text} in {{{', '.join(members)}}}"
-        m = self.pick(t.members)
+        m = self.pick(self.members(t))
         op = self.pick(("==", "!="))
         return f"{m} {op} {text}" if shape == 1 else f"{text} {op} {m}"
 

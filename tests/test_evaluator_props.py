@@ -53,8 +53,7 @@ def _policy(text: str) -> CompiledPolicy:
 
 @st.composite
 def _policies_and_streams(draw: st.DrawFn, max_events: int = 20) -> tuple[str, list[dict[str, Any]]]:
-    # no temporal operators inside brackets: the compiler mishandles them (see test_differential.NESTED_SLOTS_BUG)
-    text = draw(policy_texts(nested=False), label="policy")
+    text = draw(policy_texts(), label="policy")
     vocabulary = _policy(text).vocabulary
     return text, draw(event_streams(vocabulary, max_events=max_events, prefer=mentioned(text, vocabulary)), label="events")
 
@@ -165,7 +164,7 @@ def test_two_replays_write_byte_identical_logs(case: tuple[str, list[dict[str, A
 @_PROPERTY
 @given(st.data())
 def test_a_snapshot_taken_anywhere_resumes_to_the_same_decisions(data: st.DataObject) -> None:
-    text = data.draw(policy_texts(nested=False), label="policy")
+    text = data.draw(policy_texts(), label="policy")
     policy = _policy(text)
     records = data.draw(event_records(policy.vocabulary, "c1", max_events=25, prefer=mentioned(text, policy.vocabulary)), label="events")
     events = [validate(r, policy.vocabulary) for r in records]
@@ -190,7 +189,7 @@ def test_a_snapshot_taken_anywhere_resumes_to_the_same_decisions(data: st.DataOb
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(policy_texts(nested=False), policy_texts(nested=False))
+@given(policy_texts(), policy_texts())
 def test_a_snapshot_of_another_policy_is_refused(text: str, other: str) -> None:
     assume(text != other)
     policy = _policy(text)
