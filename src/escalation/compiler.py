@@ -96,6 +96,20 @@ class WhileRule:
     requires: tuple[RequireSpec, ...]
     severity: str
     message: str | None
+    reads: frozenset[int] = frozenset()  # the operator slots its condition reads (through lets)
+    timed: bool = False  # it reads a window or a `time since`, so its value changes with time alone
+
+
+@attrs.frozen(slots=True)
+class TypePlan:
+    """What an event of one type touches: the evaluator's dispatch table (§6)."""
+
+    is_action: bool
+    on_rules: tuple[OnRule, ...]
+    ops: tuple[tuple[int, Op], ...]  # operators whose pattern or since-pattern has this type
+    windows: tuple[tuple[int, int], ...]  # (slot, window) of the windowed ones among them
+    step5: tuple[OnRule | WhileRule, ...]  # on rules of this type and the while rules to re-evaluate, source order
+    judges: tuple[WhileRule, ...]  # while rules that permit or forbid this action
 
 
 @attrs.frozen(slots=True, eq=False)
@@ -120,10 +134,11 @@ class CompiledPolicy:
     default_forbid: dict[str, str]  # action -> severity of its default
     lets: dict[str, Fn]
     compile_expr: Callable[[ast.Expr, EventType | None], Fn]
-    permission_cache: dict[tuple[int, ...], tuple[tuple[str, ...], tuple[str, ...]]] = attrs.field(factory=dict)
+    plans: dict[str, TypePlan] = attrs.field(factory=dict)
+    permission_cache: dict[tuple[int, ...], tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = attrs.field(factory=dict)
 
-    def permissions(self, active: tuple[int, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(permitted, forbidden), both sorted, for the while rules at indexes ``active`` (§6 step 6)."""
+    def permissions(self, active: tuple[int, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """(permitted, forbidden, active rule names) for the while rules at indexes ``active`` (§6 step 6)."""
         cached = self.permission_cache.get(active)
         if cached is not None:
             return cached
@@ -135,9 +150,10 @@ class CompiledPolicy:
             permitted |= rule.permits
         allowed = tuple(a for a in self.actions if a not in forbidden and (a in permitted or a not in self.default_forbid))
         denied = tuple(a for a in self.actions if a not in allowed)
+        result = (allowed, denied, tuple(self.while_rules[i].name for i in active))
         if len(self.permission_cache) < 65536:
-            self.permission_cache[active] = (allowed, denied)
-        return allowed, denied
+            self.permission_cache[active] = result
+        return result
 
 
 class _Compiler:
@@ -261,10 +277,33 @@ class _Compiler:
         self.all_requires.extend(out)
         return tuple(out)
 
+    def reads(self, e: ast.Expr) -> frozenset[int]:
+        """The operator slots ``e`` reads (not those inside patterns' brackets), through lets."""
+        out: set[int] = set()
+        stack: list[Any] = [e]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.Count | ast.Seen):
+                window = node.window.seconds * US if isinstance(node, ast.Count) and node.window is not None else None
+                out.add(self.op_index[("count", node.pattern, node.since, window)])
+            elif isinstance(node, ast.Last):
+                out.add(self.op_index[("last", node.attr.text, node.pattern)])
+                if isinstance(node.default, ast.NameRef) and node.default.name in self.let_reads:
+                    out |= self.let_reads[node.default.name]
+            elif isinstance(node, ast.TimeSince):
+                out.add(self.op_index[("time", node.pattern)])
+            elif isinstance(node, ast.NameRef):
+                out |= self.let_reads.get(node.name, frozenset())
+            elif not isinstance(node, ast.Pattern):
+                stack.extend(ast.children(node))
+        return frozenset(out)
+
     def run(self) -> CompiledPolicy:
         policy = self.checked.policy
+        self.let_reads: dict[str, frozenset[int]] = {}
         for name in self.checked.let_order:
             self.let_fns[name] = self.expr(self.lets_ast[name].expr, None)
+            self.let_reads[name] = self.reads(self.lets_ast[name].expr)
         while_rules: list[WhileRule] = []
         on_rules: dict[str, list[OnRule]] = {}
         for index, rule in enumerate(policy.rules):
@@ -272,8 +311,11 @@ class _Compiler:
             if isinstance(trigger, ast.While):
                 permits = frozenset(e.action.text for e in rule.effects if isinstance(e, ast.Permission) and e.effect == "permit")
                 forbids = frozenset(e.action.text for e in rule.effects if isinstance(e, ast.Permission) and e.effect == "forbid")
+                cond = self.expr(trigger.cond, None)
+                reads = self.reads(trigger.cond)
+                timed = any(self.ops[i].kind in ("wcount", "time") for i in reads)
                 while_rules.append(
-                    WhileRule(index, len(while_rules), rule.name.text, self.expr(trigger.cond, None), permits, forbids, self.requires(rule), rule.severity or "medium", rule.because)
+                    WhileRule(index, len(while_rules), rule.name.text, cond, permits, forbids, self.requires(rule), rule.severity or "medium", rule.because, reads, timed)
                 )
             else:
                 on = OnRule(
@@ -293,6 +335,18 @@ class _Compiler:
         for etype in self.vocab:
             merged: list[OnRule | WhileRule] = [*on_rules.get(etype, ()), *while_rules]
             step_rules[etype] = tuple(sorted(merged, key=lambda r: r.index))
+        plans: dict[str, TypePlan] = {}
+        for etype, et in self.vocab.items():
+            touched = set(ops_by_type.get(etype, ()))
+            again = [r for r in while_rules if r.timed or (r.reads & touched)]
+            plans[etype] = TypePlan(
+                et.is_action,
+                tuple(on_rules.get(etype, ())),
+                tuple((i, self.ops[i]) for i in ops_by_type.get(etype, ())),
+                tuple((i, self.ops[i].window) for i in ops_by_type.get(etype, ()) if self.ops[i].kind == "wcount"),
+                tuple(sorted([*on_rules.get(etype, ()), *again], key=lambda r: r.index)),
+                tuple(r for r in while_rules if etype in r.permits or etype in r.forbids),
+            )
         source = self.checked.source.encode("utf-8")
         return CompiledPolicy(
             checked=self.checked,
@@ -313,6 +367,7 @@ class _Compiler:
             default_forbid={d.action.text: (d.severity.text if d.severity else "medium") for d in policy.defaults if d.effect == "forbid"},
             lets=dict(self.let_fns),
             compile_expr=self.expr,
+            plans=plans,
         )
 
 

@@ -115,13 +115,14 @@ def _matches(p: PatternFn, event: Event, state: list[Any], now: int) -> bool:
 class Interaction:
     """The state of one interaction (conversation) under one policy. Not shared between threads."""
 
-    __slots__ = ("active", "conversation", "last_time", "next_n", "pending", "policy", "state")
+    __slots__ = ("active", "conversation", "flags", "last_time", "next_n", "pending", "policy", "state")
 
     def __init__(self, policy: CompiledPolicy, conversation: str) -> None:
         self.policy = policy
         self.conversation = conversation
         self.state: list[Any] = [op.initial() for op in policy.ops]
         self.active: tuple[int, ...] = ()  # indexes of the while rules active after the last event
+        self.flags: list[bool] = [False] * len(policy.while_rules)  # the same, one flag per while rule
         self.pending: list[Obligation] = []
         self.next_n = 1
         self.last_time: int | None = None
@@ -135,7 +136,8 @@ class Interaction:
     def permissions(self, now: int | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(permitted, forbidden) now; before any event, with every while rule on the empty history."""
         when = now if now is not None else (self.last_time or 0)
-        return self.policy.permissions(self.active_at(when))
+        permitted, forbidden, _ = self.policy.permissions(self.active_at(when))
+        return permitted, forbidden
 
     # -- the step (§6)
     def feed(self, event: Event) -> Decision:
@@ -144,50 +146,54 @@ class Interaction:
         t = event.time
         s = self.state
         etype = event.type
+        attrs_ = event.attrs
+        plan = policy.plans[etype]
+        first = self.last_time is None
         violations: list[Violation] = []
         fulfilled: list[str] = []
+        pending = self.pending
 
         # 1. deadlines
-        if self.pending:
-            missed = [ob for ob in self.pending if ob.due is not None and ob.due < t]
+        if pending:
+            missed = [ob for ob in pending if ob.due is not None and ob.due < t]
             if missed:
                 missed.sort(key=lambda ob: (ob.due, ob.n))
-                gone = {id(ob) for ob in missed}
-                self.pending = [ob for ob in self.pending if id(ob) not in gone]
+                pending = [ob for ob in pending if ob.due is None or ob.due >= t]
                 violations.extend(missed_violation(ob) for ob in missed)
 
         # 2. the action itself, judged on the history before it, at its own time
-        if policy.vocabulary[etype].is_action:
-            violation = self._judge(etype, t)
-            if violation is not None:
-                violations.append(violation)
-            if self.pending:
+        if plan.is_action:
+            if plan.judges or etype in policy.default_forbid:
+                violation = self._judge(etype, t, plan.judges, first)
+                if violation is not None:
+                    violations.append(violation)
+            if pending:
                 keep: list[Obligation] = []
-                for ob in self.pending:
-                    if any(_matches(p, event, s, t) for p in ob.spec.alternatives):
-                        fulfilled.append(ob.id)
+                for ob in pending:
+                    for p in ob.spec.alternatives:
+                        if p.event == etype and (p.cond is None or p.cond(s, attrs_, t)):
+                            fulfilled.append(ob.id)
+                            break
                     else:
                         keep.append(ob)
-                self.pending = keep
+                pending = keep
 
         # 3. before-events
-        if self.pending:
-            broken = [ob for ob in self.pending if ob.spec.before == etype]
+        if pending:
+            broken = [ob for ob in pending if ob.spec.before == etype]
             if broken:
-                self.pending = [ob for ob in self.pending if ob.spec.before != etype]
+                pending = [ob for ob in pending if ob.spec.before != etype]
                 violations.extend(_unfulfilled_violation(ob) for ob in broken)
 
         # patterns are matched on the state before the event is applied
-        step_rules = policy.step_rules_by_type[etype]
-        on_matches = {id(r): _matches(r.pattern, event, s, t) for r in step_rules if isinstance(r, OnRule)}
-        op_indexes = policy.ops_by_type.get(etype, ())
+        fires = {id(r) for r in plan.on_rules if r.pattern.cond is None or r.pattern.cond(s, attrs_, t)} if plan.on_rules else set()
         updates = []
-        for i in op_indexes:
-            op = policy.ops[i]
-            reset = op.since is not None and _matches(op.since, event, s, t)
-            hit = not reset and _matches(op.pattern, event, s, t)
-            if reset or hit:
-                updates.append((i, op, reset))
+        for i, op in plan.ops:
+            since = op.since
+            if since is not None and since.event == etype and (since.cond is None or since.cond(s, attrs_, t)):
+                updates.append((i, op, True))
+            elif op.pattern.event == etype and (op.pattern.cond is None or op.pattern.cond(s, attrs_, t)):
+                updates.append((i, op, False))
 
         # 4. state
         for i, op, reset in updates:
@@ -195,47 +201,52 @@ class Interaction:
             if kind == "count":
                 s[i] = 0 if reset else s[i] + 1
             elif kind == "wcount":
-                window: deque[int] = s[i]
                 if reset:
-                    window.clear()
+                    s[i].clear()
                 else:
-                    window.append(t)
+                    s[i].append(t)
             elif kind == "last":
-                s[i] = event.attrs[op.attr]
+                s[i] = attrs_[op.attr]
             else:  # time
                 s[i] = t
-        for i in op_indexes:  # windows forget what fell out of them
-            op = policy.ops[i]
-            if op.kind == "wcount":
-                w: deque[int] = s[i]
-                low = t - op.window
-                while w and w[0] < low:
-                    w.popleft()
+        for i, window in plan.windows:  # windows forget what fell out of them
+            w: deque[int] = s[i]
+            low = t - window
+            while w and w[0] < low:
+                w.popleft()
 
-        # 5. rules, in source order
+        # 5. rules, in source order (a while rule is re-evaluated only when what it reads changed)
         fired: list[str] = []
         created: list[Obligation] = []
-        previously = set(self.active)
-        now_active: list[int] = []
-        for rule in step_rules:
+        flags = self.flags
+        changed = False
+        for rule in (policy.step_rules_by_type[etype] if first else plan.step5):
             if isinstance(rule, OnRule):
-                if on_matches[id(rule)] and (rule.cond is None or rule.cond(s, None, t)):
+                if id(rule) in fires and (rule.cond is None or rule.cond(s, None, t)):
                     fired.append(rule.name)
                     for spec in rule.requires:
                         created.append(self._create(spec, t))
             else:
                 k = rule.position
-                if rule.cond(s, None, t):
-                    now_active.append(k)
-                    if k not in previously:
+                now_on = bool(rule.cond(s, None, t))
+                if now_on != flags[k]:
+                    if not changed:
+                        flags = list(flags)
+                        changed = True
+                    flags[k] = now_on
+                    if now_on:
                         for spec in rule.requires:
                             created.append(self._create(spec, t))
-        self.active = tuple(now_active)
-        self.pending.extend(created)
+        if changed:
+            self.flags = flags
+            self.active = tuple(k for k, on in enumerate(flags) if on)
+        if created:
+            pending.extend(created)
+        self.pending = pending
         self.last_time = t
 
         # 6. permissions
-        permitted, forbidden = policy.permissions(self.active)
+        permitted, forbidden, names = policy.permissions(self.active)
         return Decision(
             t,
             etype,
@@ -243,20 +254,24 @@ class Interaction:
             tuple(fulfilled),
             tuple(created),
             tuple(fired),
-            tuple(policy.while_rules[k].name for k in self.active),
+            names,
             permitted,
             forbidden,
             tuple(self.pending),
         )
 
-    def _judge(self, action: str, t: int) -> Violation | None:
+    def _judge(self, action: str, t: int, rules: tuple[WhileRule, ...] | None = None, evaluate_all: bool = True) -> Violation | None:
         """§6 step 2: is ``action`` at time ``t`` forbidden, on the history before it?"""
         policy = self.policy
         s = self.state
+        if rules is None:
+            rules = policy.plans[action].judges
         forbidders: list[WhileRule] = []
         permitted = False
-        for rule in policy.while_rules:
-            if (action in rule.forbids or action in rule.permits) and rule.cond(s, None, t):
+        flags = self.flags
+        for rule in rules:
+            holds = rule.cond(s, None, t) if (evaluate_all or rule.timed) else flags[rule.position]
+            if holds:
                 if action in rule.forbids:
                     forbidders.append(rule)
                 else:
@@ -316,6 +331,7 @@ class Interaction:
             inter.state = [deque(v) if op.kind == "wcount" else v for op, v in zip(policy.ops, state, strict=True)]
             names = {r.name: k for k, r in enumerate(policy.while_rules)}
             inter.active = tuple(sorted(names[n] for n in snap["active"]))
+            inter.flags = [k in inter.active for k in range(len(policy.while_rules))]
             inter.pending = [
                 Obligation(f"{inter.conversation}#{n}", int(n), policy.requires[int(spec)], int(created), None if due is None else int(due))
                 for n, spec, created, due in snap["pending"]

@@ -1,23 +1,37 @@
-"""Event records (interfaces.md §1): JSON Lines in, validated events out, reasons for every rejection."""
+"""Event records (interfaces.md §1): JSON Lines in, validated events out, reasons for every rejection.
+
+Every bound on what one record may cost comes from a :class:`~escalation.limits.Limits`
+(``DEFAULT_LIMITS`` when none is given); a record that exceeds one is rejected with a
+reason naming the limit and its value.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from attrs import define, field, frozen
 
 from .checker import did_you_mean
 from .errors import EventError
+from .limits import DEFAULT_LIMITS, Limits
 from .timefmt import US, TimeError, parse_time
 from .vocabulary import BOOL, DURATION, INT, STRING, EnumType, EventType
 
-#: Deepest JSON nesting accepted in one record.
-MAX_JSON_DEPTH = 64
-#: Longest line accepted, in bytes.
-MAX_LINE_BYTES = 1_000_000
+#: Deepest JSON nesting accepted in one record by default (``Limits.max_json_depth``).
+MAX_JSON_DEPTH = DEFAULT_LIMITS.max_json_depth
+#: Longest line accepted by default, in bytes (``Limits.max_line_bytes``).
+MAX_LINE_BYTES = DEFAULT_LIMITS.max_line_bytes
+#: The earliest and latest times the audit log can write (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z).
+MIN_TIME = -62_135_596_800 * US
+MAX_TIME = 253_402_300_800 * US - 1
+#: Values longer than this get no "did you mean" (edit distance costs their length times the candidates').
+_SUGGEST_MAX_CHARS = 64
+#: The longest `time` string that can be RFC 3339 (a fraction of a microsecond padded with zeros is allowed).
+_TIME_MAX_CHARS = 64
 
 
 @define(slots=True)
@@ -46,16 +60,49 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return d
 
 
+_NON_FINITE = "the record holds a non-finite number (NaN or Infinity, or a number too large for a double such as 1e999)"
+
+
 def _no_constant(name: str) -> Any:
-    raise EventError("the record holds a non-finite number (NaN or Infinity)")
+    raise EventError(_NON_FINITE)
 
 
-def _check_depth_and_unicode(obj: Any) -> None:
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise EventError(_NON_FINITE)
+    return value
+
+
+def _int_parser(limits: Limits) -> Callable[[str], int]:
+    most = limits.max_int_digits
+
+    def parse_int(text: str) -> int:
+        digits = len(text) - (text[0] == "-")
+        if digits > most:
+            raise EventError(f"the record holds an integer of {digits} digits, more than the {most} the `max_int_digits` limit allows")
+        return int(text)
+
+    return parse_int
+
+
+@functools.lru_cache(maxsize=16)
+def _decoder(limits: Limits) -> json.JSONDecoder:
+    """The JSON decoder for ``limits``: duplicate keys, non-finite numbers and long integers refused."""
+    return json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float, parse_int=_int_parser(limits), object_pairs_hook=_pairs)
+
+
+def _too_deep(limits: Limits) -> EventError:
+    return EventError(f"the record is nested more than {limits.max_json_depth} levels deep (the `max_json_depth` limit)")
+
+
+def _check_depth_and_unicode(obj: Any, limits: Limits) -> None:
     stack: list[tuple[Any, int]] = [(obj, 1)]
+    most = limits.max_json_depth
     while stack:
         value, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise EventError(f"the record is nested more than {MAX_JSON_DEPTH} levels deep")
+        if depth > most:
+            raise _too_deep(limits)
         if isinstance(value, str):
             try:
                 value.encode("utf-8")
@@ -69,34 +116,34 @@ def _check_depth_and_unicode(obj: Any) -> None:
             stack.extend((v, depth + 1) for v in value)
 
 
-def decode_line(line: bytes) -> dict[str, Any]:
+def decode_line(line: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """One input line -> a JSON object, or EventError with the reason."""
-    if len(line) > MAX_LINE_BYTES:
-        raise EventError(f"the line is longer than {MAX_LINE_BYTES} bytes")
+    if len(line) > limits.max_line_bytes:
+        raise EventError(f"the line is longer than {limits.max_line_bytes} bytes (the `max_line_bytes` limit)")
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise EventError("the line is not valid UTF-8") from None
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth_exceeds(text):
-        raise EventError(f"the record is nested more than {MAX_JSON_DEPTH} levels deep")
+    if text.count("[") + text.count("{") > limits.max_json_depth and _depth_exceeds(text, limits.max_json_depth):
+        raise _too_deep(limits)
     try:
-        obj = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_pairs)
+        obj = _decoder(limits).decode(text)
     except _Duplicate as dup:
-        raise EventError(f"the record has the key {json.dumps(str(dup), ensure_ascii=False)} twice") from None
+        raise EventError(f"the record has the key {_show(str(dup))} twice") from None
     except EventError:
         raise
     except RecursionError:
-        raise EventError(f"the record is nested more than {MAX_JSON_DEPTH} levels deep") from None
+        raise _too_deep(limits) from None
     except ValueError as err:
         raise EventError(f"the line is not valid JSON ({str(err).split(':')[0]})") from None
     if not isinstance(obj, dict):
         raise EventError(f"the line is JSON but not an object (it is {_json_kind(obj)})")
     if "\\u" in text or "\\U" in text or text.count("{") + text.count("[") > 1:
-        _check_depth_and_unicode(obj)
+        _check_depth_and_unicode(obj, limits)
     return obj
 
 
-def _depth_exceeds(text: str) -> bool:
+def _depth_exceeds(text: str, most: int) -> bool:
     depth = 0
     in_string = escape = False
     for ch in text:
@@ -111,7 +158,7 @@ def _depth_exceeds(text: str) -> bool:
             in_string = True
         elif ch in "[{":
             depth += 1
-            if depth > MAX_JSON_DEPTH:
+            if depth > most:
                 return True
         elif ch in "]}":
             depth -= 1
@@ -131,8 +178,21 @@ def _json_kind(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """A value as JSON for a reason: at most 60 characters, lone surrogates escaped (the log must stay UTF-8)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):  # not JSON: a value handed in by a library caller
+        text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _name(text: str) -> str:
+    """A name from the input, in backticks, cut to 60 characters and with lone surrogates escaped."""
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return "`" + text.encode("utf-8", "backslashreplace").decode("utf-8") + "`"
 
 
 def convert_attribute(event: EventType, name: str, value: Any) -> Any:
@@ -144,7 +204,7 @@ def convert_attribute(event: EventType, name: str, value: Any) -> Any:
         if isinstance(value, str) and value in t.members:
             return value
         if isinstance(value, str):
-            guess = did_you_mean(value, t.members)
+            guess = did_you_mean(value, t.members) if len(value) <= _SUGGEST_MAX_CHARS else None
             extra = f" (did you mean {guess!r}?)" if guess else ""
             raise EventError(f"`{name}` of `{event.name}` is {_show(value)}, which is not one of {', '.join(t.members)}{extra}")
         raise EventError(f"`{name}` of `{event.name}` must be one of {', '.join(t.members)} as a string, not {_show(value)}")
@@ -161,10 +221,25 @@ def convert_attribute(event: EventType, name: str, value: Any) -> Any:
             return value
         raise EventError(f"`{name}` of `{event.name}` must be a string, not {_show(value)}")
     if t == DURATION:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
-            return round(value * US)
-        raise EventError(f"`{name}` of `{event.name}` must be a non-negative number of seconds, not {_show(value)}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            micro = value * US
+            if not isinstance(micro, float) or math.isfinite(micro):
+                return round(micro)
+        raise EventError(f"`{name}` of `{event.name}` must be a non-negative finite number of seconds, not {_show(value)}")
     raise AssertionError(t)  # pragma: no cover
+
+
+def parse_event_time(time: str) -> int:
+    """An event's `time` -> microseconds, or EventError: RFC 3339 in ASCII, and a time the audit log can write."""
+    if len(time) > _TIME_MAX_CHARS or not time.isascii():
+        raise EventError(f"`time` {_show(time)} is not an RFC 3339 date-time with a zone, such as 2026-11-22T10:00:00Z")
+    try:
+        when = parse_time(time)
+    except TimeError as err:
+        raise EventError(str(err)) from None
+    if not MIN_TIME <= when <= MAX_TIME:
+        raise EventError(f"`time` {_show(time)} is outside the years 0001 to 9999 in UTC")
+    return when
 
 
 def validate(obj: dict[str, Any], vocabulary: dict[str, EventType]) -> Event:
@@ -181,15 +256,12 @@ def validate(obj: dict[str, Any], vocabulary: dict[str, EventType]) -> Event:
         raise EventError(f"`type` must be a string, not {_show(etype)}")
     if "id" in obj and (not isinstance(obj["id"], (str, int)) or isinstance(obj["id"], bool)):
         raise EventError(f"`id` must be a string or an integer, not {_show(obj['id'])}")
-    try:
-        when = parse_time(time)
-    except TimeError as err:
-        raise EventError(str(err)) from None
+    when = parse_event_time(time)
     et = vocabulary.get(etype)
     if et is None:
-        guess = did_you_mean(etype, list(vocabulary))
+        guess = did_you_mean(etype, list(vocabulary)) if len(etype) <= _SUGGEST_MAX_CHARS else None
         extra = f" (did you mean `{guess}`?)" if guess else ""
-        raise EventError(f"`{etype}` is not an event or action of this policy{extra}")
+        raise EventError(f"{_name(etype)} is not an event or action of this policy{extra}")
     values: dict[str, Any] = {}
     for spec in et.fields:
         if spec.name in obj:
@@ -202,6 +274,15 @@ def validate(obj: dict[str, Any], vocabulary: dict[str, EventType]) -> Event:
     return Event(conversation, when, etype, values, obj)
 
 
+def admit_conversation(open_conversations: int, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Raise EventError when a replay holding ``open_conversations`` may not open another (``max_open_conversations``)."""
+    if open_conversations >= limits.max_open_conversations:
+        raise EventError(
+            f"the replay already holds {limits.max_open_conversations} open conversations (the `max_open_conversations` limit); "
+            "events of new conversations are rejected"
+        )
+
+
 @frozen(slots=True)
 class Line:
     """One non-blank input line: its position and bytes (one trailing CR removed)."""
@@ -211,14 +292,51 @@ class Line:
     data: bytes
 
 
-def iter_lines(path: str, stream: Any, start_seq: int = 1) -> Iterator[Line]:
-    """The non-blank lines of a binary stream; blank ones count in line numbers but take no seq."""
+def iter_lines(path: str, stream: Any, start_seq: int = 1, limits: Limits = DEFAULT_LIMITS) -> Iterator[Line]:
+    """The non-blank lines of a binary stream; blank ones count in line numbers but take no seq.
+
+    A line longer than ``limits.max_line_bytes`` is never held whole: its first
+    ``max_line_bytes + 2`` bytes stand for it (enough for :func:`decode_line` to
+    reject it), and the rest is read past in blocks.
+    """
+    cap = limits.max_line_bytes + 2  # the longest acceptable line with its CR and LF
+    readline = stream.readline
     seq = start_seq
-    for number, raw in enumerate(stream, 1):
-        data = raw[:-1] if raw.endswith(b"\n") else raw
-        if data.endswith(b"\r"):
-            data = data[:-1]
-        if not data.strip(b" \t"):
-            continue
+    number = 0
+    while True:
+        raw = readline(cap)
+        if not raw:
+            return
+        number += 1
+        if len(raw) == cap and not raw.endswith(b"\n"):  # longer than any acceptable line: skip to its end
+            if _drain_is_blank(readline, raw):
+                continue
+            data = raw
+        else:
+            data = raw[:-1] if raw.endswith(b"\n") else raw
+            if data.endswith(b"\r"):
+                data = data[:-1]
+            if not data.strip(b" \t"):
+                continue
         yield Line(seq, f"{path}:{number}", data)
         seq += 1
+
+
+def _drain_is_blank(readline: Callable[[int], bytes], chunk: bytes) -> bool:
+    """Read past the rest of a line that begins with ``chunk``; whether the whole line was blank.
+
+    Blank means spaces and tabs only, after one trailing CR is removed (as for any line).
+    """
+    ok = True  # every byte before the last one seen is a space or a tab
+    last = b""
+    while chunk:
+        end = chunk.endswith(b"\n")
+        if end:
+            chunk = chunk[:-1]
+        if ok and chunk:
+            ok = not (last + chunk[:-1]).strip(b" \t")
+            last = chunk[-1:]
+        if end:
+            break
+        chunk = readline(1 << 16)
+    return ok and last in (b"", b" ", b"\t", b"\r")
