@@ -6,7 +6,10 @@ import hashlib
 import io
 import json
 
-from escalation.audit import GENESIS, AuditWriter, canonical, verify_stream
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from escalation.audit import GENESIS, AuditWriter, _stdlib_canonical, canonical, chained_line, verify_stream
 from escalation.replay import ENGINE
 
 
@@ -64,3 +67,34 @@ def test_verify_rejects_truncation_and_another_engine() -> None:
     assert not verify_stream(io.BytesIO(data.rsplit(b"\n", 2)[0] + b"\n"), ENGINE).ok
     result = verify_stream(io.BytesIO(data), "escalation 9.9.9")
     assert not result.ok and "verify it with that version" in result.message
+
+
+
+
+
+def _json(floats: bool) -> st.SearchStrategy[object]:
+    scalars = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.text()
+    if floats:
+        scalars = scalars | st.floats(allow_nan=False, allow_infinity=False)
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=12)
+
+
+_KEYS = st.sampled_from(["a", "hash2", "kind", "zeta", "fired", "h"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json(floats=True))
+def test_canonical_is_exactly_the_stdlib_bytes(value: object) -> None:
+    assert canonical(value) == _stdlib_canonical(value)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEYS, _json(floats=False), max_size=5), st.none() | _json(floats=True), st.text(alphabet="0123456789abcdef", min_size=64, max_size=64))
+def test_single_pass_chaining_equals_the_two_pass_definition(record: dict[str, object], event: object, prev: str) -> None:
+    """Engine records hold floats only in the input `event`; everything else is exact."""
+    if event is not None:
+        record = dict(record, event=event)
+    line, digest = chained_line(dict(record), prev)
+    body = dict(record, prev=prev)
+    assert digest == hashlib.sha256(_stdlib_canonical(body)).hexdigest()
+    assert line == _stdlib_canonical(dict(body, hash=digest))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -36,44 +37,57 @@ try:  # orjson writes the same bytes as the stdlib for everything but floats, an
                 stack.extend(v)
         return False
 
-    def canonical(record: dict[str, Any]) -> bytes:
+    _PLAIN = frozenset({str, int, bool, type(None)})
+
+    def canonical(record: Any) -> bytes:
         """Keys sorted, no insignificant whitespace, non-ASCII as itself, UTF-8 (Python's json.dumps bytes)."""
-        event = record.get("event")
-        if event is not None and _has_float(event):
+        if _has_float(record):
             return _stdlib_canonical(record)
+        return _orjson_or_stdlib(record)
+
+    def _orjson_or_stdlib(record: Any) -> bytes:
         try:
             return orjson.dumps(record, option=_OPT)
         except (orjson.JSONEncodeError, TypeError):  # integers beyond 64 bits, and the like
             return _stdlib_canonical(record)
 
+    def engine_canonical(record: dict[str, Any]) -> bytes:
+        """:func:`canonical` for records the engine builds: only the input `event` can hold a float."""
+        event = record.get("event")
+        if event is not None and (type(event) is not dict or not _PLAIN.issuperset(map(type, event.values()))) and _has_float(event):
+            return _stdlib_canonical(record)
+        return _orjson_or_stdlib(record)
+
 except ImportError:  # pragma: no cover - exercised where orjson is absent
     canonical = _stdlib_canonical
+    engine_canonical = _stdlib_canonical
+
+
+#: A per-process placeholder for the hash while a record is encoded; nobody can predict it,
+#: so no field of an input event can imitate it.
+_NONCE = secrets.token_hex(32)
+_NONCE_FIELD = b'"hash":"' + _NONCE.encode("ascii") + b'"'
 
 
 def chained_line(body: dict[str, Any], prev: str) -> tuple[bytes, str]:
     """The canonical line of ``body`` with ``prev`` and ``hash`` set, and the hash; encodes once.
 
-    ``hash`` sorts between the keys before it and those after it, so the line is the
-    canonical body with ``"hash":"…"`` spliced in at that place.
+    The record is encoded with a placeholder hash; the hash is taken over those bytes
+    without the placeholder field (exactly the canonical record without ``hash``), and
+    the placeholder is then replaced by it.
     """
     body["prev"] = prev
-    low = {k: v for k, v in body.items() if k < "hash"}
-    high = {k: v for k, v in body.items() if k > "hash"}
-    left = canonical(low) if low else b"{}"
-    right = canonical(high) if high else b"{}"
-    if low and high:
-        whole = left[:-1] + b"," + right[1:]
-    else:
-        whole = left if low else right
-    digest = hashlib.sha256(whole).hexdigest()
-    spliced = b'"hash":"' + digest.encode("ascii") + b'"'
-    if low and high:
-        line = left[:-1] + b"," + spliced + b"," + right[1:]
-    elif low:
-        line = left[:-1] + b"," + spliced + b"}"
-    else:
-        line = b"{" + spliced + (b"," + right[1:] if high else b"}")
-    return line, digest
+    body["hash"] = _NONCE
+    line = engine_canonical(body)
+    del body["hash"]
+    at = line.find(_NONCE_FIELD)
+    end = at + len(_NONCE_FIELD)
+    if line[end : end + 1] == b",":
+        without = line[:at] + line[end + 1 :]
+    else:  # the last key: drop the comma before it
+        without = line[: at - 1] + line[end:]
+    digest = hashlib.sha256(without).hexdigest()
+    return line[:at] + b'"hash":"' + digest.encode("ascii") + b'"' + line[end:], digest
 
 
 class AuditWriter:
