@@ -32,7 +32,7 @@ def test_feed_snapshot_resume_and_errors() -> None:
     assert [ob.id for ob in d.obligations] == ["c-1#1"]
     saved = json.loads(json.dumps(state.snapshot()))
     resumed = policy.resume(saved)
-    assert resumed.feed({"time": "2026-11-22T10:00:30Z", "type": "agent.warn"}).fulfilled == ("c-1#1",)
+    assert list(resumed.feed({"time": "2026-11-22T10:00:30Z", "type": "agent.warn"}).fulfilled) == ["c-1#1"]
     with pytest.raises(escalation.EventError, match="earlier"):
         resumed.feed({"time": "2026-11-22T09:00:00Z", "type": "agent.warn"})
     with pytest.raises(escalation.EventError, match="not an event or action"):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
-import attrs
 
 from .compiler import LEVEL_RANK, CompiledPolicy, OnRule, PatternFn, RequireSpec, WhileRule
 from .errors import SnapshotError
@@ -15,15 +15,21 @@ from .timefmt import format_time
 SNAPSHOT_FORMAT = "escalation-snapshot/1"
 
 
-@attrs.define(slots=True)
 class Obligation:
     """An action owed by the agent (§6): fulfilled by a matching action, violated by its deadline or its `before` event."""
 
-    id: str
-    n: int
-    spec: RequireSpec
-    created_at: int
-    due: int | None
+    __slots__ = ("_json", "created_at", "due", "id", "n", "spec")
+
+    def __init__(self, id: str, n: int, spec: RequireSpec, created_at: int, due: int | None) -> None:  # noqa: A002
+        self.id = id
+        self.n = n
+        self.spec = spec
+        self.created_at = created_at
+        self.due = due
+        self._json: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"Obligation({self.id!r}, rule={self.spec.rule!r}, due={self.due!r})"
 
     @property
     def rule(self) -> str:
@@ -38,18 +44,22 @@ class Obligation:
         return self.spec.before
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "rule": self.spec.rule,
-            "actions": list(self.spec.actions),
-            "created_at": format_time(self.created_at),
-            "due": format_time(self.due) if self.due is not None else None,
-            "before": self.spec.before,
-        }
+        """The audit log's form of the obligation (built once; treat it as read-only)."""
+        if self._json is None:
+            self._json = {
+                "id": self.id,
+                "rule": self.spec.rule,
+                "actions": list(self.spec.actions),
+                "created_at": format_time(self.created_at),
+                "due": format_time(self.due) if self.due is not None else None,
+                "before": self.spec.before,
+            }
+        return self._json
 
 
-@attrs.frozen(slots=True)
-class Violation:
+class Violation(NamedTuple):
+    """A forbidden action, a missed deadline or an unfulfilled obligation (interfaces.md §2)."""
+
     kind: str  # forbidden_action | missed_deadline | unfulfilled
     rule: str
     rules: tuple[str, ...]
@@ -70,16 +80,15 @@ class Violation:
         }
 
 
-@attrs.frozen(slots=True)
-class Decision:
+class Decision(NamedTuple):
     """What one event changed and what holds after it."""
 
     time: int
     type: str
-    violations: tuple[Violation, ...]
-    fulfilled: tuple[str, ...]
-    created: tuple[Obligation, ...]
-    fired: tuple[str, ...]
+    violations: Sequence[Violation]
+    fulfilled: Sequence[str]
+    created: Sequence[Obligation]
+    fired: Sequence[str]
     active: tuple[str, ...]
     permitted_actions: tuple[str, ...]
     forbidden_actions: tuple[str, ...]
@@ -250,10 +259,10 @@ class Interaction:
         return Decision(
             t,
             etype,
-            tuple(violations),
-            tuple(fulfilled),
-            tuple(created),
-            tuple(fired),
+            violations,
+            fulfilled,
+            created,
+            fired,
             names,
             permitted,
             forbidden,
