@@ -54,21 +54,25 @@ def _without_messages(violations: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _run_both(checked: CheckedPolicy, records: list[dict[str, Any]], as_of_offset: int) -> None:
-    """Feed ``records`` to both interpreters: the permissions before the first event, every decision,
-    and the end of the input (without an ``as_of``, at the last event, and later) must agree."""
+    """Feed ``records`` to the generated step functions, the closure back end and the reference: the
+    permissions before the first event, every decision, and the end of the input (without an ``as_of``,
+    at the last event, and later) must agree."""
     compiled = compile_policy(checked)
     fast: dict[str, Interaction] = {}
+    closures: dict[str, Interaction] = {}
     slow: dict[str, ReferenceInteraction] = {}
     for seq, record in enumerate(records, 1):
         event = validate(record, checked.vocabulary)
         if event.conversation not in fast:
             fast[event.conversation] = Interaction(compiled, event.conversation)
+            closures[event.conversation] = Interaction(compiled, event.conversation)
             slow[event.conversation] = ReferenceInteraction(checked, event.conversation)
             initial = [list(x) for x in fast[event.conversation].permissions()]
             assert initial == list(slow[event.conversation].initial_permissions()), "before the first event"
         expected = slow[event.conversation].feed(event)
         expected["violations"] = _without_messages(expected["violations"])
         assert _fast(fast[event.conversation].feed(event)) == expected, f"at event {seq} of {len(records)}: {record}"
+        assert _fast(closures[event.conversation].feed_interpreted(event)) == expected, f"closures, at event {seq}: {record}"
     for conversation, inter in fast.items():
         ref = slow[conversation]
         last = ref.history[-1].time

@@ -135,6 +135,8 @@ class CompiledPolicy:
     lets: dict[str, Fn]
     compile_expr: Callable[[ast.Expr, EventType | None], Fn]
     plans: dict[str, TypePlan] = attrs.field(factory=dict)
+    feeders: dict[str, Callable[..., Any]] = attrs.field(factory=dict)  # generated step functions (codegen.py)
+    generated: str = ""  # their source
     permission_cache: dict[tuple[int, ...], tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = attrs.field(factory=dict)
 
     def permissions(self, active: tuple[int, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
@@ -348,7 +350,7 @@ class _Compiler:
                 tuple(r for r in while_rules if etype in r.permits or etype in r.forbids),
             )
         source = self.checked.source.encode("utf-8")
-        return CompiledPolicy(
+        compiled = CompiledPolicy(
             checked=self.checked,
             name=policy.name.value,
             version=policy.version.value if policy.version is not None else None,
@@ -369,6 +371,12 @@ class _Compiler:
             compile_expr=self.expr,
             plans=plans,
         )
+        from . import codegen
+        from .evaluator import codegen_helpers
+
+        feeders, generated = codegen.build(self, compiled, codegen_helpers(compiled))
+        compiled.feeders.update(feeders)
+        return attrs.evolve(compiled, generated=generated, feeders=compiled.feeders, permission_cache=compiled.permission_cache)
 
 
 def literal_value(lit: ast.Literal) -> Any:

@@ -121,6 +121,54 @@ def _matches(p: PatternFn, event: Event, state: list[Any], now: int) -> bool:
     return p.event == event.type and (p.cond is None or bool(p.cond(state, event.attrs, now)))
 
 
+def expire(pending: list[Obligation], t: int, violations: list[Violation]) -> list[Obligation]:
+    """§6 step 1: obligations whose deadline is earlier than ``t`` become violations."""
+    missed = [ob for ob in pending if ob.due is not None and ob.due < t]
+    if not missed:
+        return pending
+    missed.sort(key=lambda ob: (ob.due, ob.n))
+    violations.extend(missed_violation(ob) for ob in missed)
+    return [ob for ob in pending if ob.due is None or ob.due >= t]
+
+
+def fulfil(pending: list[Obligation], etype: str, s: list[Any], a: dict[str, Any], t: int, fulfilled: list[str]) -> list[Obligation]:
+    """§6 step 2: the action fulfils every pending obligation it matches (brackets on the state before it)."""
+    keep: list[Obligation] = []
+    for ob in pending:
+        for p in ob.spec.alternatives:
+            if p.event == etype and (p.cond is None or p.cond(s, a, t)):
+                fulfilled.append(ob.id)
+                break
+        else:
+            keep.append(ob)
+    return keep if len(keep) != len(pending) else pending
+
+
+def break_before(pending: list[Obligation], etype: str, violations: list[Violation]) -> list[Obligation]:
+    """§6 step 3: obligations owed before an event of this type are violated by it."""
+    broken = [ob for ob in pending if ob.spec.before == etype]
+    if not broken:
+        return pending
+    violations.extend(_unfulfilled_violation(ob) for ob in broken)
+    return [ob for ob in pending if ob.spec.before != etype]
+
+
+def codegen_helpers(policy: CompiledPolicy) -> dict[str, Any]:
+    """The names the generated step functions use."""
+    from .compiler import INF, _window_count
+
+    return {
+        "expire": expire,
+        "fulfil": fulfil,
+        "break_before": break_before,
+        "create": Interaction._create,
+        "permissions": policy.permissions,
+        "Decision": Decision,
+        "window_count": _window_count,
+        "INF": INF,
+    }
+
+
 class Interaction:
     """The state of one interaction (conversation) under one policy. Not shared between threads."""
 
@@ -150,7 +198,16 @@ class Interaction:
 
     # -- the step (§6)
     def feed(self, event: Event) -> Decision:
-        """Apply one validated event of this interaction; time must not go backwards (the caller checks)."""
+        """Apply one validated event of this interaction; time must not go backwards (the caller checks).
+
+        Runs the step function generated for the event's type (codegen.py);
+        :meth:`feed_interpreted` does the same with the compiled closures.
+        """
+        result: Decision = self.policy.feeders[event.type](self, event)
+        return result
+
+    def feed_interpreted(self, event: Event) -> Decision:
+        """:meth:`feed` over the closures of compiler.py, kept as a second back end for differential tests."""
         policy = self.policy
         t = event.time
         s = self.state

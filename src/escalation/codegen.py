@@ -1,0 +1,251 @@
+"""Generated Python for the hot path: one specialised step function per event type.
+
+The closures of compiler.py stay the reference form of each expression; this module
+prints the same expressions as Python source, so that a condition such as
+``warnings >= max_warnings and abuse_since_warning >= 1`` runs as
+``s[0] >= 2 and s[1] >= 1`` instead of seven nested calls. Each event type gets a
+function that performs §6's steps for exactly the operators and rules that type can
+touch. The source is compiled once per policy and registered in ``linecache`` under
+``<escalation:POLICY>``, so tracebacks and debuggers show it; :func:`source_of`
+returns it for inspection (`escalation compile --show`).
+"""
+
+from __future__ import annotations
+
+import linecache
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import ast
+from .timefmt import US
+
+if TYPE_CHECKING:
+    from .compiler import CompiledPolicy, OnRule, WhileRule, _Compiler
+
+#: Lets with more nodes than this are called as functions rather than inlined.
+INLINE_NODES = 12
+
+
+class _Printer:
+    """Expressions -> Python source over ``s`` (state), ``a`` (event attributes), ``now``."""
+
+    def __init__(self, comp: _Compiler) -> None:
+        self.comp = comp
+        self.consts: dict[str, Any] = {}
+        self.const_ids: dict[Any, str] = {}
+        self.let_src: dict[str, str] = {}
+        self.let_funcs: list[str] = []
+
+    def const(self, value: Any) -> str:
+        key = (type(value), value) if not isinstance(value, frozenset) else ("set", value)
+        name = self.const_ids.get(key)
+        if name is None:
+            name = f"K{len(self.consts)}"
+            self.consts[name] = value
+            self.const_ids[key] = name
+        return name
+
+    def let(self, name: str) -> str:
+        src = self.let_src.get(name)
+        if src is None:
+            expr = self.comp.lets_ast[name].expr
+            body = self.expr(expr, None)
+            if len(ast.walk(expr)) <= INLINE_NODES:
+                src = f"({body})"
+            else:
+                fname = f"let_{name}"
+                self.let_funcs.append(f"def {fname}(s, now):\n    return {body}\n")
+                src = f"{fname}(s, now)"
+            self.let_src[name] = src
+        return src
+
+    def expr(self, e: ast.Expr, scope: Any) -> str:  # noqa: C901 - one case per node type
+        if isinstance(e, ast.BoolLit):
+            return "True" if e.value else "False"
+        if isinstance(e, ast.IntLit):
+            return str(e.value)
+        if isinstance(e, ast.StringLit):
+            return repr(e.value)
+        if isinstance(e, ast.DurationLit):
+            return str(e.seconds * US)
+        if isinstance(e, ast.NameRef):
+            if scope is not None and scope.field(e.name) is not None:
+                return f"a[{e.name!r}]"
+            if e.name in self.comp.lets_ast:
+                return self.let(e.name)
+            return repr(e.name)
+        if isinstance(e, ast.Group):
+            return self.expr(e.expr, scope)
+        if isinstance(e, ast.Not):
+            return f"(not {self.expr(e.operand, scope)})"
+        if isinstance(e, ast.BoolOp | ast.Arith | ast.Compare):
+            return f"({self.expr(e.left, scope)} {e.op} {self.expr(e.right, scope)})"
+        if isinstance(e, ast.In):
+            from .compiler import literal_value
+
+            if all(not isinstance(m, ast.NameRef) or m.name not in self.comp.lets_ast for m in e.members):
+                return f"({self.expr(e.left, scope)} in {self.const(frozenset(literal_value(m) for m in e.members))})"
+            return f"({self.expr(e.left, scope)} in ({', '.join(self.expr(m, scope) for m in e.members)},))"
+        if isinstance(e, ast.Count | ast.Seen):
+            window = e.window.seconds * US if isinstance(e, ast.Count) and e.window is not None else None
+            i = self.comp.op_index[("count", e.pattern, e.since, window)]
+            if window is not None:
+                return f"window_count(s[{i}], now - {window})"
+            return f"(s[{i}] > 0)" if isinstance(e, ast.Seen) else f"s[{i}]"
+        if isinstance(e, ast.Last):
+            i = self.comp.op_index[("last", e.attr.text, e.pattern)]
+            if isinstance(e.default, ast.NameRef) and e.default.name in self.comp.lets_ast:
+                fallback = self.let(e.default.name)
+            else:
+                from .compiler import literal_value
+
+                field = self.comp.vocab[e.pattern.event.text].field(e.attr.text)
+                assert field is not None
+                value = literal_value(e.default) if e.default is not None else field.default
+                if field.type == "duration" and e.default is None and isinstance(value, int):
+                    value = value * US
+                fallback = self.const(value)
+            return f"({fallback} if s[{i}] is None else s[{i}])"
+        if isinstance(e, ast.TimeSince):
+            i = self.comp.op_index[("time", e.pattern)]
+            return f"(INF if s[{i}] is None else now - s[{i}])"
+        raise AssertionError(f"cannot print {e!r}")  # pragma: no cover
+
+
+def _cond(p: _Printer, pattern: Any, etype: str) -> str:
+    """The source of a compiled pattern's bracket condition, or ``True``."""
+    if pattern.source.cond is None:
+        return "True"
+    return p.expr(pattern.source.cond, p.comp.vocab[etype])
+
+
+def _step5(p: _Printer, rules: tuple[OnRule | WhileRule, ...], specs: dict[int, str], indent: str) -> list[str]:
+    from .compiler import OnRule
+
+    out: list[str] = []
+    for rule in rules:
+        if isinstance(rule, OnRule):
+            src = f"m{rule.index}"
+            if rule.cond is not None:
+                trig = p.comp.checked.policy.rules[rule.index].trigger
+                assert isinstance(trig, ast.On) and trig.cond is not None
+                src += f" and {p.expr(trig.cond, None)}"
+            out.append(f"{indent}if {src}:")
+            out.append(f"{indent}    fired.append({rule.name!r})")
+            out.extend(f"{indent}    created.append(create(self, {specs[spec.index]}, t))" for spec in rule.requires)
+            if not rule.requires:
+                out.append(f"{indent}    pass")
+        else:
+            trig = p.comp.checked.policy.rules[rule.index].trigger
+            assert isinstance(trig, ast.While)
+            k = rule.position
+            out.append(f"{indent}v = {p.expr(trig.cond, None)}")
+            out.append(f"{indent}if v != flags[{k}]:")
+            out.append(f"{indent}    if not changed:")
+            out.append(f"{indent}        flags = flags[:]")
+            out.append(f"{indent}        changed = True")
+            out.append(f"{indent}    flags[{k}] = v")
+            if rule.requires:
+                out.append(f"{indent}    if v:")
+                out.extend(f"{indent}        created.append(create(self, {specs[spec.index]}, t))" for spec in rule.requires)
+    return out
+
+
+def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, Any]]:
+    """The module source and its globals (constants and helpers are filled in by the caller)."""
+    p = _Printer(comp)
+    specs = {spec.index: p.const(spec) for spec in policy.requires}
+    befores = {spec.before for spec in policy.requires if spec.before is not None}
+    lines: list[str] = []
+    names: dict[str, str] = {}
+    for n, (etype, plan) in enumerate(policy.plans.items()):
+        fname = f"feed_{n}_{etype.replace('.', '_')}"
+        names[etype] = fname
+        et = repr(etype)
+        body = [
+            f"def {fname}(self, event):",
+            f"    # {etype}",
+            "    t = now = event.time",
+            "    s = self.state",
+            "    a = event.attrs",
+            "    violations = []",
+            "    fulfilled = []",
+            "    first = self.last_time is None",
+            "    pending = self.pending",
+            "    if pending:",
+            "        pending = expire(pending, t, violations)",
+        ]
+        if plan.is_action:
+            if plan.judges or etype in policy.default_forbid:
+                body += [
+                    f"    v = self._judge({et}, t, {p.const(plan.judges)}, first)",
+                    "    if v is not None:",
+                    "        violations.append(v)",
+                ]
+            body += ["    if pending:", f"        pending = fulfil(pending, {et}, s, a, t, fulfilled)"]
+        if etype in befores:
+            body += ["    if pending:", f"        pending = break_before(pending, {et}, violations)"]
+        for rule in plan.on_rules:
+            body.append(f"    m{rule.index} = {_cond(p, rule.pattern, etype)}")
+        for i, op in plan.ops:
+            hit = _cond(p, op.pattern, etype) if op.pattern.event == etype else "False"
+            if op.since is not None and op.since.event == etype:
+                body.append(f"    r{i} = {_cond(p, op.since, etype)}")
+                body.append(f"    h{i} = not r{i} and {hit}" if hit != "False" else f"    h{i} = False")
+            else:
+                body.append(f"    r{i} = False")
+                body.append(f"    h{i} = {hit}")
+        for i, op in plan.ops:
+            if op.kind == "count":
+                body += [f"    if r{i}:", f"        s[{i}] = 0", f"    elif h{i}:", f"        s[{i}] += 1"]
+            elif op.kind == "wcount":
+                body += [f"    if r{i}:", f"        s[{i}].clear()", f"    elif h{i}:", f"        s[{i}].append(t)"]
+            elif op.kind == "last":
+                body += [f"    if h{i}:", f"        s[{i}] = a[{op.attr!r}]"]
+            else:
+                body += [f"    if h{i}:", f"        s[{i}] = t"]
+        for i, window in plan.windows:
+            body += [f"    w = s[{i}]", f"    while w and w[0] < t - {window}:", "        w.popleft()"]
+        body += ["    fired = []", "    created = []", "    flags = self.flags", "    changed = False"]
+        every = policy.step_rules_by_type[etype]
+        if every != plan.step5:
+            body.append("    if first:")
+            body += _step5(p, every, specs, "        ") or ["        pass"]
+            body.append("    else:")
+            body += _step5(p, plan.step5, specs, "        ") or ["        pass"]
+        else:
+            body += _step5(p, every, specs, "    ")
+        body += [
+            "    if changed:",
+            "        self.flags = flags",
+            "        self.active = tuple([k for k, on in enumerate(flags) if on])",
+            "    if created:",
+            "        pending.extend(created)",
+            "    self.pending = pending",
+            "    self.last_time = t",
+            "    permitted, forbidden, names = permissions(self.active)",
+            f"    return Decision(t, {et}, violations, fulfilled, created, fired, names, permitted, forbidden, tuple(pending))",
+            "",
+        ]
+        lines += body
+    header = [f"# generated from {policy.checked.path} (sha256 {policy.sha256[:12]})", ""]
+    source = "\n".join(header + p.let_funcs + lines) + "\n"
+    table = "FEEDERS = {" + ", ".join(f"{k!r}: {v}" for k, v in names.items()) + "}\n"
+    return source + table, dict(p.consts)
+
+
+def build(comp: _Compiler, policy: CompiledPolicy, helpers: dict[str, Any]) -> tuple[dict[str, Callable[..., Any]], str]:
+    """Compile the generated module; returns the per-type step functions and the source."""
+    source, consts = generate(comp, policy)
+    filename = f"<escalation:{policy.checked.path}:{policy.sha256[:12]}>"
+    namespace: dict[str, Any] = {**helpers, **consts}
+    code = compile(source, filename, "exec")
+    exec(code, namespace)  # the source is ours, printed from a checked policy
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    feeders: dict[str, Callable[..., Any]] = namespace["FEEDERS"]
+    return feeders, source
+
+
+def source_of(policy: CompiledPolicy) -> str:
+    """The generated Python of a compiled policy."""
+    return policy.generated
