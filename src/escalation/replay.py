@@ -67,21 +67,25 @@ def open_inputs(paths: list[str], spool_dir: str | None = None) -> list[Input]:
 
 
 def decision_record(line: Line, conversation: str, raw: dict[str, Any], d: Decision) -> dict[str, Any]:
+    """The audit record of one accepted event (sequences may be tuples; they encode as arrays)."""
+    stamp = raw.get("time")
+    if not (type(stamp) is str and len(stamp) == 20 and stamp[10] == "T" and stamp[19] == "Z"):  # already canonical UTC?
+        stamp = format_time(d.time)
     return {
         "kind": "decision",
         "seq": line.seq,
         "source": line.source,
         "conversation": conversation,
-        "time": format_time(d.time),
+        "time": stamp,
         "type": d.type,
         "event": raw,
-        "violations": [v.to_json() for v in d.violations],
-        "fulfilled": list(d.fulfilled),
-        "created": [ob.to_json() for ob in d.created],
-        "fired": list(d.fired),
-        "active": list(d.active),
-        "permitted": list(d.permitted_actions),
-        "forbidden": list(d.forbidden_actions),
+        "violations": [v.to_json() for v in d.violations] if d.violations else [],
+        "fulfilled": d.fulfilled,
+        "created": [ob.to_json() for ob in d.created] if d.created else [],
+        "fired": d.fired,
+        "active": d.active,
+        "permitted": d.permitted_actions,
+        "forbidden": d.forbidden_actions,
     }
 
 
@@ -149,7 +153,8 @@ class Replayer:
         decision = inter.feed(event)
         self.stats.events += 1
         record = decision_record(line, event.conversation, obj, decision)
-        self.stats.count(record["violations"])
+        if decision.violations:
+            self.stats.count(record["violations"])
         return record
 
     def closes(self) -> Iterator[dict[str, Any]]:
