@@ -69,6 +69,18 @@ _NONCE = secrets.token_hex(32)
 _NONCE_FIELD = b'"hash":"' + _NONCE.encode("ascii") + b'"'
 
 
+def _splice_hash(line: bytes) -> tuple[bytes, str]:
+    """Replace the placeholder hash field of an encoded record by the hash of the record without it."""
+    at = line.find(_NONCE_FIELD)
+    end = at + len(_NONCE_FIELD)
+    if line[end : end + 1] == b",":
+        without = line[:at] + line[end + 1 :]
+    else:  # the last key: drop the comma before it
+        without = line[: at - 1] + line[end:]
+    digest = hashlib.sha256(without).hexdigest()
+    return line[:at] + b'"hash":"' + digest.encode("ascii") + b'"' + line[end:], digest
+
+
 def chained_line(body: dict[str, Any], prev: str) -> tuple[bytes, str]:
     """The canonical line of ``body`` with ``prev`` and ``hash`` set, and the hash; encodes once.
 
@@ -80,14 +92,26 @@ def chained_line(body: dict[str, Any], prev: str) -> tuple[bytes, str]:
     body["hash"] = _NONCE
     line = engine_canonical(body)
     del body["hash"]
-    at = line.find(_NONCE_FIELD)
-    end = at + len(_NONCE_FIELD)
-    if line[end : end + 1] == b",":
-        without = line[:at] + line[end + 1 :]
-    else:  # the last key: drop the comma before it
-        without = line[: at - 1] + line[end:]
-    digest = hashlib.sha256(without).hexdigest()
-    return line[:at] + b'"hash":"' + digest.encode("ascii") + b'"' + line[end:], digest
+    return _splice_hash(line)
+
+
+#: Placeholders for records encoded before their place in the chain is known (parallel replay).
+PREV_PLACEHOLDER = secrets.token_hex(32)  # random, so that no input can imitate it
+_PREV_FIELD = b'"prev":"' + PREV_PLACEHOLDER.encode("ascii") + b'"'
+
+
+def placeholder_record(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with placeholder ``prev`` and ``hash``, ready for :meth:`AuditWriter.write_encoded`."""
+    record["prev"] = PREV_PLACEHOLDER
+    record["hash"] = _NONCE
+    return record
+
+
+def complete_encoded(line: bytes, prev: str) -> tuple[bytes, str]:
+    """Fill in ``prev`` and ``hash`` of a line encoded from :func:`placeholder_record`."""
+    at = line.find(_PREV_FIELD)
+    line = line[:at] + b'"prev":"' + prev.encode("ascii") + b'"' + line[at + len(_PREV_FIELD) :]
+    return _splice_hash(line)
 
 
 class AuditWriter:
@@ -102,6 +126,14 @@ class AuditWriter:
         record.pop("hash", None)
         line, digest = chained_line(record, self.prev)
         record["hash"] = digest
+        self.out.write(line + b"\n")
+        self.prev = digest
+        self.count += 1
+        return digest
+
+    def write_encoded(self, line: bytes) -> str:
+        """Write a line encoded from :func:`placeholder_record`, completing its place in the chain."""
+        line, digest = complete_encoded(line, self.prev)
         self.out.write(line + b"\n")
         self.prev = digest
         self.count += 1

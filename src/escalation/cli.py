@@ -19,6 +19,8 @@ from .audit import verify_stream
 from .checker import check_source
 from .compiler import CompiledPolicy, load_compiled
 from .errors import Diagnostic, EscalationError, PolicyError
+from .parallel import replay_parallel
+from .parallel import usable as parallel_usable
 from .parser import read_source
 from .replay import ENGINE, Input, InputError, Replayer, StrictStop, open_inputs, replay_records, write_log
 from .timefmt import TimeError, parse_time
@@ -194,7 +196,10 @@ def replay(policy: str, events: tuple[str, ...], output: str | None, as_of: str 
     try:
         total = sum(i.file.stat().st_size for i in inputs)
         with os.fdopen(tmp_fd, "wb", buffering=1 << 20) as fh:
-            if sys.stderr.isatty() and total > 1 << 20:
+            if jobs > 1 and not strict and parallel_usable():
+                replayer.stats = replay_parallel(compiled, inputs, as_of_us, jobs, fh, spool_dir)
+                replayer.conversations = {}
+            elif sys.stderr.isatty() and total > 1 << 20:
                 with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
                     write_log(replay_records(compiled, inputs, as_of_us, strict, bar.update, replayer), fh)
             else:
