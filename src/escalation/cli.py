@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -154,6 +155,15 @@ def _parse_as_of(value: str | None) -> int | None:
         raise click.BadParameter(str(err).replace("`time`", "the time"), param_hint="--as-of") from None
 
 
+def _parse_horizon(value: str | None) -> int | None:
+    if value is None:
+        return None
+    m = re.fullmatch(r"([0-9]+)([smhd])", value.strip())
+    if m is None or int(m.group(1)) == 0:
+        raise click.BadParameter(f"{value!r} is not a positive duration such as 30m, 2h or 7d", param_hint="--idle-horizon")
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)] * 1_000_000
+
+
 def _open_inputs(events: tuple[str, ...], spool_dir: str | None = None) -> list[Input]:
     try:
         return open_inputs(list(events), spool_dir)
@@ -183,20 +193,29 @@ def _summary_text(r: Replayer, out: str) -> str:
 @click.option("--fail-on-violation", is_flag=True, help="Exit 3 when any violation was found")
 @click.option("--strict", is_flag=True, help="Stop at the first rejected record, write no log, exit 4")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes (the log is identical to a serial replay)")
-def replay(policy: str, events: tuple[str, ...], output: str | None, as_of: str | None, fail_on_violation: bool, strict: bool, jobs: int) -> None:
+@click.option(
+    "--idle-horizon",
+    "idle_horizon",
+    help="Close and free a conversation after this long (e.g. 2h) without events, measured against the latest event time; "
+    "changes the output (see docs/scaling.md) and is recorded in the header",
+)
+def replay(
+    policy: str, events: tuple[str, ...], output: str | None, as_of: str | None, fail_on_violation: bool, strict: bool, jobs: int, idle_horizon: str | None
+) -> None:
     """Replay EVENTS (JSONL files, `-` for standard input) against POLICY and write the audit log."""
     as_of_us = _parse_as_of(as_of)
+    horizon_us = _parse_horizon(idle_horizon)
     compiled = _load_policy(policy)
     target = Path(output) if output else None
     spool_dir = str(target.parent) if target is not None else None
     inputs = _open_inputs(events, spool_dir)
-    replayer = Replayer(compiled, as_of_us, strict)
+    replayer = Replayer(compiled, as_of_us, strict, horizon_us)
     tmp_fd, tmp_name = tempfile.mkstemp(prefix=".escalation-", suffix=".tmp", dir=spool_dir)
     tmp = Path(tmp_name)
     try:
         total = sum(i.file.stat().st_size for i in inputs)
         with os.fdopen(tmp_fd, "wb", buffering=1 << 20) as fh:
-            if jobs > 1 and not strict and parallel_usable():
+            if jobs > 1 and not strict and horizon_us is None and parallel_usable():
                 replayer.stats = replay_parallel(compiled, inputs, as_of_us, jobs, fh, spool_dir)
                 replayer.conversations = {}
             elif sys.stderr.isatty() and total > 1 << 20:
@@ -267,7 +286,8 @@ def verify(audit: str, policy_path: str | None, events: tuple[str, ...]) -> None
         for inp, (path, _) in zip(inputs, recorded, strict=True):
             inp.path = path or inp.path
         buffer = io.BytesIO()
-        write_log(replay_records(compiled, inputs, as_of_us), buffer)
+        horizon = header.get("idle_horizon")
+        write_log(replay_records(compiled, inputs, as_of_us, idle_horizon=horizon * 1_000_000 if isinstance(horizon, int) else None), buffer)
         fresh = buffer.getvalue().split(b"\n")
         with open(audit, "rb") as fh:
             for number, line in enumerate(fh, 1):

@@ -79,7 +79,7 @@ def _work(index: int) -> str:
             out.write(b"%d " % first_seq[record["conversation"]] + engine_canonical(placeholder_record(record)) + b"\n")
     st = r.stats
     stats = {k: getattr(st, k) for k in ("records", "events", "rejected", "violations", "by_kind", "by_rule", "open_obligations")}
-    stats["conversations"] = len(r.conversations)
+    stats["conversations"] = len(r.order)
     spool.with_suffix(".stats").write_text(json.dumps(stats), encoding="utf-8")
     return str(spool)
 

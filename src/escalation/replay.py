@@ -17,7 +17,7 @@ from .compiler import CompiledPolicy
 from .errors import EscalationError, EventError
 from .evaluator import Decision, Interaction
 from .events import Event, Line, decode_line, iter_lines, validate
-from .timefmt import format_time
+from .timefmt import US, format_time
 
 ENGINE = f"escalation {__version__}"
 
@@ -89,8 +89,9 @@ def decision_record(line: Line, conversation: str, raw: dict[str, Any], d: Decis
     }
 
 
-def header_record(policy: CompiledPolicy, inputs: list[Input], as_of: int | None) -> dict[str, Any]:
-    return {
+def header_record(policy: CompiledPolicy, inputs: list[Input], as_of: int | None, idle_horizon: int | None = None) -> dict[str, Any]:
+    """The first record; it names every option that changes the output (``idle_horizon`` only when used)."""
+    header: dict[str, Any] = {
         "kind": "header",
         "format": "escalation-audit/1",
         "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
@@ -98,6 +99,9 @@ def header_record(policy: CompiledPolicy, inputs: list[Input], as_of: int | None
         "inputs": [{"path": i.path, "sha256": i.sha256} for i in inputs],
         "as_of": format_time(as_of) if as_of is not None else None,
     }
+    if idle_horizon is not None:
+        header["idle_horizon"] = idle_horizon // US
+    return header
 
 
 @attrs.define
@@ -118,15 +122,26 @@ class Stats:
             self.by_rule[v["rule"]] = self.by_rule.get(v["rule"], 0) + 1
 
 
+#: With --idle-horizon, idle conversations are looked for every this many accepted events.
+_SWEEP_EVERY = 1024
+
+
 class Replayer:
     """Feeds records to per-conversation state and yields audit records (without prev/hash)."""
 
-    def __init__(self, policy: CompiledPolicy, as_of: int | None = None, strict: bool = False) -> None:
+    def __init__(self, policy: CompiledPolicy, as_of: int | None = None, strict: bool = False, idle_horizon: int | None = None) -> None:
         self.policy = policy
         self.as_of = as_of
         self.strict = strict
+        self.idle_horizon = idle_horizon
         self.conversations: dict[str, Interaction] = {}
         self.stats = Stats()
+        # conversation -> (position of first appearance, obligations numbered so far, last time): for --idle-horizon
+        self.order: dict[str, int] = {}
+        self.retired: dict[str, tuple[int, int]] = {}
+        self.early_closes: list[tuple[int, int, dict[str, Any]]] = []
+        self.latest = 0
+        self.until_sweep = _SWEEP_EVERY
 
     def record(self, line: Line, before_feed: Callable[[Line, Event, Interaction], None] | None = None) -> dict[str, Any]:
         """One input line -> its decision or rejected record; ``before_feed`` sees the state an event meets."""
@@ -135,9 +150,10 @@ class Replayer:
             obj = decode_line(line.data)
             event = validate(obj, self.policy.vocabulary)
             inter = self.conversations.get(event.conversation)
-            if inter is not None and inter.last_time is not None and event.time < inter.last_time:
+            last = inter.last_time if inter is not None else (self.retired[event.conversation][1] if event.conversation in self.retired else None)
+            if last is not None and event.time < last:
                 raise EventError(
-                    f"`time` {format_time(event.time)} is earlier than the previous event of conversation {event.conversation!r} ({format_time(inter.last_time)})"
+                    f"`time` {format_time(event.time)} is earlier than the previous event of conversation {event.conversation!r} ({format_time(last)})"
                 )
         except EventError as err:
             reason = str(err)
@@ -148,6 +164,9 @@ class Replayer:
         if inter is None:
             inter = Interaction(self.policy, event.conversation)
             self.conversations[event.conversation] = inter
+            self.order.setdefault(event.conversation, len(self.order))
+            if event.conversation in self.retired:  # back after --idle-horizon closed it: numbering goes on
+                inter.next_n = self.retired.pop(event.conversation)[0]
         if before_feed is not None:
             before_feed(line, event, inter)
         decision = inter.feed(event)
@@ -155,27 +174,57 @@ class Replayer:
         record = decision_record(line, event.conversation, obj, decision)
         if decision.violations:
             self.stats.count(record["violations"])
+        if self.idle_horizon is not None:
+            self.latest = max(self.latest, event.time)
+            self.until_sweep -= 1
+            if self.until_sweep <= 0:
+                self.until_sweep = _SWEEP_EVERY
+                self.sweep()
+        return record
+
+    def sweep(self) -> None:
+        """--idle-horizon: close and free the conversations with no event within the horizon of the latest time."""
+        assert self.idle_horizon is not None
+        cutoff = self.latest - self.idle_horizon
+        idle = [c for c, inter in self.conversations.items() if inter.last_time is not None and inter.last_time < cutoff]
+        for conversation in idle:
+            inter = self.conversations.pop(conversation)
+            record = self._close(conversation, inter)
+            if record is not None:
+                self.early_closes.append((self.order[conversation], len(self.early_closes), record))
+            self.retired[conversation] = (inter.next_n, inter.last_time or 0)
+
+    def _close(self, conversation: str, inter: Interaction) -> dict[str, Any] | None:
+        violations, still_open = inter.close(self.as_of)
+        if not violations and not still_open:
+            return None
+        record = {
+            "kind": "close",
+            "conversation": conversation,
+            "as_of": format_time(self.as_of) if self.as_of is not None else None,
+            "violations": [v.to_json() for v in violations],
+            "open": [ob.to_json() for ob in still_open],
+        }
+        self.stats.count(record["violations"])  # type: ignore[arg-type]
+        self.stats.open_obligations += len(still_open)
         return record
 
     def closes(self) -> Iterator[dict[str, Any]]:
-        for conversation, inter in self.conversations.items():
-            violations, still_open = inter.close(self.as_of)
-            if not violations and not still_open:
-                continue
-            record = {
-                "kind": "close",
-                "conversation": conversation,
-                "as_of": format_time(self.as_of) if self.as_of is not None else None,
-                "violations": [v.to_json() for v in violations],
-                "open": [ob.to_json() for ob in still_open],
-            }
-            self.stats.count(record["violations"])  # type: ignore[arg-type]
-            self.stats.open_obligations += len(still_open)
+        """Close records in order of the conversations' first appearance (early ones from --idle-horizon first at a tie)."""
+        if not self.early_closes:
+            for conversation, inter in self.conversations.items():
+                record = self._close(conversation, inter)
+                if record is not None:
+                    yield record
+            return
+        late = [(self.order[c], len(self.early_closes) + k, self._close(c, inter)) for k, (c, inter) in enumerate(self.conversations.items())]
+        for _, _, record in sorted(self.early_closes + [x for x in late if x[2] is not None], key=lambda x: (x[0], x[1])):
+            assert record is not None
             yield record
 
     def summary(self) -> dict[str, Any]:
         st = self.stats
-        st.conversations = len(self.conversations)
+        st.conversations = len(self.order)
         return {
             "kind": "summary",
             "records": st.records,
@@ -195,10 +244,11 @@ def replay_records(
     strict: bool = False,
     progress: Callable[[int], None] | None = None,
     replayer: Replayer | None = None,
+    idle_horizon: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every audit record of a replay, in order: header, one per input record, closes, summary."""
-    r = replayer or Replayer(policy, as_of, strict)
-    yield header_record(policy, inputs, as_of)
+    r = replayer or Replayer(policy, as_of, strict, idle_horizon)
+    yield header_record(policy, inputs, as_of, r.idle_horizon)
     seq = 1
     for inp in inputs:
         with inp.file.open("rb") as fh:
