@@ -353,6 +353,23 @@ def explain(policy: str, events: tuple[str, ...], conversation: str, seq: int | 
     sys.exit(EXIT_OK)
 
 
+@cli.command("compile")
+@click.argument("policy")
+@click.option("--show", is_flag=True, help="Print the Python generated for the policy's step functions")
+def compile_cmd(policy: str, show: bool) -> None:
+    """Check and compile POLICY; with --show, print the generated Python (for debugging speed work)."""
+    compiled = _load_policy(policy)
+    if show:
+        click.echo(compiled.generated)
+    plans = compiled.plans
+    click.echo(
+        f"{policy}: {len(compiled.rule_order)} rules, {len(compiled.ops)} temporal operators, "
+        f"{len(plans)} event types, {sum(len(p.step5) for p in plans.values())} rule evaluations across all step functions",
+        err=True,
+    )
+    sys.exit(EXIT_OK)
+
+
 def _register() -> None:
     from .testcmd import test_cmd
 

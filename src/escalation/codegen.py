@@ -59,7 +59,7 @@ class _Printer:
             self.let_src[name] = src
         return src
 
-    def expr(self, e: ast.Expr, scope: Any) -> str:  # noqa: C901 - one case per node type
+    def expr(self, e: ast.Expr, scope: Any) -> str:
         if isinstance(e, ast.BoolLit):
             return "True" if e.value else "False"
         if isinstance(e, ast.IntLit):
@@ -156,6 +156,7 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
     p = _Printer(comp)
     specs = {spec.index: p.const(spec) for spec in policy.requires}
     befores = {spec.before for spec in policy.requires if spec.before is not None}
+    deadlines = any(spec.within is not None for spec in policy.requires)
     lines: list[str] = []
     names: dict[str, str] = {}
     for n, (etype, plan) in enumerate(policy.plans.items()):
@@ -172,9 +173,9 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
             "    fulfilled = []",
             "    first = self.last_time is None",
             "    pending = self.pending",
-            "    if pending:",
-            "        pending = expire(pending, t, violations)",
         ]
+        if deadlines:
+            body += ["    if pending:", "        pending = expire(pending, t, violations)"]
         if plan.is_action:
             if plan.judges or etype in policy.default_forbid:
                 body += [
@@ -182,7 +183,8 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
                     "    if v is not None:",
                     "        violations.append(v)",
                 ]
-            body += ["    if pending:", f"        pending = fulfil(pending, {et}, s, a, t, fulfilled)"]
+            if any(alt.event == etype for spec in policy.requires for alt in spec.alternatives):
+                body += ["    if pending:", f"        pending = fulfil(pending, {et}, s, a, t, fulfilled)"]
         if etype in befores:
             body += ["    if pending:", f"        pending = break_before(pending, {et}, violations)"]
         for rule in plan.on_rules:
