@@ -24,7 +24,8 @@ violation so far. The last line is always ``N passed, M failed``.
 a glob (``*``, ``?``, ``[...]``), both ignoring case. Coverage then counts only
 the selected tests.
 
-Exit status: 0 when every test ran and passed (also when none was selected);
+Exit status: 0 when every test ran and passed (also when none was selected,
+with a note on standard error);
 1 when a test failed, when a policy or a sibling test file does not parse or
 check (its diagnostics go to standard error, the other files are still
 tested; a broken sibling leaves out only the sibling's tests), or when
@@ -64,7 +65,8 @@ items of a policy are, for each rule in source order:
     (``unfulfilled``). Obligations still pending when a test ends count as
     neither.
 
-A rule with the same ``permit A`` (or ``forbid A``) twice has one item for it.
+A rule with the same ``permit A`` (or ``forbid A``) twice has one item for it;
+two ``require`` effects are always two pairs of items, even when written alike.
 
 The *moments* of a test are: (1) before its first event, on the empty history
 (every action is considered); (2) after each of its events, with the rules
@@ -79,14 +81,29 @@ The percentage is covered items / all items × 100 (a policy without rules is
 the tests ran, and the line of the step where it happened (the test's own line
 for the moment before the first event).
 
-``--min-coverage PCT`` (implies ``--coverage``) makes the command exit 1 when
-any policy's coverage is below PCT, saying which policy and by how much.
+The text table has one row per item: ``rule  kind  item  covered  by``, where
+*kind* is ``on`` or ``while``, *item* is ``fired``, ``active``, the effect as
+written (``permit agent.hang_up``), or the ``require`` as written followed by
+``: fulfilled`` or ``: violated``, *covered* is ``yes`` or ``no``, and *by*
+names the test and the line (``"two warnings open the door" (line 14)``; the
+file too when the test sits in the sibling file).
+
+``--min-coverage PCT`` (0 to 100; implies ``--coverage``) makes the command
+exit 1 when any policy's coverage is below PCT (compared exactly, without
+rounding), printing for each such policy a line such as ``coverage of
+policies/a.esc is 40.0%, below the minimum of 50%: 3 of 5 items not covered``
+just before the last line. A PCT outside 0..100 is a usage error (exit 2).
 ``--format json`` prints one JSON object on standard output instead of text:
 ``{"policies": [{"path", "name", "errors", "tests": [{"name", "path", "line",
 "passed", "failures": [{"path", "line", "step", "expected", "found",
-"state"}]}], "coverage": {"covered", "total", "percent", "items": [{"rule",
+"state"}]}], "coverage": {"path", "covered", "total", "percent", "items": [{"rule",
 "kind", "item", "effect", "line", "covered", "by"}]}}], "passed", "failed",
-"min_coverage", "coverage_ok"}``; ``coverage`` is always present there.
+"min_coverage", "coverage_ok"}`` (``min_coverage`` null without the option). There ``coverage`` is always computed (null
+only for a policy that did not load, whose diagnostics are in ``errors`` and on
+standard error), ``by`` is null or ``{"test", "path", "line", "when"}``, and
+``state`` holds ``event``, ``at``, ``line``, ``active``, ``permitted``,
+``forbidden``, ``pending`` and ``violations``. Lines saying why
+``--min-coverage`` failed go to standard error in this format.
 """
 
 from __future__ import annotations
@@ -100,9 +117,6 @@ import attrs
 from . import ast
 from .compiler import CompiledPolicy, WhileRule
 from .testing import TestResult
-
-#: Item names, in the order they are listed within a rule.
-ITEM_KINDS = ("fired", "active", "permit", "forbid", "fulfilled", "violated")
 
 
 @attrs.frozen(slots=True)
@@ -124,7 +138,7 @@ class Item:
 
     rule: str
     kind: str  # "on" | "while": the rule's kind
-    item: str  # one of ITEM_KINDS
+    item: str  # "fired" | "active" | "permit" | "forbid" | "fulfilled" | "violated"
     effect: str  # the effect as written ("permit agent.hang_up", "require agent.warn within 30s"); "" for fired/active
     line: int  # of the effect, or of the rule for fired/active
     by: Evidence | None = None

@@ -82,6 +82,8 @@ class Played:
 
 @attrs.frozen(slots=True)
 class TestResult:
+    __test__ = False  # not a pytest test class
+
     name: str
     path: str
     line: int
