@@ -148,3 +148,18 @@ def test_python_dash_m_works() -> None:
 
     proc = subprocess.run([sys.executable, "-m", "escalation", "--version"], capture_output=True, timeout=60)
     assert proc.returncode == 0 and b"escalation" in proc.stdout
+
+
+def test_explain_reads_the_state_before_the_event(tmp_path: Path) -> None:
+    policy = tmp_path / "one.esc"
+    policy.write_text(
+        'policy "One offer"\ndefault forbid agent.offer_compensation\nlet offers = count agent.offer_compensation\n'
+        "rule one_offer_after_an_apology {\n  while offers == 0 and seen agent.apologize\n  permit agent.offer_compensation\n}\n"
+    )
+    events = tmp_path / "e.jsonl"
+    events.write_text(
+        '{"conversation":"c","time":"2026-11-22T08:00:00Z","type":"agent.apologize"}\n'
+        '{"conversation":"c","time":"2026-11-22T08:00:05Z","type":"agent.offer_compensation"}\n'
+    )
+    text = run("explain", str(policy), str(events), "--conversation", "c", "--seq", "2").stdout.decode()
+    assert "offers = 0" in text and "it was permitted, so it is no violation" in text

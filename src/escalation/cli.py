@@ -9,7 +9,6 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -313,7 +312,7 @@ def verify(audit: str, policy_path: str | None, events: tuple[str, ...]) -> None
 def explain(policy: str, events: tuple[str, ...], conversation: str, seq: int | None, action: str | None) -> None:
     """Why each action was permitted or forbidden when the conversation's events arrived."""
     from .events import iter_lines
-    from .explain import explain_stream
+    from .explain import explain_moment
 
     compiled = _load_policy(policy)
     if action is not None and action not in compiled.actions:
@@ -323,26 +322,21 @@ def explain(policy: str, events: tuple[str, ...], conversation: str, seq: int | 
     replayer = Replayer(compiled)
     found = False
 
-    def moments() -> Iterator[tuple[Any, Any, Any]]:
-        seen_seq = 1
-        for inp in inputs:
-            with inp.file.open("rb") as fh:
-                for line in iter_lines(inp.path, fh, seen_seq):
-                    seen_seq = line.seq + 1
-                    captured: list[tuple[Any, Any, Any]] = []
+    def hook(ln: Any, ev: Any, inter: Any) -> None:  # runs before the event is applied
+        nonlocal found
+        if ev.conversation == conversation and (seq is None or ln.seq == seq):
+            found = True
+            for text in explain_moment(compiled, ln, ev, inter, action):
+                click.echo(text)
 
-                    def hook(ln: Any, ev: Any, inter: Any, captured: list[tuple[Any, Any, Any]] = captured) -> None:
-                        if ev.conversation == conversation and (seq is None or ln.seq == seq):
-                            captured.append((ln, ev, inter))
-
-                    if seq is not None and line.seq > seq:
-                        return
-                    replayer.record(line, hook)
-                    yield from captured
-
-    for text in explain_stream(compiled, moments(), seq, action):
-        found = True
-        click.echo(text)
+    next_seq = 1
+    for inp in inputs:
+        with inp.file.open("rb") as fh:
+            for line in iter_lines(inp.path, fh, next_seq):
+                next_seq = line.seq + 1
+                if seq is not None and line.seq > seq:
+                    break
+                replayer.record(line, hook)
     for i in inputs:
         if i.path == "-":
             i.file.unlink(missing_ok=True)

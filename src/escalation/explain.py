@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from . import ast
@@ -125,28 +124,23 @@ def explain_action(policy: CompiledPolicy, inter: Interaction, action: str, now:
     return out
 
 
-def explain_stream(
-    policy: CompiledPolicy,
-    lines: Iterator[tuple[Line, Event | None, Interaction | None]],
-    seq: int | None,
-    action: str | None,
-) -> Iterator[str]:
-    """Text blocks for each event of the conversation (or the one at ``seq``)."""
-    for line, event, inter in lines:
-        if event is None or inter is None:
-            continue
-        if seq is not None and line.seq != seq:
-            continue
-        now = event.time
-        yield f"seq {line.seq} ({line.source}), {format_time(now)}: {event.type} arrives in conversation {event.conversation!r}."
-        yield "Judged on the history before this event, at its time:"
-        actions = [action] if action else list(policy.actions)
-        for name in actions:
-            yield from ("  " + text for text in explain_action(policy, inter, name, now))
-        if policy.vocabulary[event.type].is_action and (action is None or action == event.type):
-            violation = inter._judge(event.type, now)
-            if violation is None:
-                yield f"  This event is the action {event.type} itself: it was permitted, so it is no violation."
-            else:
-                yield f"  This event is the action {event.type} itself: it was a forbidden_action violation (rule {', '.join(violation.rules)}, severity {violation.severity}): {violation.message}"
-        yield ""
+def explain_moment(policy: CompiledPolicy, line: Line, event: Event, inter: Interaction, action: str | None) -> list[str]:
+    """The text for one event, computed from the state it meets (call this BEFORE the event is fed)."""
+    now = event.time
+    out = [
+        f"seq {line.seq} ({line.source}), {format_time(now)}: {event.type} arrives in conversation {event.conversation!r}.",
+        "Judged on the history before this event, at its time:",
+    ]
+    for name in [action] if action else list(policy.actions):
+        out.extend("  " + text for text in explain_action(policy, inter, name, now))
+    if policy.vocabulary[event.type].is_action and (action is None or action == event.type):
+        violation = inter._judge(event.type, now)
+        if violation is None:
+            out.append(f"  This event is the action {event.type} itself: it was permitted, so it is no violation.")
+        else:
+            out.append(
+                f"  This event is the action {event.type} itself: it was a forbidden_action violation "
+                f"(rule {', '.join(violation.rules)}, severity {violation.severity}): {violation.message}"
+            )
+    out.append("")
+    return out
