@@ -163,3 +163,17 @@ def test_explain_reads_the_state_before_the_event(tmp_path: Path) -> None:
     )
     text = run("explain", str(policy), str(events), "--conversation", "c", "--seq", "2").stdout.decode()
     assert "offers = 0" in text and "it was permitted, so it is no violation" in text
+
+
+def test_check_and_fmt_handle_sibling_test_files(files: tuple[Path, Path], tmp_path: Path) -> None:
+    policy, _ = files
+    tests = tmp_path / "mini.test.esc"
+    tests.write_text('test "t" {\n      agent.warn    # first\n  expect fired nope\n}\n')
+    proc = run("check", str(tests))
+    assert proc.returncode == 1 and f"{tests}:3:".encode() in proc.stdout
+    tests.write_text('test "t" {\n      agent.warn    # first\n  expect no   violations\n}\n')
+    assert run("check", str(tmp_path)).returncode == 0
+    assert run("fmt", "--check", str(tests)).returncode == 1
+    assert run("fmt", str(tests)).returncode == 0
+    assert tests.read_text() == 'test "t" {\n  agent.warn  # first\n  expect no violations\n}\n'
+    assert run("fmt", "--check", str(tests)).returncode == 0

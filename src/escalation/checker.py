@@ -707,3 +707,26 @@ def check_tests(policy: ast.Policy, tests: tuple[ast.Test, ...], path: str) -> l
     c.test_pass()
     c.diagnostics.sort(key=Diagnostic.sort_key)
     return c.diagnostics
+
+
+def check_test_file(text: str, path: str) -> list[Diagnostic]:
+    """Check a sibling ``NAME.test.esc`` against ``NAME.esc`` (which must itself check)."""
+    from pathlib import Path
+
+    from .errors import PolicyError
+    from .parser import parse_tests, read_source
+
+    name = Path(path).name
+    policy_path = str(Path(path).with_name(name[: -len(".test.esc")] + ".esc"))
+    try:
+        tests = parse_tests(text, path)
+    except PolicyError as err:
+        return err.diagnostics
+    try:
+        policy_text = read_source(policy_path)
+    except PolicyError:
+        return [Diagnostic("E005", "error", f"a test file needs its policy beside it, and `{policy_path}` cannot be read", Span(1, 1, 1, 2), "name the file NAME.test.esc next to NAME.esc", path)]
+    result = check_source(policy_text, policy_path)
+    if result.checked is None:
+        return [Diagnostic("E005", "error", f"the policy `{policy_path}` has errors; check it first", Span(1, 1, 1, 2), f"run `escalation check {policy_path}`", path)]
+    return check_tests(result.checked.policy, tests, path)

@@ -16,7 +16,7 @@ import click
 
 from . import __version__
 from .audit import verify_stream
-from .checker import check_source
+from .checker import check_source, check_test_file
 from .compiler import CompiledPolicy, load_compiled
 from .errors import Diagnostic, EscalationError, PolicyError
 from .parallel import replay_parallel
@@ -34,13 +34,13 @@ EXIT_REJECTED = 4
 EXIT_TAMPERED = 5
 
 
-def _policy_files(paths: tuple[str, ...]) -> list[str]:
-    """Expand folders to the `.esc` policies inside them (test files excluded)."""
+def _policy_files(paths: tuple[str, ...], with_tests: bool = False) -> list[str]:
+    """Expand folders to the `.esc` policies inside them (and, ``with_tests``, their NAME.test.esc files)."""
     out: list[str] = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            out.extend(str(f) for f in sorted(path.rglob("*.esc")) if not f.name.endswith(".test.esc"))
+            out.extend(str(f) for f in sorted(path.rglob("*.esc")) if with_tests or not f.name.endswith(".test.esc"))
         else:
             out.append(p)
     return out
@@ -63,7 +63,7 @@ def check(policies: tuple[str, ...], fmt: str) -> None:
     """Parse and check POLICIES (files or folders); exit 1 if any has an error."""
     all_diags: list[Diagnostic] = []
     errors = warnings = 0
-    files = _policy_files(policies)
+    files = _policy_files(policies, with_tests=True)
     for path in files:
         try:
             source: str | None = read_source(path)
@@ -71,7 +71,7 @@ def check(policies: tuple[str, ...], fmt: str) -> None:
             diags, source = err.diagnostics, err.source
         else:
             assert source is not None
-            diags = check_source(source, path).diagnostics
+            diags = check_test_file(source, path) if path.endswith(".test.esc") else check_source(source, path).diagnostics
         all_diags.extend(diags)
         errors += sum(d.is_error for d in diags)
         warnings += sum(not d.is_error for d in diags)
@@ -91,13 +91,13 @@ def check(policies: tuple[str, ...], fmt: str) -> None:
 @click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file is not formatted")
 def fmt(policies: tuple[str, ...], check_only: bool) -> None:
     """Rewrite POLICIES in the canonical layout, keeping comments."""
-    from .formatter import format_source
+    from .formatter import format_source, format_tests_source
 
     changed = failed = 0
-    for path in _policy_files(policies):
+    for path in _policy_files(policies, with_tests=True):
         try:
             source = read_source(path)
-            formatted = format_source(source, path)
+            formatted = format_tests_source(source, path) if path.endswith(".test.esc") else format_source(source, path)
         except PolicyError as err:
             click.echo(err.render(), err=True)
             failed += 1

@@ -357,3 +357,25 @@ def format_source(text: str, path: str = "<policy>") -> str:
         lost = sorted((before - after).elements()) or sorted((after - before).elements())
         raise FormatError(f"formatting {path} would lose or change the comment `{lost[0]}`; {refusal}")
     return formatted
+
+
+def format_tests_source(text: str, path: str = "<tests>") -> str:
+    """Format a sibling ``NAME.test.esc`` (only `test` blocks) with the same layout and checks."""
+    tests = parser.parse_tests(text, path)
+    comments = parser.extract_comments(text)
+    holder = ast.Policy(ast.StringLit(""), None, tests)
+    formatted = format_policy(holder, comments)
+    header = 'policy ""\n\n'
+    if not formatted.startswith(header):  # pragma: no cover - the layout always starts with the header
+        raise FormatError(f"cannot format {path}: unexpected layout")
+    formatted = formatted[len(header) :]
+    refusal = "the formatter refused its own output (a formatter bug, please report it)"
+    try:
+        again = parser.parse_tests(formatted, path)
+    except PolicyError as err:
+        raise FormatError(f"formatting {path} would produce text that no longer parses ({err}); {refusal}") from None
+    if again != tests:
+        raise FormatError(f"formatting {path} would change what the tests say; {refusal}")
+    if Counter(c.text.rstrip() for c in comments) != Counter(c.text for c in parser.extract_comments(formatted)):
+        raise FormatError(f"formatting {path} would lose or change a comment; {refusal}")
+    return formatted

@@ -1,0 +1,219 @@
+"""The policy library in policies/ and the example logs in examples/.
+
+Every policy checks with no errors and no warnings, is formatted, passes its tests
+(with full rule coverage when `escalation test --min-coverage` is available), and
+names, above each rule, the seed text and step it encodes. Every example log is
+what the seeded generator produces, and replays against the policies it is meant
+for to the violation counts pinned below (read by hand when they were pinned).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import escalation
+from conftest import ROOT, SHARED, escalation_command
+
+POLICIES_DIR = ROOT / "policies"
+EXAMPLES_DIR = ROOT / "examples"
+POLICIES = sorted(p for p in POLICIES_DIR.glob("*.esc") if not p.name.endswith(".test.esc"))
+#: Policies written before the seed library; they need no seed comments.
+WITHOUT_SEED_COMMENTS = {"three_strikes.esc"}
+#: One policy per seed text.
+SEED_POLICIES = {
+    "000_cccc53dfce3d9c2f.txt": "se_ten_steps.esc",
+    "001_1ad9d69dd8b1452e.txt": "de_ground_rules.esc",
+    "002_4110363bf251554d.txt": "lv_angry_customer.esc",
+    "003_4f22e2007cc1978f.txt": "pl_assertive_service.esc",
+    "004_bd3402dd45cbc526.txt": "nl_professional_handling.esc",
+}
+SEED_REFERENCE = re.compile(r"seeds/(\d{3}_[0-9a-f]{16}\.txt)")
+RULE_LINE = re.compile(r"^rule\s+([A-Za-z_][A-Za-z0-9_]*)\s*\{")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*escalation_command(), *args], capture_output=True, text=True, cwd=ROOT, check=False)
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [p.name for p in paths]
+
+
+def test_the_library_is_there() -> None:
+    names = {p.name for p in POLICIES}
+    assert set(SEED_POLICIES.values()) | {"standard.esc", "council_procedure.esc", "chat_vs_phone.esc"} <= names
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=_ids(POLICIES))
+def test_policy_checks_without_errors_or_warnings(policy: Path) -> None:
+    result = _run("check", "--format", "json", str(policy.relative_to(ROOT)))
+    report = json.loads(result.stdout)
+    rendered = "\n".join(f"{d.get('line')}:{d.get('column')}: {d.get('code')} {d.get('message')}" for d in report["diagnostics"])
+    assert (report["errors"], report["warnings"]) == (0, 0), f"{policy.name}:\n{rendered}"
+    assert result.returncode == 0
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=_ids(POLICIES))
+def test_policy_is_formatted(policy: Path) -> None:
+    result = _run("fmt", "--check", str(policy.relative_to(ROOT)))
+    assert result.returncode == 0, f"run `escalation fmt {policy.relative_to(ROOT)}`:\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=_ids(POLICIES))
+def test_policy_tests_pass(policy: Path) -> None:
+    result = _run("test", str(policy.relative_to(ROOT)))
+    last = result.stdout.rstrip().splitlines()[-1]
+    assert result.returncode == 0, f"{policy.name}:\n{result.stdout}{result.stderr}"
+    match = re.fullmatch(r"(\d+) passed, 0 failed", last)
+    assert match and int(match.group(1)) >= 1, f"{policy.name} has no passing tests: {last}"
+
+
+@cache
+def _coverage_available() -> bool:
+    return "--min-coverage" in _run("test", "--help").stdout
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=_ids(POLICIES))
+def test_policy_tests_cover_every_rule(policy: Path) -> None:
+    if not _coverage_available():
+        pytest.skip("`escalation test --min-coverage` is not available in this version")
+    result = _run("test", "--min-coverage", "100", str(policy.relative_to(ROOT)))
+    assert result.returncode == 0, f"{policy.name} is not fully covered by its tests:\n{result.stdout}{result.stderr}"
+
+
+def _rules_and_their_comments(path: Path) -> list[tuple[str, int, str]]:
+    """(rule name, line, the comment block directly above it) for every rule of a policy."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = []
+    for number, line in enumerate(lines):
+        match = RULE_LINE.match(line)
+        if not match:
+            continue
+        block = []
+        above = number - 1
+        while above >= 0 and lines[above].lstrip().startswith("#"):
+            block.append(lines[above])
+            above -= 1
+        found.append((match.group(1), number + 1, "\n".join(reversed(block))))
+    return found
+
+
+SEED_COMMENTED = [p for p in POLICIES if p.name not in WITHOUT_SEED_COMMENTS]
+
+
+@pytest.mark.parametrize("policy", SEED_COMMENTED, ids=_ids(SEED_COMMENTED))
+def test_every_rule_names_its_seed(policy: Path) -> None:
+    rules = _rules_and_their_comments(policy)
+    assert rules, f"{policy.name} has no rules"
+    loaded = escalation.load(str(policy))
+    assert {name for name, _, _ in rules} == {r.name.text for r in loaded.compiled.checked.policy.rules}, (
+        "a rule was not found by the scan"
+    )
+    missing = [f"{name} (line {line})" for name, line, comment in rules if not SEED_REFERENCE.search(comment)]
+    assert not missing, f"{policy.name}: rules without a `# seeds/NNN_....txt, step ...` comment above them: {missing}"
+    if (SHARED / "seeds").is_dir():
+        cited = set(SEED_REFERENCE.findall(policy.read_text(encoding="utf-8")))
+        unknown = sorted(c for c in cited if not (SHARED / "seeds" / c).is_file())
+        assert not unknown, f"{policy.name} cites seed files that do not exist: {unknown}"
+
+
+@pytest.mark.parametrize(("seed", "policy"), sorted(SEED_POLICIES.items()))
+def test_each_seed_has_its_policy_which_says_what_it_could_not_express(seed: str, policy: str) -> None:
+    text = (POLICIES_DIR / policy).read_text(encoding="utf-8")
+    cited = set(SEED_REFERENCE.findall(text))
+    assert cited == {seed}, f"{policy} should encode {seed} only, and cites {sorted(cited)}"
+    assert "cannot be expressed" in text, f"{policy} should list the steps it cannot express, and why"
+
+
+def test_the_standard_policy_draws_on_every_seed() -> None:
+    cited = set(SEED_REFERENCE.findall((POLICIES_DIR / "standard.esc").read_text(encoding="utf-8")))
+    assert cited == set(SEED_POLICIES)
+
+
+# --- the example logs --------------------------------------------------------------------------
+
+#: How each committed log was generated (examples/README.md gives the same commands).
+GENERATED = {
+    "sample.jsonl": ["--conversations", "30", "--seed", "7"],
+    "se_ten_steps.jsonl": ["--profile", "se_ten_steps", "--conversations", "30", "--seed", "1", "--bad", "5"],
+    "de_ground_rules.jsonl": ["--profile", "de_ground_rules", "--conversations", "30", "--seed", "1", "--bad", "5"],
+    "lv_angry_customer.jsonl": ["--profile", "lv_angry_customer", "--conversations", "30", "--seed", "1", "--bad", "5"],
+    "pl_assertive_service.jsonl": ["--profile", "pl_assertive_service", "--conversations", "30", "--seed", "1", "--bad", "5"],
+    "nl_professional_handling.jsonl": [
+        "--profile",
+        "nl_professional_handling",
+        "--conversations",
+        "30",
+        "--seed",
+        "1",
+        "--bad",
+        "5",
+    ],
+    "standard.jsonl": ["--profile", "standard", "--conversations", "30", "--seed", "1", "--bad", "5"],
+    "council_procedure.jsonl": ["--profile", "council_procedure", "--conversations", "30", "--seed", "1", "--bad", "5"],
+    "chat_vs_phone.jsonl": ["--profile", "chat_vs_phone", "--conversations", "40", "--seed", "1", "--bad", "5"],
+}
+
+
+@pytest.mark.parametrize(("log", "args"), sorted(GENERATED.items()), ids=sorted(GENERATED))
+def test_example_log_is_what_the_generator_gives(log: str, args: list[str]) -> None:
+    result = subprocess.run([sys.executable, str(EXAMPLES_DIR / "generate.py"), *args], capture_output=True, cwd=ROOT, check=True)
+    assert result.stdout == (EXAMPLES_DIR / log).read_bytes(), f"examples/{log} is not what `generate.py {' '.join(args)}` gives"
+
+
+#: (log, policy) -> (forbidden_action, missed_deadline, unfulfilled, rejected records), as replayed today.
+PINNED = {
+    ("sample.jsonl", "three_strikes.esc"): (9, 39, 4, 0),
+    ("with_rejects.jsonl", "three_strikes.esc"): (13, 48, 0, 6),
+    ("se_ten_steps.jsonl", "se_ten_steps.esc"): (6, 22, 32, 5),
+    ("de_ground_rules.jsonl", "de_ground_rules.esc"): (10, 13, 13, 5),
+    ("lv_angry_customer.jsonl", "lv_angry_customer.esc"): (9, 33, 3, 5),
+    ("pl_assertive_service.jsonl", "pl_assertive_service.esc"): (5, 10, 12, 5),
+    ("nl_professional_handling.jsonl", "nl_professional_handling.esc"): (9, 11, 4, 5),
+    ("standard.jsonl", "standard.esc"): (9, 29, 5, 5),
+    ("council_procedure.jsonl", "council_procedure.esc"): (4, 13, 4, 5),
+    ("chat_vs_phone.jsonl", "chat_vs_phone.esc"): (4, 5, 3, 5),
+}
+
+
+@cache
+def _replay(log: str, policy: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    records = list(escalation.replay(escalation.load(str(POLICIES_DIR / policy)), [str(EXAMPLES_DIR / log)]))
+    return records[-1], records
+
+
+@pytest.mark.parametrize(("log", "policy"), sorted(PINNED), ids=[f"{log}-{policy}" for log, policy in sorted(PINNED)])
+def test_example_log_replays_to_the_pinned_counts(log: str, policy: str) -> None:
+    summary, records = _replay(log, policy)
+    by_kind = summary["by_kind"]
+    found = (by_kind["forbidden_action"], by_kind["missed_deadline"], by_kind["unfulfilled"], summary["rejected"])
+    assert found == PINNED[(log, policy)], (
+        f"{log} against {policy}: (forbidden_action, missed_deadline, unfulfilled, rejected) = {found}"
+    )
+    counted = Counter(v["kind"] for r in records if r["kind"] in ("decision", "close") for v in r["violations"])
+    assert (counted["forbidden_action"], counted["missed_deadline"], counted["unfulfilled"]) == found[:3]
+
+
+PROFILE_LOGS = [(log, policy) for log, policy in sorted(PINNED) if log.removesuffix(".jsonl") == policy.removesuffix(".esc")]
+
+
+@pytest.mark.parametrize(("log", "policy"), PROFILE_LOGS, ids=[log for log, _ in PROFILE_LOGS])
+def test_profile_logs_show_every_kind_of_violation_and_bad_records(log: str, policy: str) -> None:
+    summary, _ = _replay(log, policy)
+    assert all(n > 0 for n in PINNED[(log, policy)]), f"{log} should show every kind of violation and some rejected records"
+    assert summary["conversations"] >= 20
+    assert summary["events"] >= 250
+
+
+def test_every_example_log_is_replayed_against_a_policy() -> None:
+    logs = {p.name for p in EXAMPLES_DIR.glob("*.jsonl")}
+    assert logs == {log for log, _ in PINNED}, "a log in examples/ has no pinned replay (or a pinned log is missing)"
