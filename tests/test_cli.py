@@ -166,7 +166,6 @@ def test_explain_reads_the_state_before_the_event(tmp_path: Path) -> None:
 
 
 def test_check_and_fmt_handle_sibling_test_files(files: tuple[Path, Path], tmp_path: Path) -> None:
-    policy, _ = files
     tests = tmp_path / "mini.test.esc"
     tests.write_text('test "t" {\n      agent.warn    # first\n  expect fired nope\n}\n')
     proc = run("check", str(tests))

@@ -6,7 +6,6 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-
 from .compiler import LEVEL_RANK, CompiledPolicy, OnRule, PatternFn, RequireSpec, WhileRule
 from .errors import SnapshotError
 from .events import Event
@@ -20,7 +19,7 @@ class Obligation:
 
     __slots__ = ("_json", "created_at", "due", "id", "n", "spec")
 
-    def __init__(self, id: str, n: int, spec: RequireSpec, created_at: int, due: int | None) -> None:  # noqa: A002
+    def __init__(self, id: str, n: int, spec: RequireSpec, created_at: int, due: int | None) -> None:
         self.id = id
         self.n = n
         self.spec = spec
