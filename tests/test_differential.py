@@ -254,3 +254,21 @@ def test_generated_policies_cover_every_construct_and_pass_the_checker() -> None
     sample()
     assert invalid == []
     assert EVERY_FEATURE - set(seen) == set(), f"the generator never wrote {sorted(EVERY_FEATURE - set(seen))}"
+
+
+@_PROPERTY
+@given(st.data())
+def test_grouped_while_rules_match_the_reference(data: st.DataObject) -> None:
+    """The loop over generated conditions (used for long runs of while rules) agrees too."""
+    from escalation import codegen
+
+    saved = codegen.INLINE_WHILE
+    codegen.INLINE_WHILE = 0
+    try:
+        text = data.draw(policy_texts(), label="policy")
+        result = check_source(text)
+        assert result.checked is not None
+        records = data.draw(event_streams(result.checked.vocabulary, max_events=30, prefer=mentioned(text, result.checked.vocabulary)), label="events")
+        _run_both(result.checked, records, 60 * US)
+    finally:
+        codegen.INLINE_WHILE = saved

@@ -35,6 +35,9 @@ class _Printer:
         self.const_ids: dict[Any, str] = {}
         self.let_src: dict[str, str] = {}
         self.let_funcs: list[str] = []
+        self.while_funcs: dict[str, str] = {}
+        self.rules = comp.checked.policy.rules  # a property that rebuilds the list: read it once
+        self.group_names: dict[tuple[int, ...], str] = {}
 
     def const(self, value: Any) -> str:
         key = (type(value), value) if not isinstance(value, frozenset) else ("set", value)
@@ -119,35 +122,77 @@ def _cond(p: _Printer, pattern: Any, etype: str) -> str:
     return p.expr(pattern.source.cond, p.comp.vocab[etype])
 
 
+#: Runs of more consecutive while rules than this are evaluated by a loop over generated functions,
+#: so that the source stays linear in the policy's size however many event types share them.
+INLINE_WHILE = 3
+
+
+def _while_inline(p: _Printer, rule: WhileRule, specs: dict[int, str], indent: str) -> list[str]:
+    trig = p.rules[rule.index].trigger
+    assert isinstance(trig, ast.While)
+    k = rule.position
+    out = [
+        f"{indent}v = {p.expr(trig.cond, None)}",
+        f"{indent}if v != flags[{k}]:",
+        f"{indent}    if not changed:",
+        f"{indent}        flags = flags[:]",
+        f"{indent}        changed = True",
+        f"{indent}    flags[{k}] = v",
+    ]
+    if rule.requires:
+        out.append(f"{indent}    if v:")
+        out.extend(f"{indent}        created.append(create(self, {specs[spec.index]}, t))" for spec in rule.requires)
+    return out
+
+
+def _while_group(p: _Printer, rules: list[WhileRule], specs: dict[int, str], indent: str) -> list[str]:
+    for rule in rules:
+        fname = f"w{rule.position}"
+        if fname not in p.while_funcs:
+            trig = p.rules[rule.index].trigger
+            assert isinstance(trig, ast.While)
+            p.while_funcs[fname] = f"def {fname}(s, now):\n    return {p.expr(trig.cond, None)}\n"
+    key = tuple(rule.position for rule in rules)
+    group = p.group_names.get(key)
+    if group is None:  # built after the module runs (build()), so the source stays small
+        group = f"G{len(p.group_names)}"
+        p.group_names[key] = group
+    return [
+        f"{indent}flags = rewhile(self, {group}, s, t, flags, created)",
+        f"{indent}changed = flags is not self.flags",
+    ]
+
+
 def _step5(p: _Printer, rules: tuple[OnRule | WhileRule, ...], specs: dict[int, str], indent: str) -> list[str]:
-    from .compiler import OnRule
+    from .compiler import OnRule, WhileRule
 
     out: list[str] = []
-    for rule in rules:
-        if isinstance(rule, OnRule):
-            src = f"m{rule.index}"
-            if rule.cond is not None:
-                trig = p.comp.checked.policy.rules[rule.index].trigger
-                assert isinstance(trig, ast.On) and trig.cond is not None
-                src += f" and {p.expr(trig.cond, None)}"
-            out.append(f"{indent}if {src}:")
-            out.append(f"{indent}    fired.append({rule.name!r})")
-            out.extend(f"{indent}    created.append(create(self, {specs[spec.index]}, t))" for spec in rule.requires)
-            if not rule.requires:
-                out.append(f"{indent}    pass")
+    run: list[WhileRule] = []
+
+    def flush() -> None:
+        if len(run) > INLINE_WHILE:
+            out.extend(_while_group(p, run, specs, indent))
         else:
-            trig = p.comp.checked.policy.rules[rule.index].trigger
-            assert isinstance(trig, ast.While)
-            k = rule.position
-            out.append(f"{indent}v = {p.expr(trig.cond, None)}")
-            out.append(f"{indent}if v != flags[{k}]:")
-            out.append(f"{indent}    if not changed:")
-            out.append(f"{indent}        flags = flags[:]")
-            out.append(f"{indent}        changed = True")
-            out.append(f"{indent}    flags[{k}] = v")
-            if rule.requires:
-                out.append(f"{indent}    if v:")
-                out.extend(f"{indent}        created.append(create(self, {specs[spec.index]}, t))" for spec in rule.requires)
+            for rule in run:
+                out.extend(_while_inline(p, rule, specs, indent))
+        run.clear()
+
+    for rule in rules:
+        if isinstance(rule, WhileRule):
+            run.append(rule)
+            continue
+        flush()
+        src = f"m{rule.index}"
+        if rule.cond is not None:
+            trig = p.rules[rule.index].trigger
+            assert isinstance(trig, ast.On) and trig.cond is not None
+            src += f" and {p.expr(trig.cond, None)}"
+        out.append(f"{indent}if {src}:")
+        out.append(f"{indent}    fired.append({rule.name!r})")
+        out.extend(f"{indent}    created.append(create(self, {specs[spec.index]}, t))" for spec in rule.requires)
+        if not rule.requires:
+            out.append(f"{indent}    pass")
+    flush()
     return out
 
 
@@ -171,7 +216,9 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
             "    a = event.attrs",
             "    violations = []",
             "    fulfilled = []",
-            "    first = self.last_time is None",
+            "    if self.last_time is None:  # the first event evaluates every while rule: the closures do that",
+            "        return self.feed_interpreted(event)",
+            "    first = False",
             "    pending = self.pending",
         ]
         if deadlines:
@@ -209,14 +256,7 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
         for i, window in plan.windows:
             body += [f"    w = s[{i}]", f"    while w and w[0] < t - {window}:", "        w.popleft()"]
         body += ["    fired = []", "    created = []", "    flags = self.flags", "    changed = False"]
-        every = policy.step_rules_by_type[etype]
-        if every != plan.step5:
-            body.append("    if first:")
-            body += _step5(p, every, specs, "        ") or ["        pass"]
-            body.append("    else:")
-            body += _step5(p, plan.step5, specs, "        ") or ["        pass"]
-        else:
-            body += _step5(p, every, specs, "    ")
+        body += _step5(p, plan.step5, specs, "    ") or ["    pass"]
         body += [
             "    if changed:",
             "        self.flags = flags",
@@ -231,9 +271,11 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
         ]
         lines += body
     header = [f"# generated from {policy.checked.path} (sha256 {policy.sha256[:12]})", ""]
-    source = "\n".join(header + p.let_funcs + lines) + "\n"
+    source = "\n".join(header + p.let_funcs + list(p.while_funcs.values()) + lines) + "\n"
     table = "FEEDERS = {" + ", ".join(f"{k!r}: {v}" for k, v in names.items()) + "}\n"
-    return source + table, dict(p.consts)
+    consts = dict(p.consts)
+    consts["__groups__"] = {name: key for key, name in p.group_names.items()}
+    return source + table, consts
 
 
 def build(comp: _Compiler, policy: CompiledPolicy, helpers: dict[str, Any]) -> tuple[dict[str, Callable[..., Any]], str]:
@@ -241,8 +283,11 @@ def build(comp: _Compiler, policy: CompiledPolicy, helpers: dict[str, Any]) -> t
     source, consts = generate(comp, policy)
     filename = f"<escalation:{policy.checked.path}:{policy.sha256[:12]}>"
     namespace: dict[str, Any] = {**helpers, **consts}
+    groups: dict[str, tuple[int, ...]] = namespace.pop("__groups__")
     code = compile(source, filename, "exec")
     exec(code, namespace)  # the source is ours, printed from a checked policy
+    for name, positions in groups.items():  # runs of while rules: (position, condition, requires)
+        namespace[name] = tuple((k, namespace[f"w{k}"], policy.while_rules[k].requires) for k in positions)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     feeders: dict[str, Callable[..., Any]] = namespace["FEEDERS"]
     return feeders, source

@@ -126,7 +126,6 @@ class CompiledPolicy:
     ops_by_type: dict[str, tuple[int, ...]]  # event type -> ops whose pattern or since-pattern has that type
     while_rules: tuple[WhileRule, ...]
     on_rules_by_type: dict[str, tuple[OnRule, ...]]
-    step_rules_by_type: dict[str, tuple[OnRule | WhileRule, ...]]  # step 5: on rules of that type and every while rule, in source order
     requires: tuple[RequireSpec, ...]
     rule_order: tuple[str, ...]  # every rule name in source order
     severity_of: dict[str, str]  # rule -> its severity (medium unless written)
@@ -138,6 +137,24 @@ class CompiledPolicy:
     feeders: dict[str, Callable[..., Any]] = attrs.field(factory=dict)  # generated step functions (codegen.py)
     generated: str = ""  # their source
     permission_cache: dict[tuple[int, ...], tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = attrs.field(factory=dict)
+    step_rules_cache: dict[str, tuple[OnRule | WhileRule, ...]] = attrs.field(factory=dict)
+    state_template: tuple[Any, ...] = ()
+    window_slots: tuple[int, ...] = ()
+
+    def initial_state(self) -> list[Any]:
+        """A new conversation's operator slots (windows get their own deques)."""
+        state = list(self.state_template)
+        for i in self.window_slots:
+            state[i] = deque()
+        return state
+
+    def step_rules(self, etype: str) -> tuple[OnRule | WhileRule, ...]:
+        """§6 step 5 at a first event: the on rules of ``etype`` and every while rule, in source order."""
+        rules = self.step_rules_cache.get(etype)
+        if rules is None:
+            rules = tuple(sorted([*self.on_rules_by_type.get(etype, ()), *self.while_rules], key=lambda r: r.index))
+            self.step_rules_cache[etype] = rules
+        return rules
 
     def permissions(self, active: tuple[int, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         """(permitted, forbidden, active rule names) for the while rules at indexes ``active`` (§6 step 6)."""
@@ -333,10 +350,6 @@ class _Compiler:
             ops_by_type.setdefault(op.pattern.event, []).append(i)
             if op.since is not None and op.since.event != op.pattern.event:
                 ops_by_type.setdefault(op.since.event, []).append(i)
-        step_rules: dict[str, tuple[OnRule | WhileRule, ...]] = {}
-        for etype in self.vocab:
-            merged: list[OnRule | WhileRule] = [*on_rules.get(etype, ()), *while_rules]
-            step_rules[etype] = tuple(sorted(merged, key=lambda r: r.index))
         plans: dict[str, TypePlan] = {}
         for etype, et in self.vocab.items():
             touched = set(ops_by_type.get(etype, ()))
@@ -361,7 +374,6 @@ class _Compiler:
             ops_by_type={k: tuple(v) for k, v in ops_by_type.items()},
             while_rules=tuple(while_rules),
             on_rules_by_type={k: tuple(v) for k, v in on_rules.items()},
-            step_rules_by_type=step_rules,
             requires=tuple(self.all_requires),
             rule_order=tuple(r.name.text for r in policy.rules),
             severity_of={r.name.text: r.severity or "medium" for r in policy.rules},
@@ -370,13 +382,15 @@ class _Compiler:
             lets=dict(self.let_fns),
             compile_expr=self.expr,
             plans=plans,
+            state_template=tuple(None if op.kind == "wcount" else op.initial() for op in self.ops),
+            window_slots=tuple(i for i, op in enumerate(self.ops) if op.kind == "wcount"),
         )
         from . import codegen
         from .evaluator import codegen_helpers
 
         feeders, generated = codegen.build(self, compiled, codegen_helpers(compiled))
         compiled.feeders.update(feeders)
-        return attrs.evolve(compiled, generated=generated, feeders=compiled.feeders, permission_cache=compiled.permission_cache)
+        return attrs.evolve(compiled, generated=generated, feeders=compiled.feeders, permission_cache=compiled.permission_cache, step_rules_cache=compiled.step_rules_cache)
 
 
 def literal_value(lit: ast.Literal) -> Any:

@@ -152,6 +152,20 @@ def break_before(pending: list[Obligation], etype: str, violations: list[Violati
     return [ob for ob in pending if ob.spec.before != etype]
 
 
+def rewhile(inter: Interaction, group: tuple[tuple[int, Any, tuple[RequireSpec, ...]], ...], s: list[Any], t: int, flags: list[bool], created: list[Obligation]) -> list[bool]:
+    """Re-evaluate a run of while rules (generated conditions); copies ``flags`` before the first change."""
+    for k, cond, specs in group:
+        v = cond(s, t)
+        if v != flags[k]:
+            if flags is inter.flags:
+                flags = flags[:]
+            flags[k] = v
+            if v:
+                for spec in specs:
+                    created.append(inter._create(spec, t))
+    return flags
+
+
 def codegen_helpers(policy: CompiledPolicy) -> dict[str, Any]:
     """The names the generated step functions use."""
     from .compiler import INF, _window_count
@@ -160,6 +174,7 @@ def codegen_helpers(policy: CompiledPolicy) -> dict[str, Any]:
         "expire": expire,
         "fulfil": fulfil,
         "break_before": break_before,
+        "rewhile": rewhile,
         "create": Interaction._create,
         "permissions": policy.permissions,
         "Decision": Decision,
@@ -176,7 +191,7 @@ class Interaction:
     def __init__(self, policy: CompiledPolicy, conversation: str) -> None:
         self.policy = policy
         self.conversation = conversation
-        self.state: list[Any] = [op.initial() for op in policy.ops]
+        self.state: list[Any] = policy.initial_state()
         self.active: tuple[int, ...] = ()  # indexes of the while rules active after the last event
         self.flags: list[bool] = [False] * len(policy.while_rules)  # the same, one flag per while rule
         self.pending: list[Obligation] = []
@@ -285,7 +300,7 @@ class Interaction:
         created: list[Obligation] = []
         flags = self.flags
         changed = False
-        for rule in (policy.step_rules_by_type[etype] if first else plan.step5):
+        for rule in (policy.step_rules(etype) if first else plan.step5):
             if isinstance(rule, OnRule):
                 if id(rule) in fires and (rule.cond is None or rule.cond(s, None, t)):
                     fired.append(rule.name)
