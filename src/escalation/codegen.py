@@ -164,7 +164,7 @@ def _while_group(p: _Printer, rules: list[WhileRule], specs: dict[int, str], ind
 
 
 def _step5(p: _Printer, rules: tuple[OnRule | WhileRule, ...], specs: dict[int, str], indent: str) -> list[str]:
-    from .compiler import OnRule, WhileRule
+    from .compiler import WhileRule
 
     out: list[str] = []
     run: list[WhileRule] = []
