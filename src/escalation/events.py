@@ -296,7 +296,7 @@ def iter_lines(path: str, stream: Any, start_seq: int = 1, limits: Limits = DEFA
     """The non-blank lines of a binary stream; blank ones count in line numbers but take no seq.
 
     A line longer than ``limits.max_line_bytes`` is never held whole: its first
-    ``max_line_bytes + 2`` bytes stand for it (enough for :func:`decode_line` to
+    ``max_line_bytes + 1`` bytes stand for it (enough for :func:`decode_line` to
     reject it), and the rest is read past in blocks.
     """
     cap = limits.max_line_bytes + 2  # the longest acceptable line with its CR and LF
@@ -311,7 +311,7 @@ def iter_lines(path: str, stream: Any, start_seq: int = 1, limits: Limits = DEFA
         if len(raw) == cap and not raw.endswith(b"\n"):  # longer than any acceptable line: skip to its end
             if _drain_is_blank(readline, raw):
                 continue
-            data = raw
+            data = raw[: cap - 1]  # a prefix of the line (its CR may be the last byte read), still too long
         else:
             data = raw[:-1] if raw.endswith(b"\n") else raw
             if data.endswith(b"\r"):

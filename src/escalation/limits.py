@@ -1,10 +1,12 @@
 """The limits that bound what hostile input can cost, with their defaults, in one place (docs/security.md).
 
 Event limits are enforced by :mod:`escalation.events`, which takes a :class:`Limits`
-(``Limits()`` when none is given). The policy limits are those of the parser
-(:data:`escalation.parser.MAX_SOURCE_CHARS`, :data:`escalation.parser.MAX_DEPTH`),
-referenced here so that they are documented beside the others. A record refused by
-a limit is rejected with a reason that names the limit and its value.
+(``Limits()`` when none is given); ``max_open_conversations`` is for the replay, which
+rejects the events of further new conversations (:func:`escalation.events.admit_conversation`).
+The policy limits are the parser's constants (:data:`escalation.parser.MAX_SOURCE_CHARS`,
+:data:`escalation.parser.MAX_DEPTH`), referenced here so that they are documented beside
+the others; the parser does not read them from a ``Limits`` yet. A record refused by a
+limit is rejected with a reason that names the limit and its value.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ class Limits:
     """Configurable bounds on input size and on replay state; every field is a positive integer."""
 
     #: The longest event line accepted, in bytes (without its LF and one CR). Longer lines are
-    #: rejected; only their first ``max_line_bytes + 2`` bytes are kept in memory and in ``raw``.
+    #: rejected; only their first ``max_line_bytes + 1`` bytes are kept in memory and in ``raw``.
     max_line_bytes: int = 1_000_000
     #: The deepest nesting of arrays and objects accepted in one event record (the record itself is level 1).
     max_json_depth: int = 64
