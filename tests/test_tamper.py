@@ -232,7 +232,6 @@ def test_cutting_the_log_inside_a_line_is_caught_at_that_line(made: tuple[Path, 
     assert_caught(tmp_path / "audit.jsonl", original, original[:cut])
 
 
-@pytest.mark.xfail(strict=True, reason="audit.verify_stream returns line=None for a log cut at a line boundary, so verify names no line")
 def test_cutting_the_log_at_a_line_boundary_names_the_first_missing_line(made: tuple[Path, Path, Path, bytes], tmp_path: Path) -> None:
     *_, original = made
     lines = original.splitlines(keepends=True)
@@ -322,7 +321,6 @@ def test_verify_on_the_command_line_names_the_line_without_a_traceback(made: tup
     assert proc.returncode == 5 and f"{damaged}:6: ".encode() in proc.stderr and b"Traceback" not in proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="audit._records: json.loads of a deeply nested line raises RecursionError, which verify_stream does not catch")
 def test_verify_names_a_deeply_nested_line_without_a_traceback(made: tuple[Path, Path, Path, bytes], tmp_path: Path) -> None:
     *_, original = made
     lines = original.splitlines(keepends=True)

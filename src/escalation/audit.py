@@ -168,7 +168,7 @@ def _records(lines: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
         text = raw[:-1]
         try:
             record = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _Bad(number, "the line is not JSON") from None
         if not isinstance(record, dict):
             raise _Bad(number, "the line is not a JSON object")
@@ -193,8 +193,10 @@ def verify_stream(lines: Iterable[bytes], engine: str) -> VerifyResult:
     by_kind = dict.fromkeys(KINDS, 0)
     conversations: set[str] = set()
     closing = False
+    lines_read = 0
     try:
         for number, record in _records(lines):
+            lines_read = number
             kind = record.get("kind")
             if summary is not None:
                 raise _Bad(number, "a record follows the summary")
@@ -248,5 +250,5 @@ def verify_stream(lines: Iterable[bytes], engine: str) -> VerifyResult:
     if header is None:
         return VerifyResult(False, "the log is empty", 1)
     if summary is None:
-        return VerifyResult(False, "the log has no summary: it was cut short", None, header)
+        return VerifyResult(False, "the log has no summary: it was cut short", lines_read + 1, header)
     return VerifyResult(True, "intact", None, header, summary)

@@ -30,6 +30,8 @@ from .vocabulary import (
 
 #: The type of ``time since P``: a duration that may be compared but not added to.
 SINCE = "since"
+#: The longest chain of lets each reading the next (deeper chains would nest past what evaluation supports).
+MAX_LET_CHAIN = 64
 LEVELS = ("low", "medium", "high", "critical")
 
 
@@ -138,6 +140,7 @@ class _Checker:
         self.declarations()
         self.collect_names()
         self.let_dependencies()
+        self.let_depth_pass(self.let_deps)
         self.let_pass()
         self.default_pass()
         self.rule_pass()
@@ -215,6 +218,7 @@ class _Checker:
         deps: dict[str, list[str]] = {}
         for name, let in self.lets.items():
             deps[name] = [n for n in self.let_refs(let.expr, _Scope()) if n in self.lets]
+        self.let_deps = deps
         state: dict[str, int] = {}  # 1 visiting, 2 done
         for root in self.lets:
             if state.get(root):
@@ -263,6 +267,21 @@ class _Checker:
             else:
                 for child in ast.children(node):
                     todo.append((child, event))
+
+    def let_depth_pass(self, deps: dict[str, list[str]]) -> None:
+        """A chain of lets each reading the next nests as deeply as one long expression (E004)."""
+        depth: dict[str, int] = {}
+        for name in self.let_order:
+            depth[name] = 1 + max((depth.get(d, 0) for d in deps.get(name, ())), default=0)
+            if depth[name] > MAX_LET_CHAIN:
+                self.error(
+                    "E004",
+                    f"`{name}` sits at the end of a chain of more than {MAX_LET_CHAIN} lets, each reading the next",
+                    self.lets[name].name.span,
+                    "shorten the chain: a let can read several others directly",
+                )
+                self.let_types[name] = None
+                return
 
     def let_pass(self) -> None:
         for name in self.let_order:

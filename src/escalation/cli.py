@@ -374,9 +374,15 @@ _register()
 
 
 def main() -> None:
-    """Entry point: never shows a Python traceback for an expected failure."""
+    """Entry point: never shows a Python traceback for an expected failure; Ctrl-C exits 130."""
     try:
-        cli.main(standalone_mode=True)
-    except KeyboardInterrupt:
+        code = cli.main(standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except BrokenPipeError:  # `escalation replay ... | head`
+        sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

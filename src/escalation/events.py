@@ -27,7 +27,7 @@ MAX_JSON_DEPTH = DEFAULT_LIMITS.max_json_depth
 MAX_LINE_BYTES = DEFAULT_LIMITS.max_line_bytes
 #: The earliest and latest times the audit log can write (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z).
 MIN_TIME = -62_135_596_800 * US
-MAX_TIME = 253_402_300_800 * US - 1
+MAX_TIME = parse_time("9800-12-31T23:59:59.999999Z")  # deadlines (at most 100 years later) stay writable
 #: Values longer than this get no "did you mean" (edit distance costs their length times the candidates').
 _SUGGEST_MAX_CHARS = 64
 #: The longest `time` string that can be RFC 3339 (a fraction of a microsecond padded with zeros is allowed).
@@ -238,7 +238,7 @@ def parse_event_time(time: str) -> int:
     except TimeError as err:
         raise EventError(str(err)) from None
     if not MIN_TIME <= when <= MAX_TIME:
-        raise EventError(f"`time` {_show(time)} is outside the years 0001 to 9999 in UTC")
+        raise EventError(f"`time` {_show(time)} is outside the years 0001 to 9800 in UTC (the audit log must be able to write its deadlines)")
     return when
 
 

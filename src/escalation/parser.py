@@ -130,11 +130,23 @@ def _plain_name(tok: Token) -> ast.Name:
     return _name(tok)
 
 
+#: The longest duration accepted (100 years), so that every deadline stays a date the audit log can write.
+MAX_DURATION_SECONDS = 100 * 366 * 86400
+
+
 def _string(tok: Token) -> ast.StringLit:
-    return ast.StringLit(json.loads(str(tok)), _span_of_token(tok))
+    value = json.loads(str(tok))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _SyntaxProblem(("E002", "this string holds a lone surrogate escape (such as \\ud800), which is not a character", _span_of_token(tok), "write the character itself, or a complete surrogate pair")) from None
+    return ast.StringLit(value, _span_of_token(tok))
 
 
 def _duration(tok: Token) -> ast.DurationLit:
+    digits = str(tok)[:-1]
+    if len(digits) > 12 or ast.DurationLit(str(tok)).seconds > MAX_DURATION_SECONDS:
+        raise _SyntaxProblem(("E003", f"the duration {str(tok)[:20]} is too long", _span_of_token(tok), "durations go up to 100 years (36600d)"))
     return ast.DurationLit(str(tok), _span_of_token(tok))
 
 
@@ -144,14 +156,11 @@ class _ToAst(Transformer[Token, ast.Policy]):
 
     # -- literals and names
     def int_lit(self, meta: Any, tok: Token) -> ast.IntLit:
-        value = int(str(tok))
-        if value > MAX_INT:
-            raise _SyntaxProblem(("E003", f"the number {tok} is too large", _span_of_token(tok), f"numbers go up to {MAX_INT}"))
-        return ast.IntLit(value, _span_of_token(tok))
+        if len(tok) > 16 or int(str(tok)) > MAX_INT:
+            raise _SyntaxProblem(("E003", f"the number {str(tok)[:20]} is too large", _span_of_token(tok), f"numbers go up to {MAX_INT}"))
+        return ast.IntLit(int(str(tok)), _span_of_token(tok))
 
     def duration_lit(self, meta: Any, tok: Token) -> ast.DurationLit:
-        if int(str(tok)[:-1]) > MAX_INT:
-            raise _SyntaxProblem(("E003", f"the duration {tok} is too large", _span_of_token(tok), "write a shorter duration"))
         return _duration(tok)
 
     def string_lit(self, meta: Any, tok: Token) -> ast.StringLit:
@@ -269,8 +278,6 @@ class _ToAst(Transformer[Token, ast.Policy]):
             before = _name(rest[1]) if rest[1] is not None else None
         elif len(rest) == 1:  # before DOTTED
             before = _name(rest[0])
-        if within is not None and int(within.text[:-1]) > MAX_INT:
-            raise _SyntaxProblem(("E003", f"the duration {within.text} is too large", within.span, "write a shorter duration"))
         return ast.Require(patterns, within, before, _span_of_meta(meta))
 
     def because(self, meta: Any, tok: Token) -> ast.Because:
@@ -534,6 +541,15 @@ def parse_tests(text: str, path: str = "<tests>") -> tuple[ast.Test, ...]:
 def _parse(text: str, path: str, start: str) -> ast.Policy | tuple[ast.Test, ...]:
     if text.startswith("\ufeff"):  # a byte-order mark is not part of the policy
         text = text[1:]
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        line = text.count("\n", 0, err.start) + 1
+        col = err.start - (text.rfind("\n", 0, err.start) + 1) + 1
+        raise PolicyError(
+            [Diagnostic("E005", "error", "the policy holds a lone surrogate, which is not a character", Span(line, col, line, col + 1, err.start, err.start + 1), "save the policy as valid UTF-8", path)],
+            text.encode("utf-8", "replace").decode("utf-8"),
+        ) from None
     if len(text) > MAX_SOURCE_CHARS:
         raise PolicyError(
             [Diagnostic("E004", "error", f"the policy is too large ({len(text)} characters)", Span(1, 1, 1, 2), f"policies may have at most {MAX_SOURCE_CHARS} characters; split it", path)],

@@ -16,7 +16,8 @@ from . import __version__
 from .compiler import CompiledPolicy
 from .errors import EscalationError, EventError
 from .evaluator import Decision, Interaction
-from .events import Event, Line, decode_line, iter_lines, validate
+from .events import Event, Line, admit_conversation, decode_line, iter_lines, validate
+from .limits import DEFAULT_LIMITS, Limits
 from .timefmt import US, format_time
 
 ENGINE = f"escalation {__version__}"
@@ -129,8 +130,11 @@ _SWEEP_EVERY = 1024
 class Replayer:
     """Feeds records to per-conversation state and yields audit records (without prev/hash)."""
 
-    def __init__(self, policy: CompiledPolicy, as_of: int | None = None, strict: bool = False, idle_horizon: int | None = None) -> None:
+    def __init__(
+        self, policy: CompiledPolicy, as_of: int | None = None, strict: bool = False, idle_horizon: int | None = None, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self.policy = policy
+        self.limits = limits
         self.as_of = as_of
         self.strict = strict
         self.idle_horizon = idle_horizon
@@ -147,9 +151,11 @@ class Replayer:
         """One input line -> its decision or rejected record; ``before_feed`` sees the state an event meets."""
         self.stats.records += 1
         try:
-            obj = decode_line(line.data)
+            obj = decode_line(line.data, self.limits)
             event = validate(obj, self.policy.vocabulary)
             inter = self.conversations.get(event.conversation)
+            if inter is None:
+                admit_conversation(len(self.conversations), self.limits)
             last = inter.last_time if inter is not None else (self.retired[event.conversation][1] if event.conversation in self.retired else None)
             if last is not None and event.time < last:
                 raise EventError(

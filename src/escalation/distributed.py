@@ -1,0 +1,877 @@
+"""Distributed replay on Dask: a partitioned, hash-chained audit (the optional extra ``escalation[dask]``).
+
+The core never imports this module's Dask side: ``dask`` and ``fsspec`` are imported
+inside the functions that need them, so :func:`verify_manifest`,
+:func:`compare_manifest` and :func:`decisions_by_seq` work without Dask installed.
+
+How a replay runs (every step is a Dask task; the client only plans and writes
+the manifest):
+
+1. **Scan** (one task per shard): read the shard once through fsspec, computing its
+   SHA-256 and counting its non-blank lines exactly as :func:`escalation.events.iter_lines`
+   does (it is the very function used); every ``block_bytes`` a cut is noted at a line
+   boundary with the number of physical lines and of records before it. The client
+   turns the per-shard counts into global positions: the first record of shard *k*
+   has seq ``1 + (records of shards 0..k-1)``.
+2. **Read and split** (one task per block): seek to the block, run ``iter_lines`` over
+   it with the block's first seq, and split its records into one list per partition
+   by :func:`partition_of` (CRC-32 of the conversation id modulo the partition count;
+   a record whose conversation cannot be read goes to ``seq mod count``). A block's
+   records of one partition travel as one chunk: their seqs and line numbers as
+   arrays, their lines joined by LF (no per-record objects to pickle).
+3. **Replay** (one task per partition): the partition's lists, taken in block order,
+   are already in seq order. The worker compiles the policy from its source text
+   (compiled policies hold closures and cannot be pickled), feeds every record to an
+   :class:`escalation.replay.Replayer`, and writes ``part-NNNNN.jsonl``: a header (the
+   serial header plus ``partition`` {index, count}), the partition's decision and
+   rejected records in seq order, its close records (in order of first appearance
+   within the partition), and its summary, chained like any audit log.
+4. The client writes ``manifest.json`` (each part's record count, final hash and file
+   SHA-256, the root hash over the final hashes, the totals) and renames the staging
+   folder to ``out_dir``.
+
+A conversation's records all land in one partition, so its decisions are exactly
+those of a serial replay; only the layout differs. The layout depends on the policy,
+the inputs, ``as_of`` and the partition count, never on the cluster: the same
+arguments give byte-identical parts, which is how :func:`compare_manifest` checks a
+partitioned audit against its inputs without Dask.
+
+Workers read the shards and write the parts themselves: with a remote scheduler,
+the shards must be paths or URLs the workers can open, and ``out_dir`` must be on a
+filesystem the client and every worker share.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import hashlib
+import importlib
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from .audit import GENESIS, KINDS, AuditWriter, VerifyResult, _Bad, _records
+from .checker import check_source
+from .compiler import CompiledPolicy, compile_policy
+from .errors import EscalationError, EventError
+from .events import Line, decode_line, iter_lines
+from .parser import read_source
+from .replay import ENGINE, Input, InputError, Replayer, Stats, header_record
+from .timefmt import format_time, parse_time
+
+try:
+    import orjson
+
+    _loads: Any = orjson.loads
+except ImportError:  # pragma: no cover
+    _loads = json.loads
+
+MANIFEST_FORMAT = "escalation-audit-manifest/1"
+MANIFEST = "manifest.json"
+#: Shards are read in blocks of about this many bytes (cut at line boundaries), one task each.
+BLOCK_BYTES = 32 << 20
+#: Without ``partitions``, one partition per this many input bytes (1 to ``MAX_DEFAULT_PARTITIONS``).
+PARTITION_BYTES = 16 << 20
+MAX_DEFAULT_PARTITIONS = 512
+#: ``scheduler="local"`` starts this many single-threaded worker processes (``"local:N"`` for N).
+LOCAL_WORKERS = 2
+_TOTALS = ("records", "events", "rejected", "conversations", "violations", "open_obligations")
+
+
+class DistributedError(EscalationError):
+    """A distributed replay could not run, or its output could not be installed."""
+
+
+def _require(module: str) -> Any:
+    """Import a module of the `dask` extra (untyped here: Dask's typing is partial), or say how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DistributedError(f"distributed replay needs Dask ({module} is not installed): pip install 'escalation[dask]'") from None
+
+
+def part_name(index: int) -> str:
+    """The file name of partition ``index`` inside the audit folder."""
+    return f"part-{index:05d}.jsonl"
+
+
+def _conversation(data: bytes) -> str | None:
+    """The conversation a line names, read as the replay reads it; None when it names none."""
+    try:
+        obj = _loads(data)
+    except (ValueError, TypeError):
+        try:  # what orjson refuses, the replay's own decoder may still accept
+            obj = decode_line(data)
+        except EventError:
+            return None
+    conversation = obj.get("conversation") if type(obj) is dict else None
+    return conversation if type(conversation) is str and conversation else None
+
+
+def partition_of(data: bytes, seq: int, count: int) -> int:
+    """The partition of the record on this line: CRC-32 of its conversation mod ``count``, else ``seq mod count``."""
+    conversation = _conversation(data)
+    if conversation is not None:
+        try:
+            return zlib.crc32(conversation.encode("utf-8")) % count
+        except UnicodeEncodeError:  # a lone surrogate: the record is rejected wherever it goes
+            pass
+    return seq % count
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading shards (runs on the workers)
+
+
+class _Raw(io.RawIOBase):
+    """A raw stream over any file-like object: at most ``limit`` bytes, each one fed to ``digest``."""
+
+    def __init__(self, fh: Any, limit: int | None = None, digest: Any = None) -> None:
+        self._fh = fh
+        self._left = limit
+        self._digest = digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = len(buffer) if self._left is None else min(len(buffer), self._left)
+        if want <= 0:
+            return 0
+        data = self._fh.read(want)
+        n = len(data)
+        buffer[:n] = data
+        if self._left is not None:
+            self._left -= n
+        if self._digest is not None:
+            self._digest.update(data)
+        return n
+
+
+class _Tap:
+    """Counts the bytes ``iter_lines`` consumes, so that block cuts fall on line boundaries."""
+
+    __slots__ = ("_readline", "consumed")
+
+    def __init__(self, stream: io.BufferedReader) -> None:
+        self._readline = stream.readline
+        self.consumed = 0
+
+    def readline(self, size: int = -1) -> bytes:
+        line = self._readline(size)
+        self.consumed += len(line)
+        return line
+
+
+@contextlib.contextmanager
+def _open(location: str, path: str) -> Iterator[Any]:
+    """Open a shard (a local path or an fsspec URL) for binary reading, or raise InputError naming ``path``."""
+    fsspec = _require("fsspec")
+    try:
+        with fsspec.open(location, "rb") as fh:
+            yield fh
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+
+
+def _number(line: Line) -> int:
+    """The line number of a line read with the path ``""`` (its source is ``":N"``)."""
+    return int(line.source[1:])
+
+
+def _scan(location: str, path: str, block_bytes: int) -> dict[str, Any]:
+    """A shard's SHA-256, size, record count and block cuts [(offset, lines before, records before)]."""
+    digest = hashlib.sha256()
+    blocks: list[tuple[int, int, int]] = [(0, 0, 0)]
+    records = 0
+    with _open(location, path) as fh:
+        tap = _Tap(io.BufferedReader(_Raw(fh, None, digest), 1 << 20))
+        cut = block_bytes
+        for line in iter_lines("", tap):
+            records += 1
+            if tap.consumed >= cut:  # the line just read ends a block
+                blocks.append((tap.consumed, _number(line), records))
+                cut = tap.consumed + block_bytes
+        size = tap.consumed
+    while len(blocks) > 1 and blocks[-1][0] >= size:
+        blocks.pop()
+    return {"sha256": digest.hexdigest(), "size": size, "records": records, "blocks": blocks}
+
+
+#: One block's records of one partition, compact for the shuffle: their seqs and line numbers
+#: (``array("q")`` bytes) and their lines joined by LF (a line never holds an LF).
+Chunk = tuple[bytes, bytes, bytes]
+
+
+def _read_block(location: str, path: str, offset: int, end: int, lines_before: int, first_seq: int, count: int) -> tuple[Chunk, ...]:
+    """The records of one block, split by partition, each in seq order."""
+    seqs = [array.array("q") for _ in range(count)]
+    numbers = [array.array("q") for _ in range(count)]
+    datas: list[list[bytes]] = [[] for _ in range(count)]
+    with _open(location, path) as fh:
+        if offset:
+            fh.seek(offset)
+        stream = io.BufferedReader(_Raw(fh, end - offset), 1 << 20)
+        for line in iter_lines("", stream, first_seq):
+            p = partition_of(line.data, line.seq, count)
+            seqs[p].append(line.seq)
+            numbers[p].append(lines_before + _number(line))
+            datas[p].append(line.data)
+    return tuple((seqs[p].tobytes(), numbers[p].tobytes(), b"\n".join(datas[p])) for p in range(count))
+
+
+def _chunk_lines(path: str, chunk: Chunk) -> Iterator[Line]:
+    """The lines of a chunk again, with their seqs and ``path:line`` sources."""
+    seqs, numbers = array.array("q"), array.array("q")
+    seqs.frombytes(chunk[0])
+    numbers.frombytes(chunk[1])
+    if not seqs:
+        return
+    for seq, number, data in zip(seqs, numbers, chunk[2].split(b"\n"), strict=True):
+        yield Line(seq, f"{path}:{number}", data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing one partition (on a worker, or in-process for compare_manifest)
+
+_POLICIES: dict[str, CompiledPolicy] = {}
+
+
+def _policy(source: bytes, path: str) -> CompiledPolicy:
+    """Check and compile a policy from its source bytes (cached per process by their SHA-256)."""
+    key = hashlib.sha256(source).hexdigest()
+    compiled = _POLICIES.get(key)
+    if compiled is None:
+        result = check_source(source.decode("utf-8"), path)
+        if result.checked is None:
+            first = next((d for d in result.diagnostics if d.is_error), None)
+            raise DistributedError(f"the policy {path} does not compile here: {first.message if first else 'errors'}")
+        compiled = compile_policy(result.checked, source)
+        _POLICIES[key] = compiled
+    return compiled
+
+
+class _HashingFile:
+    """Writes through to a file, keeping the SHA-256 of everything written."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self._out.write(data)
+
+
+class _PartWriter:
+    """One partition's audit log: header (with ``partition``), records in seq order, closes, summary."""
+
+    def __init__(self, policy: CompiledPolicy, inputs: list[Input], as_of: int | None, index: int, count: int, out: Any) -> None:
+        self.replayer = Replayer(policy, as_of)
+        self.writer = AuditWriter(out)
+        header = header_record(policy, inputs, as_of)
+        header["partition"] = {"index": index, "count": count}
+        self.writer.write(header)
+
+    def feed(self, line: Line) -> None:
+        self.writer.write(self.replayer.record(line))
+
+    def finish(self) -> dict[str, Any]:
+        """Write the close records and the summary; returns the summary (without prev/hash)."""
+        for record in self.replayer.closes():
+            self.writer.write(record)
+        summary = self.replayer.summary()
+        self.writer.write(dict(summary))
+        return summary
+
+
+def _replay_part(
+    index: int,
+    count: int,
+    policy_source: bytes,
+    policy_path: str,
+    inputs: list[tuple[str, str]],
+    as_of: int | None,
+    staging: str,
+    groups: list[tuple[str, Chunk]],
+) -> dict[str, Any]:
+    """Replay one partition and write its part into ``staging``; returns what the manifest needs."""
+    policy = _policy(policy_source, policy_path)
+    folder = Path(staging)
+    if not folder.is_dir():
+        raise DistributedError(f"the worker cannot see the output folder {staging}: put --out-dir on a filesystem the workers share")
+    final = folder / part_name(index)
+    tmp = folder / f".{final.name}.{uuid.uuid4().hex}.tmp"  # a retried task never meets a half-written part
+    try:
+        with open(tmp, "wb", buffering=1 << 20) as fh:
+            out = _HashingFile(fh)
+            part = _PartWriter(policy, [Input(p, Path(p), d) for p, d in inputs], as_of, index, count, out)
+            last = 0
+            for path, chunk in groups:
+                for line in _chunk_lines(path, chunk):
+                    if line.seq <= last:  # pragma: no cover - the shuffle keeps seq order by construction
+                        raise DistributedError(f"partition {index}: record {line.seq} arrived after record {last}")
+                    last = line.seq
+                    part.feed(line)
+            summary = part.finish()
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {
+        "index": index,
+        "file": final.name,
+        "records": part.writer.count,
+        "final_hash": part.writer.prev,
+        "sha256": out.digest.hexdigest(),
+        "summary": summary,
+        "by_rule": dict(part.replayer.stats.by_rule),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The client side
+
+
+@attrs.frozen
+class Manifest:
+    """A written partitioned audit: its folder, the manifest's content, and per-rule totals."""
+
+    path: str
+    data: dict[str, Any]
+    by_rule: dict[str, int] = attrs.field(factory=dict)
+
+    @property
+    def root_hash(self) -> str:
+        return str(self.data["root_hash"])
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return dict(self.data["summary"])
+
+    @property
+    def partitions(self) -> list[dict[str, Any]]:
+        return list(self.data["partitions"])
+
+    def stats(self) -> Stats:
+        """The totals as :class:`escalation.replay.Stats` (for the command line's summary text)."""
+        s = self.data["summary"]
+        st = Stats(**{k: s[k] for k in _TOTALS})
+        st.by_kind = dict(s["by_kind"])
+        st.by_rule = dict(self.by_rule)
+        return st
+
+
+def root_hash(final_hashes: Iterable[str]) -> str:
+    """SHA-256 of the parts' final hashes (lowercase hex, ASCII) concatenated in partition order."""
+    return hashlib.sha256("".join(final_hashes).encode("ascii")).hexdigest()
+
+
+def default_partitions(total_bytes: int) -> int:
+    """One partition per ``PARTITION_BYTES`` of input, at least 1 and at most ``MAX_DEFAULT_PARTITIONS``."""
+    return max(1, min(MAX_DEFAULT_PARTITIONS, math.ceil(total_bytes / PARTITION_BYTES)))
+
+
+@contextlib.contextmanager
+def _scheduler(scheduler: str | None) -> Iterator[Callable[[list[Any]], list[Any]]]:
+    """A function that computes a list of Delayed values on the chosen scheduler (closed on exit)."""
+    dask = _require("dask")
+    if scheduler is None:  # Dask's current default: an active Client of this process, else its local scheduler
+        yield lambda values: list(dask.compute(*values))
+        return
+    dd = _require("dask.distributed")
+    Client, LocalCluster = dd.Client, dd.LocalCluster
+    cluster: Any = None
+    try:
+        if scheduler == "local" or scheduler.startswith("local:"):
+            workers = scheduler.partition(":")[2]
+            if workers and not (workers.isdigit() and int(workers) > 0):
+                raise ValueError(f"{scheduler!r}: write local:N with N a positive number of workers")
+            try:
+                cluster = LocalCluster(n_workers=int(workers or LOCAL_WORKERS), threads_per_worker=1, processes=True, dashboard_address=None)
+            except (OSError, RuntimeError) as err:
+                raise DistributedError(f"cannot start a local Dask cluster: {err}") from None
+            client = Client(cluster)
+        else:
+            client = Client(scheduler, timeout="30s")
+    except (OSError, ValueError) as err:  # TimeoutError is an OSError
+        if cluster is not None:
+            cluster.close()
+        raise DistributedError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
+    try:
+        yield lambda values: list(client.gather(client.compute(values)))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _check_target(target: Path) -> None:
+    """Refuse to replace anything but an empty folder or an earlier partitioned audit."""
+    if not target.exists():
+        return
+    if target.is_dir() and (not any(target.iterdir()) or (target / MANIFEST).is_file()):
+        return
+    raise DistributedError(f"{target} exists and is not a partitioned audit folder: choose another output folder")
+
+
+def _install(staging: Path, target: Path) -> None:
+    """Rename the finished staging folder to ``target``, replacing an earlier audit there."""
+    _fsync_dir(staging)
+    if not target.exists():
+        os.replace(staging, target)
+    else:
+        old = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
+        os.replace(target, old)
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            os.replace(old, target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can fsync a folder
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def replay_distributed(
+    policy_path: str,
+    shards: list[str],
+    out_dir: str,
+    scheduler: str | None = "local",
+    as_of: int | None = None,
+    partitions: int | None = None,
+    *,
+    names: list[str] | None = None,
+    block_bytes: int = BLOCK_BYTES,
+) -> Manifest:
+    """Replay JSONL ``shards`` (paths or fsspec URLs, in input order) on Dask into a partitioned audit at ``out_dir``.
+
+    ``scheduler``: ``"local"`` (or ``"local:N"``) starts a local cluster of 2 (N) worker
+    processes and closes it afterwards; another string is a scheduler address; None uses
+    Dask's current default (an active ``Client`` of this process). ``as_of`` is in
+    microseconds. ``partitions`` defaults to one per 16 MiB of input. ``names`` are the
+    inputs' names for the header and for ``source`` (default: ``shards``), e.g. ``"-"``
+    for a spooled standard input. ``out_dir`` appears whole or not at all; an earlier
+    partitioned audit there is replaced. Raises PolicyError, InputError or DistributedError.
+    """
+    dask = _require("dask")
+    names = list(shards) if names is None else list(names)
+    if len(names) != len(shards):
+        raise ValueError("names must name every shard")
+    if partitions is not None and partitions < 1:
+        raise ValueError("partitions must be at least 1")
+    if block_bytes < 1:
+        raise ValueError("block_bytes must be at least 1")
+    source = read_source(policy_path).encode("utf-8")  # the file's bytes (read_source decodes them strictly)
+    policy = _policy_or_error(source, policy_path)
+    target = Path(out_dir).absolute()
+    if not target.parent.is_dir():
+        raise DistributedError(f"the folder {target.parent} does not exist")
+    _check_target(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        with _scheduler(scheduler) as compute:
+            scans: list[dict[str, Any]] = compute([dask.delayed(_scan, pure=False)(loc, name, block_bytes) for loc, name in zip(shards, names, strict=True)])
+            count = partitions or default_partitions(sum(s["size"] for s in scans))
+            inputs = [(name, s["sha256"]) for name, s in zip(names, scans, strict=True)]
+            splits: list[tuple[str, Any]] = []  # (shard name, a Delayed tuple of `count` lists), in block order
+            seq = 1
+            for loc, name, s in zip(shards, names, scans, strict=True):
+                cuts = s["blocks"]
+                for k, (offset, lines_before, records_before) in enumerate(cuts):
+                    end = cuts[k + 1][0] if k + 1 < len(cuts) else s["size"]
+                    task = dask.delayed(_read_block, nout=count, pure=False)
+                    splits.append((name, task(loc, name, offset, end, lines_before, seq + records_before, count)))
+                seq += s["records"]
+            parts = [
+                dask.delayed(_replay_part, pure=False)(
+                    index, count, source, policy_path, inputs, as_of, str(staging), [(name, split[index]) for name, split in splits]
+                )
+                for index in range(count)
+            ]
+            results: list[dict[str, Any]] = sorted(compute(parts), key=lambda r: int(r["index"]))
+        for r in results:
+            if not (staging / r["file"]).is_file():
+                raise DistributedError(f"{r['file']} was written where the client cannot see it: put the output folder on a filesystem the workers share")
+        manifest = _manifest(policy, inputs, as_of, results)
+        data = json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+        with open(staging / MANIFEST, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _install(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    by_rule: dict[str, int] = {}
+    for r in results:
+        for rule, n in r["by_rule"].items():
+            by_rule[rule] = by_rule.get(rule, 0) + n
+    return Manifest(str(target), manifest, by_rule)
+
+
+def _policy_or_error(source: bytes, path: str) -> CompiledPolicy:
+    """Compile on the client first: a policy with errors raises PolicyError with every diagnostic."""
+    from .errors import PolicyError
+
+    text = source.decode("utf-8")
+    result = check_source(text, path)
+    if result.checked is None:
+        raise PolicyError(result.diagnostics, text)
+    return _policy(source, path)
+
+
+def _manifest(policy: CompiledPolicy, inputs: list[tuple[str, str]], as_of: int | None, results: list[dict[str, Any]]) -> dict[str, Any]:
+    totals: dict[str, Any] = dict.fromkeys(_TOTALS, 0)
+    totals["by_kind"] = dict.fromkeys(KINDS, 0)
+    for r in results:
+        for key in _TOTALS:
+            totals[key] += r["summary"][key]
+        for kind, n in r["summary"]["by_kind"].items():
+            totals["by_kind"][kind] = totals["by_kind"].get(kind, 0) + n
+    return {
+        "format": MANIFEST_FORMAT,
+        "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
+        "engine": ENGINE,
+        "inputs": [{"path": p, "sha256": d} for p, d in inputs],
+        "as_of": format_time(as_of) if as_of is not None else None,
+        "partitions": [{"file": r["file"], "records": r["records"], "final_hash": r["final_hash"], "sha256": r["sha256"]} for r in results],
+        "root_hash": root_hash(r["final_hash"] for r in results),
+        "summary": totals,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and verifying a partitioned audit (no Dask needed)
+
+
+def _locate(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(the audit folder, its manifest file) from either of them."""
+    p = Path(path)
+    if p.is_dir():
+        return p, p / MANIFEST
+    return p.parent, p
+
+
+def is_manifest(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a partitioned audit: its folder, or a manifest file (pretty JSON: its first line is ``{``)."""
+    p = Path(path)
+    if p.is_dir():
+        return True
+    try:
+        with p.open("rb") as fh:
+            return fh.readline(8).rstrip(b"\r\n") == b"{"
+    except OSError:
+        return False
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest as a dict (raises OSError when unreadable, ValueError when it is not a JSON object)."""
+    _, file = _locate(path)
+    data = json.loads(file.read_bytes())
+    if not isinstance(data, dict):
+        raise ValueError("the manifest is not a JSON object")
+    return data
+
+
+def iter_records(out_dir: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(partition index, record) for every record of every part, in file order (no verification)."""
+    folder, _ = _locate(out_dir)
+    for index in range(len(read_manifest(out_dir)["partitions"])):
+        with open(folder / part_name(index), "rb") as fh:
+            for raw in fh:
+                yield index, json.loads(raw)
+
+
+def decisions_by_seq(out_dir: str | os.PathLike[str]) -> dict[int, dict[str, Any]]:
+    """seq -> the decision or rejected record of that input record, without ``prev`` and ``hash``."""
+    out: dict[int, dict[str, Any]] = {}
+    for _, record in iter_records(out_dir):
+        if record.get("kind") in ("decision", "rejected"):
+            out[record["seq"]] = {k: v for k, v in record.items() if k not in ("prev", "hash")}
+    return out
+
+
+class _Fail(Exception):
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+class _Lines:
+    """The lines of a part file, hashing every byte read."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.digest = hashlib.sha256()
+
+    def __iter__(self) -> Iterator[bytes]:
+        for raw in self._fh:
+            self.digest.update(raw)
+            yield raw
+
+
+class _Seen:
+    """Which seqs the parts hold: each at most once, none beyond the total."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bits = bytearray((total >> 3) + 1)
+        self.count = 0
+
+    def add(self, seq: int) -> str | None:
+        if not 1 <= seq <= self.total:
+            return f"seq {seq} is outside 1..{self.total}, the records the manifest counts"
+        byte, bit = seq >> 3, 1 << (seq & 7)
+        if self.bits[byte] & bit:
+            return f"seq {seq} appears in more than one part"
+        self.bits[byte] |= bit
+        self.count += 1
+        return None
+
+
+def _verify_part(lines: Iterable[bytes], engine: str, index: int, manifest: dict[str, Any], seen: _Seen) -> tuple[int, str, dict[str, Any]]:
+    """Check one part's chain, header, order, ownership and counts; returns (records, final hash, summary)."""
+    count = len(manifest["partitions"])
+    header: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    last_seq = decisions = rejected = violations = open_obligations = records = 0
+    final = GENESIS
+    by_kind = dict.fromkeys(KINDS, 0)
+    conversations: set[str] = set()
+    closing = False
+    for number, record in _records(lines):
+        records = number
+        final = record["hash"]
+        kind = record.get("kind")
+        if summary is not None:
+            raise _Fail("a record follows the summary", number)
+        if header is None:
+            if kind != "header" or record.get("format") != "escalation-audit/1":
+                raise _Fail("the first record is not an escalation-audit/1 header", number)
+            if record.get("engine") != engine:
+                raise _Fail(f"the part was written by {record.get('engine')!r}, and this is {engine!r}: verify it with that version", number)
+            if record.get("partition") != {"index": index, "count": count}:
+                raise _Fail(f"the header names partition {record.get('partition')!r}, not {{'index': {index}, 'count': {count}}}", number)
+            for key in ("policy", "inputs", "as_of"):
+                if record.get(key) != manifest.get(key):
+                    raise _Fail(f"the header's `{key}` differs from the manifest's", number)
+            header = record
+            continue
+        if kind in ("decision", "rejected"):
+            if closing:
+                raise _Fail(f"a {kind} record follows the close records", number)
+            seq = record.get("seq")
+            if type(seq) is not int or seq <= last_seq:
+                raise _Fail(f"seq {seq!r} does not follow seq {last_seq} (records are out of order)", number)
+            last_seq = seq
+            problem = seen.add(seq)
+            if problem is not None:
+                raise _Fail(problem, number)
+            if kind == "decision":
+                conversation = record["conversation"]
+                if zlib.crc32(conversation.encode("utf-8")) % count != index:
+                    raise _Fail(f"conversation {conversation!r} belongs to partition {zlib.crc32(conversation.encode('utf-8')) % count}, not this one", number)
+                decisions += 1
+                conversations.add(conversation)
+                for v in record.get("violations", []):
+                    violations += 1
+                    by_kind[v["kind"]] = by_kind.get(v["kind"], 0) + 1
+            else:
+                rejected += 1
+        elif kind == "close":
+            closing = True
+            for v in record.get("violations", []):
+                violations += 1
+                by_kind[v["kind"]] = by_kind.get(v["kind"], 0) + 1
+            open_obligations += len(record.get("open", []))
+        elif kind == "summary":
+            expected = {
+                "records": decisions + rejected,
+                "events": decisions,
+                "rejected": rejected,
+                "conversations": len(conversations),
+                "violations": violations,
+                "by_kind": by_kind,
+                "open_obligations": open_obligations,
+            }
+            for key, value in expected.items():
+                if record.get(key) != value:
+                    raise _Fail(f"the summary says {key}={record.get(key)!r}, but the part holds {value!r}", number)
+            summary = record
+        else:
+            raise _Fail(f"unknown record kind {kind!r}", number)
+    if header is None:
+        raise _Fail("the part is empty", 1)
+    if summary is None:
+        raise _Fail("the part has no summary: it was cut short")
+    return records, final, summary
+
+
+def _check_manifest_shape(m: dict[str, Any], engine: str) -> None:
+    if m.get("format") != MANIFEST_FORMAT:
+        raise _Fail(f"not an {MANIFEST_FORMAT} manifest")
+    if m.get("engine") != engine:
+        raise _Fail(f"the audit was written by {m.get('engine')!r}, and this is {engine!r}: verify it with that version")
+    parts = m.get("partitions")
+    if not isinstance(parts, list) or not parts:
+        raise _Fail("the manifest lists no partitions")
+    for i, entry in enumerate(parts):
+        if not isinstance(entry, dict) or entry.get("file") != part_name(i):
+            raise _Fail(f"partition {i} of the manifest is not {part_name(i)}")
+        if type(entry.get("records")) is not int or not all(isinstance(entry.get(k), str) for k in ("final_hash", "sha256")):
+            raise _Fail(f"the manifest's entry for {part_name(i)} lacks `records`, `final_hash` or `sha256`")
+    summary = m.get("summary")
+    if not isinstance(summary, dict) or type(summary.get("records")) is not int or summary["records"] < 0:
+        raise _Fail("the manifest has no summary with a record count")
+    if not isinstance(m.get("root_hash"), str):
+        raise _Fail("the manifest has no root hash")
+
+
+def verify_manifest(path: str | os.PathLike[str], engine: str = ENGINE) -> VerifyResult:
+    """Check a partitioned audit: the manifest's root hash, every part (chain, file SHA-256,
+    final hash, header, seq order and ownership, counts), that every input record appears in
+    exactly one part, and the totals. ``path`` is the folder or its manifest; a failure names
+    the first bad part and line. ``header`` of the result is the manifest, ``summary`` its totals.
+    Raises OSError when the manifest itself cannot be read."""
+    folder, file = _locate(path)
+    raw = file.read_bytes()
+    where = str(file)
+    try:
+        try:
+            manifest = json.loads(raw)
+        except ValueError:
+            raise _Fail("the manifest is not JSON") from None
+        if not isinstance(manifest, dict):
+            raise _Fail("the manifest is not a JSON object")
+        _check_manifest_shape(manifest, engine)
+        parts = manifest["partitions"]
+        if root_hash(p["final_hash"] for p in parts) != manifest["root_hash"]:
+            raise _Fail("`root_hash` does not match the parts' final hashes (the manifest was edited)")
+        claimed = manifest["summary"]["records"]
+        room = sum((folder / p["file"]).stat().st_size for p in parts if (folder / p["file"]).is_file())
+        if claimed > room:  # each record takes far more than one byte: refuse before allocating for it
+            raise _Fail(f"the manifest counts {claimed} records, more than its parts can hold")
+        seen = _Seen(claimed)
+        totals: dict[str, Any] = dict.fromkeys(_TOTALS, 0)
+        totals["by_kind"] = dict.fromkeys(KINDS, 0)
+        for index, entry in enumerate(parts):
+            part = folder / entry["file"]
+            where = str(part)
+            if not part.is_file():
+                raise _Fail("the part is missing")
+            with part.open("rb") as fh:
+                lines = _Lines(fh)
+                try:
+                    records, final, summary = _verify_part(lines, engine, index, manifest, seen)
+                except _Bad as bad:
+                    raise _Fail(bad.message, bad.line) from None
+                except (KeyError, TypeError, AttributeError) as err:
+                    raise _Fail(f"a record lacks a required field ({err})") from None
+                for _ in lines:  # unreachable after a summary, but keep the file hash honest
+                    pass
+            if final != entry["final_hash"]:
+                raise _Fail(f"the part's final hash is {final}, the manifest says {entry['final_hash']}")
+            if records != entry["records"]:
+                raise _Fail(f"the part holds {records} records, the manifest says {entry['records']}")
+            if lines.digest.hexdigest() != entry["sha256"]:
+                raise _Fail("the file's SHA-256 differs from the manifest's")
+            for key in _TOTALS:
+                totals[key] += summary[key]
+            for kind, n in summary["by_kind"].items():
+                totals["by_kind"][kind] = totals["by_kind"].get(kind, 0) + n
+        where = str(file)
+        if totals != manifest["summary"]:
+            bad_keys = sorted(k for k in totals if totals[k] != manifest["summary"].get(k)) or sorted(manifest["summary"])
+            raise _Fail(f"the manifest's summary differs from the parts' totals ({', '.join(bad_keys)})")
+        if seen.count != claimed:
+            raise _Fail(f"the parts hold {seen.count} input records, the manifest counts {claimed}: records are missing")
+    except _Fail as fail:
+        prefix = f"{where}:{fail.line}: " if fail.line else f"{where}: "
+        return VerifyResult(False, prefix + fail.message, fail.line)
+    return VerifyResult(True, "intact", None, manifest, manifest["summary"])
+
+
+class _Differs(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+class _CompareSink:
+    """Stands where a part file would be written: each line must equal the next line of the existing part."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.number = 0
+
+    def write(self, data: bytes) -> int:
+        self.number += 1
+        if self._fh.readline() != data:
+            raise _Differs(self.number, "differs from a fresh replay of the inputs")
+        return len(data)
+
+    def end(self) -> None:
+        if self._fh.readline():
+            raise _Differs(self.number + 1, "goes on after a fresh replay of the inputs ends")
+
+
+def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, inputs: list[Input]) -> VerifyResult:
+    """Replay ``inputs`` in this process, partitioned as the manifest says, and compare every part byte for byte.
+
+    The inputs are named as the manifest names them (so the bytes can match); their
+    digests, the policy's and ``as_of`` must be the manifest's. Memory is that of a serial
+    replay. Run :func:`verify_manifest` first; this names the first part and line that differ.
+    """
+    folder, file = _locate(path)
+    manifest = read_manifest(path)
+    if manifest.get("policy", {}).get("sha256") != policy.sha256:
+        return VerifyResult(False, f"{file}: the audit was made with another policy (sha256 {manifest.get('policy', {}).get('sha256')})")
+    recorded = manifest.get("inputs", [])
+    if [i.get("sha256") for i in recorded] != [i.sha256 for i in inputs]:
+        return VerifyResult(False, f"{file}: the audit was made from other inputs ({', '.join(str(i.get('path')) for i in recorded)}) than those given")
+    named = [Input(str(r.get("path")), i.file, i.sha256) for r, i in zip(recorded, inputs, strict=True)]
+    as_of = parse_time(manifest["as_of"]) if manifest.get("as_of") else None
+    count = len(manifest["partitions"])
+    with contextlib.ExitStack() as stack:
+        sinks = [_CompareSink(stack.enter_context(open(folder / part_name(i), "rb"))) for i in range(count)]
+        index = 0
+        try:
+            writers = []
+            for index in range(count):
+                writers.append(_PartWriter(policy, named, as_of, index, count, sinks[index]))
+            seq = 1
+            for inp in named:
+                with inp.file.open("rb") as fh:
+                    for line in iter_lines(inp.path, fh, seq):
+                        seq = line.seq + 1
+                        index = partition_of(line.data, line.seq, count)
+                        writers[index].feed(line)
+            for index in range(count):
+                writers[index].finish()
+                sinks[index].end()
+        except _Differs as diff:
+            return VerifyResult(False, f"{folder / part_name(index)}:{diff.line}: {diff.message}", diff.line)
+    return VerifyResult(True, "identical to a fresh replay of its inputs", None, manifest, manifest.get("summary"))
