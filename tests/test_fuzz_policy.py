@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import io
-import json
 import os
 import re
 import subprocess
@@ -32,7 +31,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lark.exceptions import VisitError
 
 from conftest import ROOT, SHARED, escalation_command
 from escalation import ast, check_source, parse
@@ -101,18 +99,9 @@ def _lines_of(text: str) -> int:
     return max(text.count("\n"), len(text.splitlines())) + 1
 
 
-def _known_control_character_crash(err: BaseException) -> bool:
-    """The parser bug that test_a_control_character_in_a_string_is_a_diagnostic tracks (lark's VisitError)."""
-    return isinstance(err, VisitError) and isinstance(err.orig_exc, json.JSONDecodeError) and "Invalid control character" in str(err.orig_exc)
-
-
 def check_outcome(text: str) -> None:
     """The only outcomes: a result, or PolicyError/FormatError with diagnostics; a checked policy runs."""
-    try:
-        _check_outcome(text)
-    except VisitError as err:
-        if not _known_control_character_crash(err):
-            raise
+    _check_outcome(text)
 
 
 def _check_outcome(text: str) -> None:
