@@ -10,12 +10,18 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from attrs import define, field, frozen
 
 from .checker import did_you_mean
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a dependency, but the stdlib path stands alone
+    _orjson = None  # type: ignore[assignment]
 from .errors import EventError
 from .limits import DEFAULT_LIMITS, Limits
 from .timefmt import US, TimeError, parse_time
@@ -116,10 +122,37 @@ def _check_depth_and_unicode(obj: Any, limits: Limits) -> None:
             stack.extend((v, depth + 1) for v in value)
 
 
+#: Every string token of a line without escapes, and whether a colon follows it (so it is a key).
+_STRINGS = re.compile(rb'"[^"]*"[ \t\r\n]*(:?)')
+
+
+def _fast_decode(line: bytes) -> dict[str, Any] | None:
+    """The common case, a flat object without escapes, decoded by orjson; None when unsure.
+
+    Anything unusual (escapes, nesting, a duplicate key, a non-finite number, an integer
+    beyond 64 bits, bad UTF-8) returns None and goes the careful way, which gives the reason.
+    """
+    if _orjson is None or b"\\" in line or b"[" in line or line.count(b"{") != 1:
+        return None
+    try:
+        obj = _orjson.loads(line)
+    except _orjson.JSONDecodeError:
+        return None
+    if type(obj) is not dict or _STRINGS.findall(line).count(b":") != len(obj):
+        return None
+    for value in obj.values():
+        if type(value) is float:  # orjson reads huge integers as floats: let the careful path decide
+            return None
+    return obj
+
+
 def decode_line(line: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """One input line -> a JSON object, or EventError with the reason."""
     if len(line) > limits.max_line_bytes:
         raise EventError(f"the line is longer than {limits.max_line_bytes} bytes (the `max_line_bytes` limit)")
+    fast = _fast_decode(line)
+    if fast is not None:
+        return fast
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
