@@ -1,7 +1,7 @@
 """Distributed replay on Dask: a partitioned, hash-chained audit (the optional extra ``escalation[dask]``).
 
-The core never imports this module's Dask side: ``dask`` and ``fsspec`` are imported
-inside the functions that need them, so :func:`verify_manifest`,
+The core never imports this module, and this module imports ``dask`` and ``fsspec``
+only inside the functions that run a replay, so :func:`verify_manifest`,
 :func:`compare_manifest` and :func:`decisions_by_seq` work without Dask installed.
 
 How a replay runs (every step is a Dask task; the client only plans and writes
@@ -19,7 +19,7 @@ the manifest):
    a record whose conversation cannot be read goes to ``seq mod count``). A block's
    records of one partition travel as one chunk: their seqs and line numbers as
    arrays, their lines joined by LF (no per-record objects to pickle).
-3. **Replay** (one task per partition): the partition's lists, taken in block order,
+3. **Replay** (one task per partition): the partition's chunks, taken in block order,
    are already in seq order. The worker compiles the policy from its source text
    (compiled policies hold closures and cannot be pickled), feeds every record to an
    :class:`escalation.replay.Replayer`, and writes ``part-NNNNN.jsonl``: a header (the
@@ -64,7 +64,7 @@ import attrs
 from .audit import GENESIS, KINDS, AuditWriter, VerifyResult, _Bad, _records
 from .checker import check_source
 from .compiler import CompiledPolicy, compile_policy
-from .errors import EscalationError, EventError
+from .errors import EscalationError, EventError, PolicyError
 from .events import Line, decode_line, iter_lines
 from .parser import read_source
 from .replay import ENGINE, Input, InputError, Replayer, Stats, header_record
@@ -392,24 +392,23 @@ def _scheduler(scheduler: str | None) -> Iterator[Callable[[list[Any]], list[Any
         yield lambda values: list(dask.compute(*values))
         return
     dd = _require("dask.distributed")
-    Client, LocalCluster = dd.Client, dd.LocalCluster
     cluster: Any = None
-    try:
-        if scheduler == "local" or scheduler.startswith("local:"):
-            workers = scheduler.partition(":")[2]
-            if workers and not (workers.isdigit() and int(workers) > 0):
-                raise ValueError(f"{scheduler!r}: write local:N with N a positive number of workers")
-            try:
-                cluster = LocalCluster(n_workers=int(workers or LOCAL_WORKERS), threads_per_worker=1, processes=True, dashboard_address=None)
-            except (OSError, RuntimeError) as err:
-                raise DistributedError(f"cannot start a local Dask cluster: {err}") from None
-            client = Client(cluster)
-        else:
-            client = Client(scheduler, timeout="30s")
-    except (OSError, ValueError) as err:  # TimeoutError is an OSError
-        if cluster is not None:
-            cluster.close()
-        raise DistributedError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
+    if scheduler == "local" or scheduler.startswith("local:"):
+        workers = scheduler.partition(":")[2] or str(LOCAL_WORKERS)
+        if not (workers.isdigit() and int(workers) > 0):
+            raise DistributedError(f"{scheduler!r}: write local:N with N a positive number of workers")
+        try:
+            cluster = dd.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None)
+            client = dd.Client(cluster)
+        except (OSError, RuntimeError) as err:
+            if cluster is not None:
+                cluster.close()
+            raise DistributedError(f"cannot start a local Dask cluster: {err}") from None
+    else:
+        try:
+            client = dd.Client(scheduler, timeout="30s")
+        except (OSError, ValueError) as err:  # TimeoutError is an OSError
+            raise DistributedError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
     try:
         yield lambda values: list(client.gather(client.compute(values)))
     finally:
@@ -494,7 +493,7 @@ def replay_distributed(
             scans: list[dict[str, Any]] = compute([dask.delayed(_scan, pure=False)(loc, name, block_bytes) for loc, name in zip(shards, names, strict=True)])
             count = partitions or default_partitions(sum(s["size"] for s in scans))
             inputs = [(name, s["sha256"]) for name, s in zip(names, scans, strict=True)]
-            splits: list[tuple[str, Any]] = []  # (shard name, a Delayed tuple of `count` lists), in block order
+            splits: list[tuple[str, Any]] = []  # (shard name, a Delayed tuple of `count` chunks), in block order
             seq = 1
             for loc, name, s in zip(shards, names, scans, strict=True):
                 cuts = s["blocks"]
@@ -510,6 +509,8 @@ def replay_distributed(
                 for index in range(count)
             ]
             results: list[dict[str, Any]] = sorted(compute(parts), key=lambda r: int(r["index"]))
+        if sum(r["summary"]["records"] for r in results) != seq - 1:
+            raise DistributedError(f"the shards changed during the replay: {seq - 1} records were counted, {sum(r['summary']['records'] for r in results)} replayed")
         for r in results:
             if not (staging / r["file"]).is_file():
                 raise DistributedError(f"{r['file']} was written where the client cannot see it: put the output folder on a filesystem the workers share")
@@ -532,13 +533,13 @@ def replay_distributed(
 
 def _policy_or_error(source: bytes, path: str) -> CompiledPolicy:
     """Compile on the client first: a policy with errors raises PolicyError with every diagnostic."""
-    from .errors import PolicyError
-
     text = source.decode("utf-8")
     result = check_source(text, path)
     if result.checked is None:
         raise PolicyError(result.diagnostics, text)
-    return _policy(source, path)
+    compiled = compile_policy(result.checked, source)
+    _POLICIES.setdefault(hashlib.sha256(source).hexdigest(), compiled)
+    return compiled
 
 
 def _manifest(policy: CompiledPolicy, inputs: list[tuple[str, str]], as_of: int | None, results: list[dict[str, Any]]) -> dict[str, Any]:
