@@ -336,3 +336,20 @@ def test_distributed_decisions_equal_serial_decisions(
         assert manifest.summary == _summary(serial[-1])
         result = verify_manifest(out, ENGINE)
         assert result.ok, result.message
+
+
+def test_the_command_line_replays_on_dask_and_verifies_the_manifest(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    exe = [str(Path(sys.executable).with_name("escalation"))]
+    out = tmp_path / "audit"
+    policy, events = str(root / "policies" / "three_strikes.esc"), str(root / "examples" / "sample.jsonl")
+    proc = subprocess.run([*exe, "replay", policy, events, "--dask", "local", "--out-dir", str(out)], capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "manifest.json").exists()
+    assert subprocess.run([*exe, "verify", str(out), "--policy", policy, "--events", events], capture_output=True, timeout=300).returncode == 0
+    part = sorted(out.glob("part-*.jsonl"))[0]
+    part.write_bytes(part.read_bytes().replace(b'"c-7-00001"', b'"c-7-0000X"', 1))
+    assert subprocess.run([*exe, "verify", str(out)], capture_output=True, timeout=300).returncode == 5

@@ -10,7 +10,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -198,13 +198,39 @@ def _summary_text(r: Replayer, out: str) -> str:
     help="Close and free a conversation after this long (e.g. 2h) without events, measured against the latest event time; "
     "changes the output (see docs/scaling.md) and is recorded in the header",
 )
+@click.option(
+    "--dask",
+    "dask_scheduler",
+    metavar="SCHEDULER",
+    help="Replay on Dask: `local` (a local cluster of 2 worker processes, `local:N` for N) or a scheduler address; "
+    "writes a partitioned audit to --out-dir (needs escalation[dask]; see docs/scaling.md)",
+)
+@click.option("--out-dir", "out_dir", help="With --dask: the folder of the partitioned audit (parts and manifest.json), whole or not at all")
+@click.option("--partitions", type=click.IntRange(min=1), help="With --dask: the number of partitions (default: one per 16 MiB of input)")
 def replay(
-    policy: str, events: tuple[str, ...], output: str | None, as_of: str | None, fail_on_violation: bool, strict: bool, jobs: int, idle_horizon: str | None
+    policy: str,
+    events: tuple[str, ...],
+    output: str | None,
+    as_of: str | None,
+    fail_on_violation: bool,
+    strict: bool,
+    jobs: int,
+    idle_horizon: str | None,
+    dask_scheduler: str | None,
+    out_dir: str | None,
+    partitions: int | None,
 ) -> None:
     """Replay EVENTS (JSONL files, `-` for standard input) against POLICY and write the audit log."""
     as_of_us = _parse_as_of(as_of)
     horizon_us = _parse_horizon(idle_horizon)
+    if dask_scheduler is not None or out_dir is not None or partitions is not None:
+        if dask_scheduler is None or out_dir is None:
+            raise click.UsageError("--dask and --out-dir go together: a distributed replay writes a partitioned audit folder")
+        if output is not None or strict or jobs > 1 or horizon_us is not None:
+            raise click.UsageError("--dask does not combine with -o, --strict, --jobs or --idle-horizon")
     compiled = _load_policy(policy)
+    if dask_scheduler is not None and out_dir is not None:
+        _replay_dask(compiled, policy, events, dask_scheduler, out_dir, partitions, as_of_us, fail_on_violation)
     target = Path(output) if output else None
     spool_dir = str(target.parent) if target is not None else None
     inputs = _open_inputs(events, spool_dir)
@@ -246,6 +272,80 @@ def replay(
     sys.exit(EXIT_OK)
 
 
+def _replay_dask(
+    compiled: CompiledPolicy, policy: str, events: tuple[str, ...], scheduler: str, out_dir: str, partitions: int | None, as_of_us: int | None, fail_on_violation: bool
+) -> NoReturn:
+    """`replay --dask`: a partitioned audit at OUT_DIR; standard input is spooled beside it, where the workers can read it."""
+    from .distributed import DistributedError, replay_distributed
+
+    spool_dir = str(Path(out_dir).absolute().parent)
+    shards: list[str] = []
+    spooled: list[Path] = []
+    for event in events:
+        if event == "-":
+            spool = _open_inputs(("-",), spool_dir)[0].file
+            spooled.append(spool)
+            shards.append(str(spool))
+        else:
+            shards.append(event)
+    try:
+        manifest = replay_distributed(policy, shards, out_dir, scheduler=scheduler, as_of=as_of_us, partitions=partitions, names=list(events))
+    except PolicyError as err:
+        click.echo(err.render(), err=True)
+        sys.exit(EXIT_POLICY)
+    except (InputError, DistributedError) as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_USAGE)
+    finally:
+        for spool in spooled:
+            spool.unlink(missing_ok=True)
+    replayer = Replayer(compiled)
+    replayer.stats = manifest.stats()
+    click.echo(_summary_text(replayer, f"{out_dir} ({len(manifest.partitions)} parts, root hash {manifest.root_hash})"), err=True)
+    if replayer.stats.rejected:
+        sys.exit(EXIT_REJECTED)
+    if fail_on_violation and replayer.stats.violations:
+        sys.exit(EXIT_VIOLATIONS)
+    sys.exit(EXIT_OK)
+
+
+def _verify_partitioned(audit: str, policy_path: str | None, event_paths: list[str]) -> NoReturn:
+    """`verify DIR`: a partitioned audit (a folder with manifest.json, or the manifest itself)."""
+    from .distributed import compare_manifest, verify_manifest
+
+    try:
+        result = verify_manifest(audit, ENGINE)
+    except OSError as err:
+        click.echo(f"error: cannot read {audit}: {err.strerror or err}", err=True)
+        sys.exit(EXIT_USAGE)
+    if not result.ok:
+        click.echo(result.message, err=True)
+        click.echo("verification failed: the partitioned audit is tampered, truncated or from another engine", err=True)
+        sys.exit(EXIT_TAMPERED)
+    manifest = result.header or {}
+    if policy_path is not None or event_paths:
+        if policy_path is None or not event_paths:
+            raise click.UsageError("--policy and --events go together")
+        compiled = _load_policy(policy_path)
+        inputs = _open_inputs(tuple(event_paths))
+        try:
+            result = compare_manifest(audit, compiled, inputs)
+        finally:
+            for i in inputs:
+                if i.path == "-":
+                    i.file.unlink(missing_ok=True)
+        if not result.ok:
+            click.echo(result.message, err=True)
+            sys.exit(EXIT_TAMPERED)
+        click.echo(f"{audit}: intact, and identical to a fresh replay of its inputs ({len(manifest.get('partitions', []))} parts)", err=True)
+        sys.exit(EXIT_OK)
+    summary = result.summary or {}
+    click.echo(
+        f"{audit}: intact ({len(manifest.get('partitions', []))} parts, {summary.get('records')} records, {summary.get('violations')} violations)", err=True
+    )
+    sys.exit(EXIT_OK)
+
+
 @cli.command(context_settings={"allow_extra_args": True})
 @click.argument("audit")
 @click.option("--policy", "policy_path", help="Also replay the inputs against this policy and compare byte for byte")
@@ -254,6 +354,10 @@ def verify(audit: str, policy_path: str | None, events: tuple[str, ...]) -> None
     """Check AUDIT's hash chain, order and counts; with --policy and --events, replay and compare."""
     extra = list(click.get_current_context().args)
     event_paths = list(events) + extra
+    from .distributed import is_manifest
+
+    if is_manifest(audit):
+        _verify_partitioned(audit, policy_path, event_paths)
     try:
         with open(audit, "rb") as fh:
             result = verify_stream(fh, ENGINE)

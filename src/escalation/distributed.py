@@ -49,6 +49,7 @@ import hashlib
 import importlib
 import io
 import json
+import logging
 import math
 import os
 import shutil
@@ -398,7 +399,8 @@ def _scheduler(scheduler: str | None) -> Iterator[Callable[[list[Any]], list[Any
         if not (workers.isdigit() and int(workers) > 0):
             raise DistributedError(f"{scheduler!r}: write local:N with N a positive number of workers")
         try:
-            cluster = dd.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None)
+            # the cluster's own log lines (a failed task's traceback) stay quiet: the error reaches the caller
+            cluster = dd.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL)
             client = dd.Client(cluster)
         except (OSError, RuntimeError) as err:
             if cluster is not None:
@@ -481,6 +483,7 @@ def replay_distributed(
         raise ValueError("partitions must be at least 1")
     if block_bytes < 1:
         raise ValueError("block_bytes must be at least 1")
+    locations = [_location(shard, name) for shard, name in zip(shards, names, strict=True)]
     source = read_source(policy_path).encode("utf-8")  # the file's bytes (read_source decodes them strictly)
     policy = _policy_or_error(source, policy_path)
     target = Path(out_dir).absolute()
@@ -490,12 +493,12 @@ def replay_distributed(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         with _scheduler(scheduler) as compute:
-            scans: list[dict[str, Any]] = compute([dask.delayed(_scan, pure=False)(loc, name, block_bytes) for loc, name in zip(shards, names, strict=True)])
+            scans: list[dict[str, Any]] = compute([dask.delayed(_scan, pure=False)(loc, name, block_bytes) for loc, name in zip(locations, names, strict=True)])
             count = partitions or default_partitions(sum(s["size"] for s in scans))
             inputs = [(name, s["sha256"]) for name, s in zip(names, scans, strict=True)]
             splits: list[tuple[str, Any]] = []  # (shard name, a Delayed tuple of `count` chunks), in block order
             seq = 1
-            for loc, name, s in zip(shards, names, scans, strict=True):
+            for loc, name, s in zip(locations, names, scans, strict=True):
                 cuts = s["blocks"]
                 for k, (offset, lines_before, records_before) in enumerate(cuts):
                     end = cuts[k + 1][0] if k + 1 < len(cuts) else s["size"]
@@ -529,6 +532,19 @@ def replay_distributed(
         for rule, n in r["by_rule"].items():
             by_rule[rule] = by_rule.get(rule, 0) + n
     return Manifest(str(target), manifest, by_rule)
+
+
+def _location(shard: str, name: str) -> str:
+    """Where the workers open a shard: a URL as given; a local path made absolute, after checking it can be read here."""
+    if "://" in shard or "::" in shard:
+        return shard
+    path = os.path.abspath(shard)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise InputError(f"cannot read {name}: {err.strerror or err}") from None
+    return path
 
 
 def _policy_or_error(source: bytes, path: str) -> CompiledPolicy:
