@@ -591,15 +591,9 @@ def _locate(path: str | os.PathLike[str]) -> tuple[Path, Path]:
 
 
 def is_manifest(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a partitioned audit: its folder, or a manifest file (pretty JSON: its first line is ``{``)."""
+    """Whether ``path`` is a partitioned audit: its folder, or its ``manifest.json`` (never a cut-down log)."""
     p = Path(path)
-    if p.is_dir():
-        return True
-    try:
-        with p.open("rb") as fh:
-            return fh.readline(8).rstrip(b"\r\n") == b"{"
-    except OSError:
-        return False
+    return p.is_dir() or (p.name == "manifest.json" and p.is_file())
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
