@@ -65,8 +65,9 @@ import attrs
 from .audit import GENESIS, KINDS, AuditWriter, VerifyResult, _Bad, _records
 from .checker import check_source
 from .compiler import CompiledPolicy, compile_policy
-from .errors import EscalationError, EventError, PolicyError
-from .events import Line, decode_line, iter_lines
+from .errors import EscalationError, PolicyError
+from .events import Line, iter_lines
+from .parallel import conversation_key
 from .parser import read_source
 from .replay import ENGINE, Input, InputError, Replayer, Stats, header_record
 from .timefmt import format_time, parse_time
@@ -107,28 +108,9 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}.jsonl"
 
 
-def _conversation(data: bytes) -> str | None:
-    """The conversation a line names, read as the replay reads it; None when it names none."""
-    try:
-        obj = _loads(data)
-    except (ValueError, TypeError):
-        try:  # what orjson refuses, the replay's own decoder may still accept
-            obj = decode_line(data)
-        except EventError:
-            return None
-    conversation = obj.get("conversation") if type(obj) is dict else None
-    return conversation if type(conversation) is str and conversation else None
-
-
 def partition_of(data: bytes, seq: int, count: int) -> int:
     """The partition of the record on this line: CRC-32 of its conversation mod ``count``, else ``seq mod count``."""
-    conversation = _conversation(data)
-    if conversation is not None:
-        try:
-            return zlib.crc32(conversation.encode("utf-8")) % count
-        except UnicodeEncodeError:  # a lone surrogate: the record is rejected wherever it goes
-            pass
-    return seq % count
+    return conversation_key(data, seq) % count
 
 
 # ---------------------------------------------------------------------------------------------

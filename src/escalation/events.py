@@ -332,9 +332,16 @@ def iter_lines(path: str, stream: Any, start_seq: int = 1, limits: Limits = DEFA
     ``max_line_bytes + 1`` bytes stand for it (enough for :func:`decode_line` to
     reject it), and the rest is read past in blocks.
     """
+    seq = start_seq
+    for number, data in iter_numbered(stream, limits):
+        yield Line(seq, f"{path}:{number}", data)
+        seq += 1
+
+
+def iter_numbered(stream: Any, limits: Limits = DEFAULT_LIMITS) -> Iterator[tuple[int, bytes]]:
+    """(line number, data) of the non-blank lines of a binary stream, as :func:`iter_lines` reads them."""
     cap = limits.max_line_bytes + 2  # the longest acceptable line with its CR and LF
     readline = stream.readline
-    seq = start_seq
     number = 0
     while True:
         raw = readline(cap)
@@ -351,8 +358,7 @@ def iter_lines(path: str, stream: Any, start_seq: int = 1, limits: Limits = DEFA
                 data = data[:-1]
             if not data.strip(b" \t"):
                 continue
-        yield Line(seq, f"{path}:{number}", data)
-        seq += 1
+        yield number, data
 
 
 def _drain_is_blank(readline: Callable[[int], bytes], chunk: bytes) -> bool:

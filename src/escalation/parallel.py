@@ -1,32 +1,44 @@
-"""`replay --jobs N`: the same audit log as a serial replay, computed by N worker processes.
+"""`replay --jobs N`: the same audit log as a serial replay, computed by N processes.
 
-Every worker reads all inputs but handles only the records it owns: those of the
-conversations that hash to it (CRC-32 of the conversation id, modulo N; a record
-whose conversation cannot be read belongs to worker ``seq mod N``). A conversation's
-records all go to one worker, so its state is exactly the serial one. Each worker
-writes its records, encoded with placeholder ``prev`` and ``hash`` fields, in seq
-order to a spool file; the parent merges the spools by seq and completes the
-chain, which is the only sequential work left (a byte splice and one SHA-256 per
-record). Close records are ordered by each conversation's first accepted record,
-as in a serial replay. Workers are forked, so they share the compiled policy.
+The records are split by conversation: :func:`conversation_key` (the CRC-32 of the
+conversation id; the line's ``seq`` when it names none) decides, through :func:`slot`,
+which process handles a record, so all of a conversation's records meet the same
+state and each process's decisions are exactly the serial ones.
+
+The parent is one of the N processes. It forks N - 1 workers; every process reads
+all the inputs, and handles only the records it owns. A worker sends its records to
+the parent a block of :data:`BLOCK` input lines at a time, each encoded with
+placeholder ``prev`` and ``hash`` fields. The parent walks the same blocks: it
+replays its own records and writes every record in input order, completing the hash
+chain (a byte splice and one SHA-256 for a worker's record), the only sequential
+work. Since the chain costs it time, the parent owns fewer conversations than a
+worker (:func:`parent_share`). Close records are merged by each conversation's first
+accepted record, as in a serial replay. Workers are forked, so they share the compiled
+policy.
+
+Where a worker cannot see what the serial replay sees, the replay runs serially
+instead, so the log is still the serial one: when the conversations of the run
+reach the ``max_open_conversations`` limit (which counts every process's), and on
+platforms without ``fork``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import multiprocessing
 import os
-import tempfile
+import pickle
 import zlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import IO, Any
 
 from .audit import AuditWriter, engine_canonical, placeholder_record
 from .compiler import CompiledPolicy
-from .events import iter_lines
-from .replay import Input, Replayer, Stats, header_record
+from .errors import EscalationError, EventError
+from .events import Line, decode_line, iter_numbered
+from .limits import DEFAULT_LIMITS, Limits
+from .replay import Input, Replayer, Stats, header_record, replay_records, write_log
 
 try:
     import orjson
@@ -35,101 +47,262 @@ try:
 except ImportError:  # pragma: no cover
     _loads = json.loads
 
+#: Input lines per message from a worker to the parent.
+BLOCK = 1024
+#: Completing the chain of a record costs the parent about this fraction of what
+#: replaying the record costs (measured on the three-strikes policy; see
+#: docs/scaling.md). It sets the parent's share of the conversations.
+CHAIN_COST = 0.22
 
-def owner(data: bytes, seq: int, jobs: int) -> int:
-    """The worker that handles the record on this line."""
+_OPEN = b'{"conversation": "'
+_OPEN_TIGHT = b'{"conversation":"'
+
+
+class ParallelError(EscalationError):
+    """A worker process of `--jobs` failed."""
+
+
+def conversation_key(data: bytes, seq: int) -> int:
+    """What decides which process (or partition) handles the record on this line.
+
+    The CRC-32 of its conversation id as validation reads it, or ``seq`` when the line
+    names no conversation (the record is rejected, and no state depends on who rejects
+    it). Every process computes it for every line, so it must be cheap: the fast path
+    reads the id straight from the bytes of a line that opens with it (``{"conversation":
+    "`` or ``{"conversation":"``, no backslash in the id, the key nowhere else on the
+    line); other lines are decoded, by the replay's own decoder where orjson refuses one.
+    """
+    start = 18 if data.startswith(_OPEN) else 17 if data.startswith(_OPEN_TIGHT) else 0
+    if start and data.count(b'"conversation"') == 1:
+        end = data.find(b'"', start)
+        if end > start:
+            value = data[start:end]
+            if b"\\" not in value:
+                return zlib.crc32(value)
     try:
         obj = _loads(data)
     except (ValueError, TypeError):
-        return seq % jobs
+        try:  # what orjson refuses (integers beyond 64 bits), the replay's decoder may accept
+            obj = decode_line(data)
+        except EventError:
+            return seq
     conversation = obj.get("conversation") if type(obj) is dict else None
     if type(conversation) is str and conversation:
         try:
-            return zlib.crc32(conversation.encode("utf-8")) % jobs
-        except UnicodeEncodeError:
-            return seq % jobs
-    return seq % jobs
+            return zlib.crc32(conversation.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate: the record is rejected wherever it goes
+            return seq
+    return seq
 
 
-# The policy and the job description reach forked workers through these globals.
+def parent_share(jobs: int) -> int:
+    """The parent's share of the conversations, in thousandths, with ``jobs`` processes in all.
+
+    The parent also completes the chain of every record, so it takes fewer conversations
+    than a worker, to finish with them: ``share + CHAIN_COST = (1 - share) / (jobs - 1)``,
+    solved for ``share`` (0.39 for 2 processes, none from 6 on).
+    """
+    if jobs < 2:
+        return 1000
+    each = 1 / (jobs - 1)
+    return max(0, round(1000 * (each - CHAIN_COST) / (1 + each)))
+
+
+def slot(key: int, jobs: int, share: int) -> int:
+    """The process (0 is the parent) that handles a record whose :func:`conversation_key` is ``key``."""
+    if key % 1000 < share:
+        return 0
+    return 1 + (key // 1000) % (jobs - 1)
+
+
+def owner(data: bytes, seq: int, jobs: int) -> int:
+    """The process of ``jobs`` (0 is the parent) that handles the record on this line."""
+    return slot(conversation_key(data, seq), jobs, parent_share(jobs))
+
+
+# The policy and the job description reach forked workers through this global.
 _JOB: dict[str, Any] = {}
 
 
-def _work(index: int) -> str:
-    job = _JOB
-    policy: CompiledPolicy = job["policy"]
-    jobs: int = job["jobs"]
-    spool = Path(job["dir"]) / f"part-{index}"
-    r = Replayer(policy, job["as_of"])
-    first_seq: dict[str, int] = {}
-    with open(spool.with_suffix(".body"), "wb", buffering=1 << 20) as out:
-        seq = 1
-        for path, file in job["inputs"]:
-            with open(file, "rb") as fh:
-                for line in iter_lines(path, fh, seq):
-                    seq = line.seq + 1
-                    if owner(line.data, line.seq, jobs) != index:
-                        continue
-                    record = r.record(line)
-                    if record["kind"] == "decision":
-                        first_seq.setdefault(record["conversation"], line.seq)
-                    out.write(b"%d " % line.seq + engine_canonical(placeholder_record(record)) + b"\n")
-    with open(spool.with_suffix(".close"), "wb") as out:
-        for record in r.closes():
-            out.write(b"%d " % first_seq[record["conversation"]] + engine_canonical(placeholder_record(record)) + b"\n")
+def _widen(fd: int) -> None:
+    """Give a pipe room for a few blocks (Linux), so that a worker seldom waits for the parent."""
+    with contextlib.suppress(ImportError, OSError):
+        import fcntl
+
+        setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
+        if setpipe is not None:
+            fcntl.fcntl(fd, setpipe, 1 << 20)
+
+
+def _stats(r: Replayer) -> dict[str, Any]:
     st = r.stats
     stats = {k: getattr(st, k) for k in ("records", "events", "rejected", "violations", "by_kind", "by_rule", "open_obligations")}
-    stats["conversations"] = len(r.order)
-    spool.with_suffix(".stats").write_text(json.dumps(stats), encoding="utf-8")
-    return str(spool)
+    stats["conversations"] = r.seen
+    return stats
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    with path.open("rb") as fh:
-        for raw in fh:
-            seq, _, body = raw.partition(b" ")
-            yield int(seq), body[:-1]
-
-
-def replay_parallel(policy: CompiledPolicy, inputs: list[Input], as_of: int | None, jobs: int, out: IO[bytes], spool_dir: str | None = None) -> Stats:
-    """Write the audit log of a replay to ``out`` using ``jobs`` processes; returns the totals."""
-    with tempfile.TemporaryDirectory(prefix=".escalation-jobs-", dir=spool_dir) as tmp:
-        _JOB.clear()
-        _JOB.update(policy=policy, jobs=jobs, dir=tmp, as_of=as_of, inputs=[(i.path, str(i.file)) for i in inputs])
-        ctx = multiprocessing.get_context("fork")
+def _work(index: int, conn: Any) -> None:
+    """A worker: replay the records it owns; send them a block at a time, then its closes and totals."""
+    try:
+        job = _JOB
+        jobs: int = job["jobs"]
+        share: int = job["share"]
+        limits: Limits = job["limits"]
+        r = Replayer(job["policy"], job["as_of"], limits=limits)
+        bodies: list[bytes] = []
+        in_block = 0
+        seq = 1
+        send = conn.send_bytes
+        for path, file in job["inputs"]:
+            with open(file, "rb") as fh:
+                for number, data in iter_numbered(fh, limits):
+                    if slot(conversation_key(data, seq), jobs, share) == index:
+                        bodies.append(engine_canonical(placeholder_record(r.record(Line(seq, f"{path}:{number}", data)))))
+                    seq += 1
+                    in_block += 1
+                    if in_block == BLOCK:
+                        send(b"B" + b"\n".join(bodies))
+                        bodies.clear()
+                        in_block = 0
+        if in_block:
+            send(b"B" + b"\n".join(bodies))
+        closes = [(order, engine_canonical(placeholder_record(record))) for order, record in r.keyed_closes()]
+        send(b"E" + pickle.dumps((closes, _stats(r)), pickle.HIGHEST_PROTOCOL))
+    except BaseException as err:  # the parent raises it again
         try:
-            with ctx.Pool(jobs) as pool:
-                spools = [Path(p) for p in pool.map(_work, range(jobs))]
-        finally:
-            _JOB.clear()
+            payload = pickle.dumps(err, pickle.HIGHEST_PROTOCOL)
+            pickle.loads(payload)
+        except Exception:
+            payload = pickle.dumps(ParallelError(f"replay worker {index}: {type(err).__name__}: {err}"))
+        with contextlib.suppress(OSError):
+            conn.send_bytes(b"X" + payload)
+    finally:
+        conn.close()
+
+
+def _receive(conn: Any, process: Any) -> bytes:
+    try:
+        message: bytes = conn.recv_bytes()
+    except (EOFError, OSError):
+        process.join(5)
+        raise ParallelError(f"a replay worker process ended unexpectedly (exit code {process.exitcode})") from None
+    if message[:1] == b"X":
+        raise pickle.loads(message[1:])
+    return message
+
+
+def _merge_totals(parts: list[dict[str, Any]]) -> Stats:
+    total = Stats()
+    for part in parts:
+        for key in ("records", "events", "rejected", "violations", "open_obligations", "conversations"):
+            setattr(total, key, getattr(total, key) + part[key])
+        for kind, n in part["by_kind"].items():
+            total.by_kind[kind] += n
+        for rule, n in part["by_rule"].items():
+            total.by_rule[rule] = total.by_rule.get(rule, 0) + n
+    return total
+
+
+def _serial(policy: CompiledPolicy, inputs: list[Input], as_of: int | None, out: IO[bytes], limits: Limits) -> Stats:
+    r = Replayer(policy, as_of, limits=limits)
+    write_log(replay_records(policy, inputs, as_of, replayer=r), out)
+    return r.stats
+
+
+def replay_parallel(
+    policy: CompiledPolicy,
+    inputs: list[Input],
+    as_of: int | None,
+    jobs: int,
+    out: IO[bytes],
+    spool_dir: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Stats:
+    """Write the audit log of a replay to ``out`` (seekable) with ``jobs`` processes; returns the totals.
+
+    ``spool_dir`` is accepted for compatibility: nothing is spooled to disk.
+    """
+    del spool_dir
+    if jobs < 2 or not usable():
+        return _serial(policy, inputs, as_of, out, limits)
+    start = out.tell()
+    share = parent_share(jobs)
+    ctx = multiprocessing.get_context("fork")
+    _JOB.clear()
+    _JOB.update(policy=policy, jobs=jobs, share=share, as_of=as_of, limits=limits, inputs=[(i.path, str(i.file)) for i in inputs])
+    conns: list[Any] = []
+    processes: list[Any] = []
+    try:
+        for index in range(1, jobs):
+            receiver, sender = ctx.Pipe(duplex=False)
+            _widen(sender.fileno())
+            process = ctx.Process(target=_work, args=(index, sender), name=f"escalation-replay-{index}", daemon=True)
+            process.start()
+            sender.close()
+            conns.append(receiver)
+            processes.append(process)
+        _JOB.clear()
+        r = Replayer(policy, as_of, limits=limits)
+        record = r.record
         writer = AuditWriter(out)
+        write, write_encoded = writer.write, writer.write_encoded
         writer.write(header_record(policy, inputs, as_of))
-        for _, body in heapq.merge(*(_lines(p.with_suffix(".body")) for p in spools)):
-            writer.write_encoded(body)
-        for _, body in heapq.merge(*(_lines(p.with_suffix(".close")) for p in spools)):
-            writer.write_encoded(body)
-        total = Stats()
-        for p in spools:
-            part = json.loads(p.with_suffix(".stats").read_text(encoding="utf-8"))
-            for key in ("records", "events", "rejected", "violations", "open_obligations", "conversations"):
-                setattr(total, key, getattr(total, key) + part[key])
-            for kind, n in part["by_kind"].items():
-                total.by_kind[kind] += n
-            for rule, n in part["by_rule"].items():
-                total.by_rule[rule] = total.by_rule.get(rule, 0) + n
-        writer.write(
-            {
-                "kind": "summary",
-                "records": total.records,
-                "events": total.events,
-                "rejected": total.rejected,
-                "conversations": total.conversations,
-                "violations": total.violations,
-                "by_kind": dict(total.by_kind),
-                "open_obligations": total.open_obligations,
-            }
-        )
-        return total
+        nexts: list[Any] = []
+        in_block = 0
+        seq = 1
+        for inp in inputs:
+            with inp.file.open("rb") as fh:
+                for number, data in iter_numbered(fh, limits):
+                    if in_block == 0:
+                        nexts = [None] + [
+                            iter(_receive(c, p)[1:].split(b"\n")).__next__ for c, p in zip(conns, processes, strict=True)
+                        ]
+                    o = slot(conversation_key(data, seq), jobs, share)
+                    if o == 0:
+                        write(record(Line(seq, f"{inp.path}:{number}", data)))
+                    else:
+                        write_encoded(nexts[o]())
+                    seq += 1
+                    in_block += 1
+                    if in_block == BLOCK:
+                        in_block = 0
+        ends = [pickle.loads(_receive(c, p)[1:]) for c, p in zip(conns, processes, strict=True)]
+        for p in processes:
+            p.join()
+    finally:
+        _JOB.clear()
+        for c in conns:
+            c.close()
+        for p in processes:
+            if p.is_alive():
+                p.terminate()
+                p.join()
+    mine = [(order, False, record) for order, record in r.keyed_closes()]  # counts its violations and open obligations
+    total = _merge_totals([_stats(r)] + [stats for _, stats in ends])
+    if total.conversations >= limits.max_open_conversations:
+        # a serial replay may have reached the limit where no process alone did: do it serially
+        out.seek(start)
+        out.truncate()
+        return _serial(policy, inputs, as_of, out, limits)
+    theirs = (((order, True, body) for order, body in closes) for closes, _ in ends)
+    for _, encoded, item in heapq.merge(mine, *theirs, key=lambda x: x[0]):
+        if encoded:
+            write_encoded(item)
+        else:
+            write(item)
+    writer.write(
+        {
+            "kind": "summary",
+            "records": total.records,
+            "events": total.events,
+            "rejected": total.rejected,
+            "conversations": total.conversations,
+            "violations": total.violations,
+            "by_kind": dict(total.by_kind),
+            "open_obligations": total.open_obligations,
+        }
+    )
+    return total
 
 
 def usable() -> bool:

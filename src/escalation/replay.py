@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
+import pickle
 import shutil
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -90,7 +93,9 @@ def decision_record(line: Line, conversation: str, raw: dict[str, Any], d: Decis
     }
 
 
-def header_record(policy: CompiledPolicy, inputs: list[Input], as_of: int | None, idle_horizon: int | None = None) -> dict[str, Any]:
+def header_record(
+    policy: CompiledPolicy, inputs: list[Input], as_of: int | None, idle_horizon: int | None = None
+) -> dict[str, Any]:
     """The first record; it names every option that changes the output (``idle_horizon`` only when used)."""
     header: dict[str, Any] = {
         "kind": "header",
@@ -126,37 +131,115 @@ class Stats:
 #: With --idle-horizon, idle conversations are looked for every this many accepted events.
 _SWEEP_EVERY = 1024
 
+#: The event after which a conversation with nothing pending is written out of memory (parked).
+END = "interaction.end"
+
+
+class Spill:
+    """Conversations written out of memory, and early close records: a private SQLite database on disk.
+
+    ``sqlite3.connect("")`` opens a temporary database that SQLite deletes when it is
+    closed (on POSIX the file is unlinked as soon as it is opened), so nothing is left
+    behind even if the process is killed. Rows hold pickles written and read by this
+    process only.
+    """
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("", check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE away (conversation TEXT PRIMARY KEY, entry BLOB) WITHOUT ROWID")
+        self.db.execute("CREATE TABLE closes (ord INTEGER, k INTEGER, record BLOB, PRIMARY KEY (ord, k)) WITHOUT ROWID")
+        self.closes = 0
+
+    def put(self, conversation: str, entry: tuple[Any, ...]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO away VALUES (?, ?)", (conversation, pickle.dumps(entry, pickle.HIGHEST_PROTOCOL)))
+
+    def get(self, conversation: str) -> tuple[Any, ...] | None:
+        row = self.db.execute("SELECT entry FROM away WHERE conversation = ?", (conversation,)).fetchone()
+        return None if row is None else pickle.loads(row[0])
+
+    def add_close(self, order: int, record: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO closes VALUES (?, ?, ?)", (order, self.closes, pickle.dumps(record, pickle.HIGHEST_PROTOCOL))
+        )
+        self.closes += 1
+
+    def iter_closes(self) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        for order, k, blob in self.db.execute("SELECT ord, k, record FROM closes ORDER BY ord, k"):
+            yield order, k, pickle.loads(blob)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# What Spill.put stores for a conversation that is not in memory (the first field tells which):
+#   ("parked", order, last_time, sweeps, state)  ended with nothing pending; ``state`` resumes it as it was,
+#                                                unless --idle-horizon would have closed it meanwhile
+#   ("retired", order, last_time, next_n)        closed by --idle-horizon; it comes back with fresh state
+
 
 class Replayer:
-    """Feeds records to per-conversation state and yields audit records (without prev/hash)."""
+    """Feeds records to per-conversation state and yields audit records (without prev/hash).
+
+    Memory holds the conversations that are open. A conversation that has seen
+    ``interaction.end`` and has nothing pending (after the end event or any later one) is parked: its state is written to a
+    :class:`Spill` and freed, and read back if the conversation has a later event, so
+    the output is exactly that of keeping it (``park=False`` keeps everything in memory,
+    for the tests that check this). ``--idle-horizon`` also frees idle conversations, and
+    changes the output (docs/scaling.md). A conversation's order key is the ``seq`` of its
+    first accepted event: close records are sorted by it.
+    """
 
     def __init__(
-        self, policy: CompiledPolicy, as_of: int | None = None, strict: bool = False, idle_horizon: int | None = None, limits: Limits = DEFAULT_LIMITS
+        self,
+        policy: CompiledPolicy,
+        as_of: int | None = None,
+        strict: bool = False,
+        idle_horizon: int | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        park: bool = True,
     ) -> None:
         self.policy = policy
         self.limits = limits
         self.as_of = as_of
         self.strict = strict
         self.idle_horizon = idle_horizon
+        self.park = park and END in policy.vocabulary
         self.conversations: dict[str, Interaction] = {}
         self.stats = Stats()
-        # conversation -> (position of first appearance, obligations numbered so far, last time): for --idle-horizon
-        self.order: dict[str, int] = {}
-        self.retired: dict[str, tuple[int, int]] = {}
-        self.early_closes: list[tuple[int, int, dict[str, Any]]] = []
+        self.order: dict[str, int] = {}  # conversation in memory -> seq of its first accepted event
+        self.seen = 0  # conversations with at least one accepted event
+        self.spill: Spill | None = None  # created when first needed
+        self.ended: set[str] = set()  # conversations in memory that have seen interaction.end (parked once nothing is pending)
+        self.parked = 0  # conversations parked so far (a conversation may be parked more than once)
         self.latest = 0
         self.until_sweep = _SWEEP_EVERY
+        self.sweeps = 0
+        self.cutoff = -(2**63)  # of the latest sweep
+
+    def _spill(self) -> Spill:
+        if self.spill is None:
+            self.spill = Spill()
+        return self.spill
 
     def record(self, line: Line, before_feed: Callable[[Line, Event, Interaction], None] | None = None) -> dict[str, Any]:
         """One input line -> its decision or rejected record; ``before_feed`` sees the state an event meets."""
         self.stats.records += 1
+        away: tuple[Any, ...] | None = None
         try:
             obj = decode_line(line.data, self.limits)
             event = validate(obj, self.policy.vocabulary)
             inter = self.conversations.get(event.conversation)
-            if inter is None:
-                admit_conversation(len(self.conversations), self.limits)
-            last = inter.last_time if inter is not None else (self.retired[event.conversation][1] if event.conversation in self.retired else None)
+            if inter is not None:
+                last = inter.last_time
+            else:
+                away = self.spill.get(event.conversation) if self.spill is not None else None
+                if away is None:
+                    admit_conversation(len(self.conversations), self.limits)
+                    last = None
+                else:
+                    last = away[2]
             if last is not None and event.time < last:
                 raise EventError(
                     f"`time` {format_time(event.time)} is earlier than the previous event of conversation {event.conversation!r} ({format_time(last)})"
@@ -166,13 +249,15 @@ class Replayer:
             if self.strict:
                 raise StrictStop(line.source, reason) from None
             self.stats.rejected += 1
-            return {"kind": "rejected", "seq": line.seq, "source": line.source, "reason": reason, "raw": line.data.decode("utf-8", errors="replace")}
+            return {
+                "kind": "rejected",
+                "seq": line.seq,
+                "source": line.source,
+                "reason": reason,
+                "raw": line.data.decode("utf-8", errors="replace"),
+            }
         if inter is None:
-            inter = Interaction(self.policy, event.conversation)
-            self.conversations[event.conversation] = inter
-            self.order.setdefault(event.conversation, len(self.order))
-            if event.conversation in self.retired:  # back after --idle-horizon closed it: numbering goes on
-                inter.next_n = self.retired.pop(event.conversation)[0]
+            inter = self._bring_in(event.conversation, line.seq, away)
         if before_feed is not None:
             before_feed(line, event, inter)
         decision = inter.feed(event)
@@ -186,19 +271,66 @@ class Replayer:
             if self.until_sweep <= 0:
                 self.until_sweep = _SWEEP_EVERY
                 self.sweep()
+        if self.park and (event.type == END or event.conversation in self.ended):
+            if not inter.pending and event.conversation in self.conversations:
+                self._park(event.conversation, inter)
+            else:
+                self.ended.add(event.conversation)
         return record
+
+    def _bring_in(self, conversation: str, seq: int, away: tuple[Any, ...] | None) -> Interaction:
+        """The state of a conversation not in memory: new, parked or retired."""
+        if away is None:
+            inter = Interaction(self.policy, conversation)
+            order = seq
+            self.seen += 1
+        elif away[0] == "parked" and not (self.sweeps > away[3] and self.cutoff > away[2]):
+            inter = Interaction(self.policy, conversation)
+            inter.state, inter.active, inter.flags, inter.next_n, inter.last_time = away[4]
+            order = away[1]
+            self.ended.add(conversation)
+        else:  # retired by --idle-horizon, or parked and idle for longer than the horizon: fresh state, numbering goes on
+            inter = Interaction(self.policy, conversation)
+            inter.next_n = away[3] if away[0] == "retired" else away[4][3]
+            order = away[1]
+        self.conversations[conversation] = inter
+        self.order[conversation] = order
+        return inter
+
+    def _park(self, conversation: str, inter: Interaction) -> None:
+        del self.conversations[conversation]
+        self.ended.discard(conversation)
+        order = self.order.pop(conversation)
+        self._spill().put(
+            conversation,
+            (
+                "parked",
+                order,
+                inter.last_time,
+                self.sweeps,
+                (inter.state, inter.active, inter.flags, inter.next_n, inter.last_time),
+            ),
+        )
+        self.parked += 1
 
     def sweep(self) -> None:
         """--idle-horizon: close and free the conversations with no event within the horizon of the latest time."""
         assert self.idle_horizon is not None
         cutoff = self.latest - self.idle_horizon
+        self.sweeps += 1
+        self.cutoff = cutoff
         idle = [c for c, inter in self.conversations.items() if inter.last_time is not None and inter.last_time < cutoff]
+        if not idle:
+            return
+        spill = self._spill()
         for conversation in idle:
             inter = self.conversations.pop(conversation)
+            order = self.order.pop(conversation)
+            self.ended.discard(conversation)
             record = self._close(conversation, inter)
             if record is not None:
-                self.early_closes.append((self.order[conversation], len(self.early_closes), record))
-            self.retired[conversation] = (inter.next_n, inter.last_time or 0)
+                spill.add_close(order, record)
+            spill.put(conversation, ("retired", order, inter.last_time or 0, inter.next_n))
 
     def _close(self, conversation: str, inter: Interaction) -> dict[str, Any] | None:
         violations, still_open = inter.close(self.as_of)
@@ -215,22 +347,32 @@ class Replayer:
         self.stats.open_obligations += len(still_open)
         return record
 
+    def keyed_closes(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(order key, close record) in order: by the conversations' first accepted event, early ones first at a tie.
+
+        Parked conversations have nothing pending, so they have no close record.
+        """
+        late = sorted(self.conversations.items(), key=lambda kv: self.order[kv[0]])
+        late_closes = ((self.order[c], 1, record) for c, inter in late if (record := self._close(c, inter)) is not None)
+        if self.spill is None or not self.spill.closes:
+            for order, _, record in late_closes:
+                yield order, record
+        else:
+            early = ((order, 0, record) for order, _, record in self.spill.iter_closes())
+            for order, _, record in heapq.merge(early, late_closes, key=lambda x: (x[0], x[1])):
+                yield order, record
+        if self.spill is not None:
+            self.spill.close()
+            self.spill = None
+
     def closes(self) -> Iterator[dict[str, Any]]:
         """Close records in order of the conversations' first appearance (early ones from --idle-horizon first at a tie)."""
-        if not self.early_closes:
-            for conversation, inter in self.conversations.items():
-                record = self._close(conversation, inter)
-                if record is not None:
-                    yield record
-            return
-        late = [(self.order[c], len(self.early_closes) + k, self._close(c, inter)) for k, (c, inter) in enumerate(self.conversations.items())]
-        for _, _, record in sorted(self.early_closes + [x for x in late if x[2] is not None], key=lambda x: (x[0], x[1])):
-            assert record is not None
+        for _, record in self.keyed_closes():
             yield record
 
     def summary(self) -> dict[str, Any]:
         st = self.stats
-        st.conversations = len(self.order)
+        st.conversations = self.seen
         return {
             "kind": "summary",
             "records": st.records,

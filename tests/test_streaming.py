@@ -1,0 +1,130 @@
+"""Streaming: ended conversations with nothing pending leave memory, and the log does not change."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from escalation import check_source
+from escalation.compiler import compile_policy
+from escalation.replay import Replayer, open_inputs, replay_records, write_log
+from policy_strategies import event_streams, mentioned
+
+POLICY = (Path(__file__).resolve().parents[1] / "policies" / "three_strikes.esc").read_text(encoding="utf-8")
+_CHECKED = check_source(POLICY).checked
+assert _CHECKED is not None
+_COMPILED = compile_policy(_CHECKED, POLICY.encode("utf-8"))
+US = 1_000_000
+replay_module = importlib.import_module("escalation.replay")
+
+
+def _log(path: Path, park: bool, as_of: int | None = None, horizon: int | None = None) -> tuple[bytes, Replayer]:
+    r = Replayer(_COMPILED, as_of, idle_horizon=horizon, park=park)
+    out = io.BytesIO()
+    write_log(replay_records(_COMPILED, open_inputs([str(path)]), as_of, replayer=r), out)
+    return out.getvalue(), r
+
+
+# More conversations that end, and come back after their end.
+_PREFER = [*mentioned(POLICY, _CHECKED.vocabulary), "interaction.end", "interaction.end", "agent.take_break", "agent.follow_up"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    event_streams(_CHECKED.vocabulary, max_conversations=6, max_events=25, prefer=_PREFER),
+    st.none() | st.integers(0, 10**7),
+    st.sampled_from([None, 1, 20, 90, 600]),
+    st.integers(1, 5),
+)
+def test_parking_never_changes_the_log(records: list[dict[str, object]], as_of: int | None, horizon_s: int | None, sweep_every: int) -> None:
+    """Parked or kept in memory, with or without an idle horizon (swept often, so that it acts)."""
+    as_of_us = None if as_of is None else 1795341600000000 + as_of * 1000
+    horizon = None if horizon_s is None else horizon_s * US
+    saved = replay_module._SWEEP_EVERY
+    replay_module._SWEEP_EVERY = sweep_every
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "events.jsonl"
+            path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+            parked, _ = _log(path, True, as_of_us, horizon)
+            kept, r = _log(path, False, as_of_us, horizon)
+            assert r.parked == 0
+            assert parked == kept
+    finally:
+        replay_module._SWEEP_EVERY = saved
+
+
+def _call(c: str, minute: int) -> list[dict[str, object]]:
+    t = f"2026-11-22T10:{minute:02d}"
+    return [
+        {"conversation": c, "time": f"{t}:00Z", "type": "interaction.start"},
+        {"conversation": c, "time": f"{t}:01Z", "type": "customer.message", "abuse": "none"},
+        {"conversation": c, "time": f"{t}:02Z", "type": "interaction.end"},
+    ]
+
+
+def test_memory_holds_only_the_open_conversations(tmp_path: Path) -> None:
+    records = [e for n in range(3000) for e in _call(f"c{n}", n % 60)]
+    records.sort(key=lambda e: str(e["time"]))  # many calls at once, interleaved
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    r = Replayer(_COMPILED)
+    most = 0
+    for _ in replay_records(_COMPILED, open_inputs([str(path)]), replayer=r):
+        most = max(most, len(r.conversations))
+    assert r.parked == 3000 and len(r.conversations) == 0
+    assert most <= 3000 / 60 + 1  # the calls of one minute at most
+    assert r.summary()["conversations"] == 3000
+
+
+def test_a_conversation_that_comes_back_after_its_end_meets_its_whole_history(tmp_path: Path) -> None:
+    c = "c-7"
+    events = [
+        {"conversation": c, "time": "2026-11-22T10:00:00Z", "type": "customer.message", "abuse": "insult"},
+        {"conversation": c, "time": "2026-11-22T10:00:05Z", "type": "agent.warn"},
+        {"conversation": c, "time": "2026-11-22T10:00:10Z", "type": "customer.message", "abuse": "insult"},
+        {"conversation": c, "time": "2026-11-22T10:00:15Z", "type": "agent.warn"},
+        {"conversation": c, "time": "2026-11-22T10:00:20Z", "type": "customer.message", "abuse": "insult"},
+        {"conversation": c, "time": "2026-11-22T10:00:25Z", "type": "agent.hang_up"},
+        {"conversation": c, "time": "2026-11-22T10:00:25Z", "type": "interaction.end", "by": "agent"},
+        {"conversation": c, "time": "2026-11-22T10:10:00Z", "type": "agent.take_break"},
+        # the next day: the hang-up is still permitted by the warnings of yesterday
+        {"conversation": c, "time": "2026-11-23T09:00:00Z", "type": "agent.hang_up"},
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    log, r = _log(path, True)
+    assert r.parked == 2  # after the break, and again after the late hang-up
+    decisions = [json.loads(line) for line in log.splitlines() if b'"kind":"decision"' in line]
+    assert decisions[-1]["violations"] == []
+    assert "agent.hang_up" in decisions[-1]["permitted"]
+    assert log == _log(path, False)[0]
+
+
+def test_a_late_event_earlier_than_the_parked_end_is_rejected(tmp_path: Path) -> None:
+    events = [*_call("c-1", 5), {"conversation": "c-1", "time": "2026-11-22T10:04:00Z", "type": "agent.follow_up"}]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    log, r = _log(path, True)
+    assert r.parked == 1
+    assert b"is earlier than the previous event" in log.splitlines()[-2]
+    assert log == _log(path, False)[0]
+
+
+@pytest.mark.parametrize("park", [True, False])
+def test_the_spill_leaves_no_file_behind(tmp_path: Path, park: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for n in range(50) for e in _call(f"c{n}", n % 60)))
+    before = set(tmp_path.iterdir())
+    _, r = _log(path, park)
+    assert r.spill is None  # closed at the end
+    assert set(tmp_path.iterdir()) == before
