@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                 # the full run (a few minutes), writes benchmarks/RESULTS.md
     python benchmarks/run.py --quick         # a small smoke run (seconds), writes benchmarks/.data/RESULTS-partial.md
-    python benchmarks/run.py --only feed     # one section: replay, feed, decision, startup, profile (or 1-5)
+    python benchmarks/run.py --only feed     # one section: replay, feed, decision, startup, profile, scale (or 1-6)
 
 Sections (every figure is a ratio taken side by side in one run, with the
 contenders alternating, because the machines are shared and noisy):
@@ -19,6 +19,9 @@ contenders alternating, because the machines are shared and noisy):
               cost as rules are added that listen to events that never occur, and as `while`
               rules are added.
 5. profile  — cProfile of an in-process replay: the 15 functions with the most own time.
+6. scale    — a million generated events over 40,000 conversations: serial `escalation replay` (wall
+              time and peak RSS) against `--jobs 2` (same output, byte for byte), alternating, and the
+              throughput of a Dask local cluster (`--dask local`) beside them when Dask is installed.
 
 Generated inputs are cached in benchmarks/.data (git-ignored). The peers are not dependencies
 of the project: `pip install -r benchmarks/requirements.txt` into the virtualenv to include them.
@@ -30,6 +33,7 @@ import argparse
 import cProfile
 import dataclasses
 import datetime
+import filecmp
 import functools
 import gc
 import importlib.metadata
@@ -41,6 +45,7 @@ import platform
 import pstats
 import resource
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,7 +68,7 @@ import peers  # noqa: E402
 
 import escalation  # noqa: E402
 
-SECTIONS = ("replay", "feed", "decision", "startup", "profile")
+SECTIONS = ("replay", "feed", "decision", "startup", "profile", "scale")
 ALIASES = {str(i): name for i, name in enumerate(SECTIONS, 1)}
 POLICY = HERE / "three_strikes.esc"
 SEED = 2026
@@ -86,11 +91,14 @@ class Config:
     scale_events: int
     scale_rounds: int
     profile_events: int
+    big_events: int = 1_000_000
+    big_conversations: int = 40_000
+    big_rounds: int = 3
 
 
 def make_config(quick: bool, data: Path) -> Config:
     if quick:
-        return Config(True, data, 2_000, 50, 1, 2, 2, 0.005, (10, 50), 1, (10, 50), 500, 1, 2_000)
+        return Config(True, data, 2_000, 50, 1, 2, 2, 0.005, (10, 50), 1, (10, 50), 500, 1, 2_000, 20_000, 800, 1)
     return Config(False, data, 200_000, 5_000, 3, 3, 5, 0.2, (10, 100, 1000), 3, (10, 100, 1000), 5_000, 3, 50_000)
 
 
@@ -1104,6 +1112,159 @@ RUNNERS: dict[str, Callable[[Config, Inputs], Section]] = {
 # -- the report ---------------------------------------------------------------------------------
 
 
+# -- 6. a million events: serial, --jobs 2, Dask ------------------------------------------------
+
+BIG_SEED = 5
+
+
+#: Runs a command and reports its rusage. The command is started from this small process, not
+#: from the benchmark's (which holds the generated inputs): a child's peak RSS counts the
+#: memory of the process it was forked from until it execs.
+RUSAGE_PROBE = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print("rusage:", usage.ru_utime + usage.ru_stime, usage.ru_maxrss, file=sys.stderr)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_measured(cmd: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, its worker processes included) and peak RSS in MB of a command.
+
+    The peak is ``ru_maxrss`` from ``wait4``: that of the largest single process (the
+    command, or the largest of the worker processes it waited for).
+    """
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", RUSAGE_PROBE, *cmd], cwd=ROOT, capture_output=True, check=False)
+    wall = time.perf_counter() - start
+    err = proc.stderr.decode(errors="replace")
+    if proc.returncode != 0:
+        raise BenchError(f"`{show_cmd(cmd)}` exited {proc.returncode}: {err.strip()[-2000:]}")
+    cpu, maxrss = next(line.split()[1:] for line in err.splitlines() if line.startswith("rusage:"))
+    kb = float(maxrss) / (1024 if sys.platform == "darwin" else 1)
+    return wall, float(cpu), kb / 1024
+
+
+def last_record(path: Path) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 4096))
+        return json.loads(fh.read().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def section_scale(cfg: Config, inputs: Inputs) -> Section:
+    n, convs = cfg.big_events, cfg.big_conversations
+    sec = Section(
+        "scale",
+        "6. Scale: a million events, --jobs and Dask",
+        f"`escalation replay` of {n:,} generated events over {convs:,} conversations (`benchmarks/gen_events.py "
+        f"--events {n} --conversations {convs} --seed {BIG_SEED}`, three-strikes policy) as a subprocess: serially, "
+        f"and with `--jobs 2`, alternating, {cfg.big_rounds} round{'s' if cfg.big_rounds != 1 else ''}; every "
+        "`--jobs 2` log is compared byte for byte with the serial one. Peak RSS is `ru_maxrss` of the process "
+        "(for `--jobs 2`, the largest of its processes). Then, when Dask is installed, one replay on a Dask local "
+        "cluster (`--dask local`: 2 worker processes, started by the command and included in its time), checked "
+        "with `escalation verify` and against the serial totals.",
+    )
+    started = time.perf_counter()
+    events = gen_events.ensure(cfg.data, n, convs, BIG_SEED)
+    if time.perf_counter() - started > 0.5:
+        print(f"generated {rel(events)} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    out_serial, out_jobs = cfg.data / "big-serial.jsonl", cfg.data / "big-jobs2.jsonl"
+    base = [*escalation_command(), "replay", rel(POLICY), rel(events)]
+    contenders = [("serial", [*base, "-o", rel(out_serial)]), ("--jobs 2", [*base, "--jobs", "2", "-o", rel(out_jobs)])]
+    walls: dict[str, list[float]] = {name: [] for name, _ in contenders}
+    cpus: dict[str, list[float]] = {name: [] for name, _ in contenders}
+    rss: dict[str, list[float]] = {name: [] for name, _ in contenders}
+    try:
+        for r in range(cfg.big_rounds):
+            for name, cmd in contenders:
+                collect()
+                wall, cpu, peak = run_measured(cmd)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+                rss[name].append(peak)
+            if not filecmp.cmp(out_serial, out_jobs, shallow=False):
+                raise BenchError("the --jobs 2 audit log differs from the serial one")
+            print(f"  scale round {r + 1}/{cfg.big_rounds}: " + ", ".join(f"{k} {walls[k][-1]:.2f} s" for k in walls), file=sys.stderr)
+        summary = last_record(out_serial)
+        if summary.get("events") != n or summary.get("conversations") != convs:
+            raise BenchError(f"the replay's summary is not what the benchmark expects: {summary}")
+    finally:
+        out_jobs.unlink(missing_ok=True)
+    t = Table(["run", "best s", "median s", "events/s (median)", "median CPU s", "peak RSS MB (max)", "identical to serial"])
+    for name, _ in contenders:
+        t.rows.append(
+            [
+                name,
+                f"{min(walls[name]):.2f}",
+                f"{med(walls[name]):.2f}",
+                per_s(n, med(walls[name])),
+                f"{med(cpus[name]):.2f}",
+                f"{max(rss[name]):.1f}",
+                "—" if name == "serial" else f"yes ({cfg.big_rounds}/{cfg.big_rounds} rounds)",
+            ]
+        )
+    paired = med(s / j for s, j in zip(walls["serial"], walls["--jobs 2"], strict=True))
+    speedup = med(walls["serial"]) / med(walls["--jobs 2"])
+    dask_row: list[str] | None = None
+    if importlib.util.find_spec("distributed") is None:
+        sec.notes.append("Dask is not installed: the Dask local cluster was skipped (`pip install 'escalation[dask]'`).")
+    else:
+        out_dir = cfg.data / "big-dask"
+        try:
+            wall, cpu, peak = run_measured([*base, "--dask", "local", "--out-dir", rel(out_dir)])
+            verified = subprocess.run([*escalation_command(), "verify", rel(out_dir)], cwd=ROOT, capture_output=True, check=False)
+            manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+            totals = manifest["summary"]
+            same = all(totals[k] == summary[k] for k in ("records", "events", "rejected", "conversations", "violations", "by_kind"))
+            dask_row = [
+                "Dask local (2 workers)",
+                f"{wall:.2f}",
+                f"{wall:.2f}",
+                per_s(n, wall),
+                f"{cpu:.2f} (client only)",
+                f"{peak:.1f} (client)",
+                f"{len(manifest['partitions'])} parts; verify exit {verified.returncode}; totals "
+                + ("equal" if same else "DIFFER"),
+            ]
+            if verified.returncode != 0 or not same:
+                raise BenchError(f"the Dask replay does not verify or its totals differ: {totals} vs {summary}")
+            t.rows.append(dask_row)
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+    sec.tables.append(t)
+    peak_serial = max(rss["serial"])
+    sec.headline.append(["6 scale", f"peak RSS, {n:,} events, serial", f"{peak_serial:.0f} MB", "400 MB", f"{peak_serial / 400:.2f}×", "< 400 MB"])
+    sec.headline.append(
+        [
+            "6 scale",
+            "--jobs 2 vs serial (wall)",
+            f"{med(walls['--jobs 2']):.2f} s",
+            f"{med(walls['serial']):.2f} s",
+            f"{1 / speedup:.2f}× ({speedup:.2f}× faster)",
+            "≥ 1.4× faster",
+        ]
+    )
+    if dask_row is not None:
+        sec.headline.append(["6 scale", "Dask local, events/s", dask_row[3], per_s(n, med(walls["serial"])), f"{float(dask_row[1]) / med(walls['serial']):.2f}×", "reported"])
+    sec.findings.append(
+        f"{n:,} events: the serial replay peaked at {peak_serial:.0f} MB (target < 400 MB); `--jobs 2` was "
+        f"{speedup:.2f}× faster than serial in median wall time (median of paired rounds {paired:.2f}×; target ≥ 1.4×), "
+        "its log identical byte for byte"
+        + (f"; a Dask local cluster replayed {dask_row[3]} events/s, start-up included." if dask_row else ".")
+    )
+    sec.notes.append(f"Commands: `{show_cmd(contenders[0][1])}`; `{show_cmd(contenders[1][1])}`.")
+    sec.notes.append(
+        f"The serial replay accepted {summary['events']:,} events of {summary['conversations']:,} conversations and found "
+        f"{summary['violations']:,} violations; {summary['open_obligations']:,} obligations stay open."
+    )
+    out_serial.unlink(missing_ok=True)
+    return sec
+
+
+RUNNERS["scale"] = section_scale
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
@@ -1148,7 +1309,7 @@ def markdown(
     sections: list[Section], command: str, started: datetime.datetime, took: float, load_before: str, cfg: Config
 ) -> str:
     lines = [
-        "# Benchmarks: replay, feed, decision, start-up",
+        "# Benchmarks: replay, feed, decision, start-up, scale",
         "",
         f"Produced by `{command}` in {took / 60:.1f} minutes."
         + (" **A --quick smoke run: small inputs, few rounds; the figures are not meaningful.**" if cfg.quick else ""),
@@ -1198,7 +1359,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="a small smoke run: small inputs, few rounds (seconds, not minutes)")
     ap.add_argument(
-        "--only", action="append", metavar="NAME", help=f"run only this section ({', '.join(SECTIONS)}, or 1-5); may be repeated"
+        "--only", action="append", metavar="NAME", help=f"run only this section ({', '.join(SECTIONS)}, or 1-6); may be repeated"
     )
     ap.add_argument(
         "--output",

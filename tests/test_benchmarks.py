@@ -26,6 +26,7 @@ SECTION_TITLES = (
     "3. One decision against the peers",
     "4. Start-up and scaling with the rule count",
     "5. Where a replay spends its time",
+    "6. Scale: a million events, --jobs and Dask",
 )
 PEERS = ("rule-engine", "business-rules", "durable-rules", "cedarpy", "regopy")
 
@@ -48,7 +49,7 @@ def test_quick_run_reports_every_section(tmp_path: Path) -> None:
     assert "FAILED" not in proc.stdout
     # the table printed at the end, one row per headline figure
     summary = proc.stdout.split("## Summary", 1)[1]
-    for section in ("1 replay", "2 feed", "3 decision", "4 start-up", "4 scaling"):
+    for section in ("1 replay", "2 feed", "3 decision", "4 start-up", "4 scaling", "6 scale"):
         assert section in summary
     assert "escalation replay" in proc.stdout and "floor (json)" in proc.stdout
     assert "plain Python" in proc.stdout

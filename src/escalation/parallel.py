@@ -5,16 +5,17 @@ conversation id; the line's ``seq`` when it names none) decides, through :func:`
 which process handles a record, so all of a conversation's records meet the same
 state and each process's decisions are exactly the serial ones.
 
-The parent is one of the N processes. It forks N - 1 workers; every process reads
-all the inputs, and handles only the records it owns. A worker sends its records to
-the parent a block of :data:`BLOCK` input lines at a time, each encoded with
-placeholder ``prev`` and ``hash`` fields. The parent walks the same blocks: it
-replays its own records and writes every record in input order, completing the hash
-chain (a byte splice and one SHA-256 for a worker's record), the only sequential
-work. Since the chain costs it time, the parent owns fewer conversations than a
-worker (:func:`parent_share`). Close records are merged by each conversation's first
-accepted record, as in a serial replay. Workers are forked, so they share the compiled
-policy.
+The parent is one of the N processes. It forks N - 1 workers, which read all the
+inputs and handle the records they own. A worker sends its records to the parent a
+block of :data:`BLOCK` input lines at a time, each encoded with placeholder ``prev``
+and ``hash`` fields; worker 1 also sends, with each block, which process owns each
+line, and the lines the parent owns, so that the parent reads and scans no input.
+The parent replays its own records and writes every record in input order,
+completing the hash chain of the workers' (a byte splice and one SHA-256 each): the
+only sequential work. Since the chain costs it time, the parent owns fewer
+conversations than a worker (:func:`parent_share`). Close records are merged by each
+conversation's first accepted record, as in a serial replay. Workers are forked, so
+they share the compiled policy.
 
 Where a worker cannot see what the serial replay sees, the replay runs serially
 instead, so the log is still the serial one: when the conversations of the run
@@ -24,12 +25,14 @@ platforms without ``fork``.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import heapq
 import json
 import multiprocessing
 import os
 import pickle
+import struct
 import zlib
 from typing import IO, Any
 
@@ -54,6 +57,7 @@ BLOCK = 1024
 #: docs/scaling.md). It sets the parent's share of the conversations.
 CHAIN_COST = 0.22
 
+_HEAD = struct.Struct("<II")  # a block from worker 1: lines in the block, bytes of the parent's lines
 _OPEN = b'{"conversation": "'
 _OPEN_TIGHT = b'{"conversation":"'
 
@@ -142,30 +146,58 @@ def _stats(r: Replayer) -> dict[str, Any]:
 
 
 def _work(index: int, conn: Any) -> None:
-    """A worker: replay the records it owns; send them a block at a time, then its closes and totals."""
+    """A worker: replay the records it owns; send them a block at a time, then its closes and totals.
+
+    Worker 1 also reads for the parent: with each block it sends the slot of every line
+    and the lines the parent owns (input index, line number, bytes), so that the parent
+    neither reads nor scans the input.
+    """
     try:
         job = _JOB
         jobs: int = job["jobs"]
         share: int = job["share"]
         limits: Limits = job["limits"]
         r = Replayer(job["policy"], job["as_of"], limits=limits)
+        reader = index == 1
         bodies: list[bytes] = []
-        in_block = 0
+        slots = bytearray()
+        where = array.array("q")
+        theirs: list[bytes] = []
         seq = 1
         send = conn.send_bytes
-        for path, file in job["inputs"]:
+
+        def flush() -> None:
+            body = b"\n".join(bodies)
+            if reader:
+                lines = b"\n".join(theirs)
+                send(b"".join((b"B", _HEAD.pack(len(slots), len(lines)), slots, where.tobytes(), lines, body)))
+                slots.clear()
+                del where[:]
+                theirs.clear()
+            else:
+                send(b"B" + body)
+            bodies.clear()
+
+        in_block = 0
+        for k, (path, file) in enumerate(job["inputs"]):
             with open(file, "rb") as fh:
                 for number, data in iter_numbered(fh, limits):
-                    if slot(conversation_key(data, seq), jobs, share) == index:
+                    o = slot(conversation_key(data, seq), jobs, share)
+                    if o == index:
                         bodies.append(engine_canonical(placeholder_record(r.record(Line(seq, f"{path}:{number}", data)))))
+                    if reader:
+                        slots.append(o)
+                        if o == 0:
+                            where.append(k)
+                            where.append(number)
+                            theirs.append(data)
                     seq += 1
                     in_block += 1
                     if in_block == BLOCK:
-                        send(b"B" + b"\n".join(bodies))
-                        bodies.clear()
+                        flush()
                         in_block = 0
         if in_block:
-            send(b"B" + b"\n".join(bodies))
+            flush()
         closes = [(order, engine_canonical(placeholder_record(record))) for order, record in r.keyed_closes()]
         send(b"E" + pickle.dumps((closes, _stats(r)), pickle.HIGHEST_PROTOCOL))
     except BaseException as err:  # the parent raises it again
@@ -247,26 +279,30 @@ def replay_parallel(
         writer = AuditWriter(out)
         write, write_encoded = writer.write, writer.write_encoded
         writer.write(header_record(policy, inputs, as_of))
-        nexts: list[Any] = []
-        in_block = 0
+        paths = [i.path for i in inputs]
         seq = 1
-        for inp in inputs:
-            with inp.file.open("rb") as fh:
-                for number, data in iter_numbered(fh, limits):
-                    if in_block == 0:
-                        nexts = [None] + [
-                            iter(_receive(c, p)[1:].split(b"\n")).__next__ for c, p in zip(conns, processes, strict=True)
-                        ]
-                    o = slot(conversation_key(data, seq), jobs, share)
-                    if o == 0:
-                        write(record(Line(seq, f"{inp.path}:{number}", data)))
-                    else:
-                        write_encoded(nexts[o]())
-                    seq += 1
-                    in_block += 1
-                    if in_block == BLOCK:
-                        in_block = 0
-        ends = [pickle.loads(_receive(c, p)[1:]) for c, p in zip(conns, processes, strict=True)]
+        while True:
+            message = _receive(conns[0], processes[0])
+            if message[:1] == b"E":
+                break
+            n, size = _HEAD.unpack_from(message, 1)
+            at = 1 + _HEAD.size
+            slots = message[at : at + n]
+            own = slots.count(0)
+            where = array.array("q", message[at + n : at + n + 16 * own])
+            at += n + 16 * own
+            lines = iter(message[at : at + size].split(b"\n") if own else ()).__next__
+            bodies = [message[at + size :]] + [_receive(c, p)[1:] for c, p in zip(conns[1:], processes[1:], strict=True)]
+            nexts = [lines] + [iter(b.split(b"\n") if b else ()).__next__ for b in bodies]
+            k = 0
+            for o in slots:
+                if o == 0:
+                    write(record(Line(seq, f"{paths[where[k]]}:{where[k + 1]}", lines())))
+                    k += 2
+                else:
+                    write_encoded(nexts[o]())
+                seq += 1
+        ends = [pickle.loads(message[1:])] + [pickle.loads(_receive(c, p)[1:]) for c, p in zip(conns[1:], processes[1:], strict=True)]
         for p in processes:
             p.join()
     finally:
@@ -277,14 +313,14 @@ def replay_parallel(
             if p.is_alive():
                 p.terminate()
                 p.join()
-    mine = [(order, False, record) for order, record in r.keyed_closes()]  # counts its violations and open obligations
+    mine: list[tuple[int, bool, Any]] = [(order, False, record) for order, record in r.keyed_closes()]  # counts their violations
     total = _merge_totals([_stats(r)] + [stats for _, stats in ends])
     if total.conversations >= limits.max_open_conversations:
         # a serial replay may have reached the limit where no process alone did: do it serially
         out.seek(start)
         out.truncate()
         return _serial(policy, inputs, as_of, out, limits)
-    theirs = (((order, True, body) for order, body in closes) for closes, _ in ends)
+    theirs: list[list[tuple[int, bool, Any]]] = [[(order, True, body) for order, body in closes] for closes, _ in ends]
     for _, encoded, item in heapq.merge(mine, *theirs, key=lambda x: x[0]):
         if encoded:
             write_encoded(item)
