@@ -32,7 +32,9 @@ import json
 import multiprocessing
 import os
 import pickle
+import queue
 import struct
+import threading
 import zlib
 from typing import IO, Any
 
@@ -52,6 +54,8 @@ except ImportError:  # pragma: no cover
 
 #: Input lines per message from a worker to the parent.
 BLOCK = 1024
+#: Blocks a worker may have replayed and not yet handed to the parent (besides what the pipe holds).
+_AHEAD = 32
 #: Completing the chain of a record costs the parent about this fraction of what
 #: replaying the record costs (measured on the three-strikes policy; see
 #: docs/scaling.md). It sets the parent's share of the conversations.
@@ -145,6 +149,15 @@ def _stats(r: Replayer) -> dict[str, Any]:
     return stats
 
 
+def _send_all(outbox: queue.Queue[bytes | None], conn: Any) -> None:
+    """A worker's sending thread: the worker goes on replaying while the parent is busy."""
+    while (message := outbox.get()) is not None:
+        try:
+            conn.send_bytes(message)
+        except OSError:  # the parent is gone
+            return
+
+
 def _work(index: int, conn: Any) -> None:
     """A worker: replay the records it owns; send them a block at a time, then its closes and totals.
 
@@ -164,7 +177,10 @@ def _work(index: int, conn: Any) -> None:
         where = array.array("q")
         theirs: list[bytes] = []
         seq = 1
-        send = conn.send_bytes
+        outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=_AHEAD)
+        send = outbox.put
+        sender = threading.Thread(target=_send_all, args=(outbox, conn), daemon=True)
+        sender.start()
 
         def flush() -> None:
             body = b"\n".join(bodies)
@@ -200,6 +216,8 @@ def _work(index: int, conn: Any) -> None:
             flush()
         closes = [(order, engine_canonical(placeholder_record(record))) for order, record in r.keyed_closes()]
         send(b"E" + pickle.dumps((closes, _stats(r)), pickle.HIGHEST_PROTOCOL))
+        send(None)
+        sender.join()
     except BaseException as err:  # the parent raises it again
         try:
             payload = pickle.dumps(err, pickle.HIGHEST_PROTOCOL)
