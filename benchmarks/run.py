@@ -1222,8 +1222,8 @@ def section_scale(cfg: Config, inputs: Inputs) -> Section:
                 f"{wall:.2f}",
                 f"{wall:.2f}",
                 per_s(n, wall),
-                f"{cpu:.2f} (client only)",
-                f"{peak:.1f} (client)",
+                f"{cpu:.2f} (all its processes)",
+                f"{peak:.1f} (largest process)",
                 f"{len(manifest['partitions'])} parts; verify exit {verified.returncode}; totals "
                 + ("equal" if same else "DIFFER"),
             ]

@@ -215,3 +215,27 @@ def test_the_fast_path_agrees_with_validation(pairs: list[tuple[str, object]], l
         assert conversation_key(line, seq) == zlib.crc32(conversation.encode("utf-8"))
     else:
         assert conversation_key(line, seq) == seq
+
+
+def test_the_command_line_reports_a_dead_worker_without_a_traceback(tmp_path: Path) -> None:
+    """A worker killed mid-replay: one sentence, exit 2, no log and no temporary file left."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps({"conversation": f"c{n}", "time": "2026-11-22T10:00:00Z", "type": "agent.warn"}) + "\n" for n in range(50)))
+    out = tmp_path / "audit.jsonl"
+    script = (
+        "import os, sys\n"
+        "from escalation import parallel\n"
+        "parallel.engine_canonical = lambda record: os._exit(9)\n"
+        "from escalation.cli import main\n"
+        "sys.argv = ['escalation', 'replay', sys.argv[1], sys.argv[2], '--jobs', '2', '-o', sys.argv[3]]\n"
+        "main()\n"
+    )
+    policy = Path(__file__).resolve().parents[1] / "policies" / "three_strikes.esc"
+    proc = subprocess.run([sys.executable, "-c", script, str(policy), str(path), str(out)], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "ended unexpectedly (exit code 9)" in proc.stderr and "no audit log was written" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]

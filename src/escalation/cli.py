@@ -19,7 +19,7 @@ from .audit import verify_stream
 from .checker import check_source, check_test_file
 from .compiler import CompiledPolicy, load_compiled
 from .errors import Diagnostic, EscalationError, PolicyError
-from .parallel import replay_parallel
+from .parallel import ParallelError, replay_parallel
 from .parallel import usable as parallel_usable
 from .parser import read_source
 from .replay import ENGINE, Input, InputError, Replayer, StrictStop, open_inputs, replay_records, write_log
@@ -259,6 +259,15 @@ def replay(
     except StrictStop as stop:
         click.echo(f"error: {stop} (--strict: no audit log was written)", err=True)
         sys.exit(EXIT_REJECTED)
+    except ParallelError as err:
+        click.echo(f"error: {err} (no audit log was written)", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as err:  # an input that went away, a full disk
+        if isinstance(err, BrokenPipeError):  # `escalation replay ... | head`: main() handles it
+            raise
+        where = f" {err.filename}" if err.filename else ""
+        click.echo(f"error:{where} {err.strerror or err} (no audit log was written)", err=True)
+        sys.exit(EXIT_USAGE)
     finally:
         tmp.unlink(missing_ok=True)
         for i in inputs:
