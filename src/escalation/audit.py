@@ -153,33 +153,36 @@ class VerifyResult:
     summary: dict[str, Any] | None = None
 
 
-class _Bad(Exception):
+class BadLine(Exception):
+    """A line of an audit log that breaks the chain or the format: its number and what is wrong."""
+
     def __init__(self, line: int | None, message: str) -> None:
         super().__init__(message)
         self.line = line
         self.message = message
 
 
-def _records(lines: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
+def chained_records(lines: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) of an audit log's lines, each checked: whole, canonical, chained; BadLine at the first that is not."""
     prev = GENESIS
     for number, raw in enumerate(lines, 1):
         if not raw.endswith(b"\n"):
-            raise _Bad(number, "the line is not terminated: the log was cut short")
+            raise BadLine(number, "the line is not terminated: the log was cut short")
         text = raw[:-1]
         try:
             record = json.loads(text)
         except (ValueError, RecursionError):
-            raise _Bad(number, "the line is not JSON") from None
+            raise BadLine(number, "the line is not JSON") from None
         if not isinstance(record, dict):
-            raise _Bad(number, "the line is not a JSON object")
+            raise BadLine(number, "the line is not a JSON object")
         if canonical(record) != text:
-            raise _Bad(number, "the line is not in canonical form (it was edited)")
+            raise BadLine(number, "the line is not in canonical form (it was edited)")
         if record.get("prev") != prev:
-            raise _Bad(number, "`prev` does not match the previous record's hash (a record was removed, added or moved)")
+            raise BadLine(number, "`prev` does not match the previous record's hash (a record was removed, added or moved)")
         body = {k: v for k, v in record.items() if k != "hash"}
         digest = hashlib.sha256(canonical(body)).hexdigest()
         if record.get("hash") != digest:
-            raise _Bad(number, "`hash` does not match the record's content (the record was changed)")
+            raise BadLine(number, "`hash` does not match the record's content (the record was changed)")
         prev = digest
         yield number, record
 
@@ -195,24 +198,24 @@ def verify_stream(lines: Iterable[bytes], engine: str) -> VerifyResult:
     closing = False
     lines_read = 0
     try:
-        for number, record in _records(lines):
+        for number, record in chained_records(lines):
             lines_read = number
             kind = record.get("kind")
             if summary is not None:
-                raise _Bad(number, "a record follows the summary")
+                raise BadLine(number, "a record follows the summary")
             if header is None:
                 if kind != "header" or record.get("format") != FORMAT:
-                    raise _Bad(number, f"the first record is not an {FORMAT} header")
+                    raise BadLine(number, f"the first record is not an {FORMAT} header")
                 if record.get("engine") != engine:
-                    raise _Bad(number, f"the log was written by {record.get('engine')!r}, and this is {engine!r}: verify it with that version")
+                    raise BadLine(number, f"the log was written by {record.get('engine')!r}, and this is {engine!r}: verify it with that version")
                 header = record
                 continue
             if kind in ("decision", "rejected"):
                 if closing:
-                    raise _Bad(number, f"a {kind} record follows the close records")
+                    raise BadLine(number, f"a {kind} record follows the close records")
                 seq += 1
                 if record.get("seq") != seq:
-                    raise _Bad(number, f"expected seq {seq}, found {record.get('seq')!r} (records are missing or out of order)")
+                    raise BadLine(number, f"expected seq {seq}, found {record.get('seq')!r} (records are missing or out of order)")
                 if kind == "decision":
                     decisions += 1
                     conversations.add(record["conversation"])
@@ -239,11 +242,11 @@ def verify_stream(lines: Iterable[bytes], engine: str) -> VerifyResult:
                 }
                 for key, value in expected.items():
                     if record.get(key) != value:
-                        raise _Bad(number, f"the summary says {key}={record.get(key)!r}, but the log holds {value!r}")
+                        raise BadLine(number, f"the summary says {key}={record.get(key)!r}, but the log holds {value!r}")
                 summary = record
             else:
-                raise _Bad(number, f"unknown record kind {kind!r}")
-    except _Bad as bad:
+                raise BadLine(number, f"unknown record kind {kind!r}")
+    except BadLine as bad:
         return VerifyResult(False, bad.message, bad.line, header, summary)
     except (KeyError, TypeError, AttributeError) as err:
         return VerifyResult(False, f"a record lacks a required field ({err})", None, header, summary)

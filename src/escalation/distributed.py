@@ -62,7 +62,7 @@ from typing import IO, Any
 
 import attrs
 
-from .audit import GENESIS, KINDS, AuditWriter, VerifyResult, _Bad, _records
+from .audit import GENESIS, KINDS, AuditWriter, BadLine, VerifyResult, chained_records
 from .checker import check_source
 from .compiler import CompiledPolicy, compile_policy
 from .errors import EscalationError, PolicyError
@@ -654,7 +654,7 @@ def _verify_part(lines: Iterable[bytes], engine: str, index: int, manifest: dict
     by_kind = dict.fromkeys(KINDS, 0)
     conversations: set[str] = set()
     closing = False
-    for number, record in _records(lines):
+    for number, record in chained_records(lines):
         records = number
         final = record["hash"]
         kind = record.get("kind")
@@ -778,7 +778,7 @@ def verify_manifest(path: str | os.PathLike[str], engine: str = ENGINE) -> Verif
                 lines = _Lines(fh)
                 try:
                     records, final, summary = _verify_part(lines, engine, index, manifest, seen)
-                except _Bad as bad:
+                except BadLine as bad:
                     raise _Fail(bad.message, bad.line) from None
                 except (KeyError, TypeError, AttributeError) as err:
                     raise _Fail(f"a record lacks a required field ({err})") from None
