@@ -520,6 +520,35 @@ def test_work_per_event_grows_at_most_linearly_with_pending_obligations() -> Non
     assert thousand - base <= 10 * 1_000 + (hundred - base)
 
 
+def test_no_event_scans_the_pending_obligations_until_one_is_due() -> None:
+    """Until the earliest deadline passes, an event costs the same whatever is pending; then one scan, and again nothing."""
+    policy = _compiled(WORK_POLICY)
+
+    def loaded(pending: int) -> Interaction:
+        inter = Interaction(policy, "c")
+        for i in range(pending):  # each insult creates an obligation due in 48h, the first at second 48h
+            inter.feed(_event(policy, i, "customer.message", abuse="insult"))
+        return inter
+
+    calm = _event(policy, 3_000, "customer.message", abuse="none")  # nothing is due yet
+    one, many = loaded(1), loaded(1_000)
+    base, thousand = _lines_executed(lambda: one.feed(calm)), _lines_executed(lambda: many.feed(calm))
+    assert thousand == base, f"{base} lines with 1 pending, {thousand} with 1,000"
+    later = 48 * 3600 + 500  # the first 500 deadlines have passed
+
+    def after_expiry(pending: int) -> tuple[int, int, int]:
+        inter = loaded(pending)
+        first = _lines_executed(lambda: inter.feed(_event(policy, later, "customer.message", abuse="none")))
+        again = _lines_executed(lambda: inter.feed(_event(policy, later, "customer.message", abuse="none")))
+        return len(inter.pending), first, again
+
+    left_many, scan_many, again_many = after_expiry(1_000)
+    left_few, scan_few, again_few = after_expiry(600)
+    assert (left_many, left_few) == (500, 100)
+    assert scan_many > scan_few + 400  # the one scan, over every pending obligation
+    assert again_many == again_few  # the next deadline is still ahead: nothing scanned
+
+
 WINDOW_POLICY = """policy "Window" version "1"
 rule busy {
   while count agent.warn within 30s >= 5

@@ -222,7 +222,7 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
             "    pending = self.pending",
         ]
         if deadlines:
-            body += ["    if pending:", "        pending = expire(pending, t, violations)"]
+            body += ["    if pending and t > self.next_due:", "        pending = expire(self, pending, t, violations)"]
         if plan.is_action:
             if plan.judges or etype in policy.default_forbid:
                 body += [

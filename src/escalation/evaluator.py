@@ -120,14 +120,24 @@ def _matches(p: PatternFn, event: Event, state: list[Any], now: int) -> bool:
     return p.event == event.type and (p.cond is None or bool(p.cond(state, event.attrs, now)))
 
 
-def expire(pending: list[Obligation], t: int, violations: list[Violation]) -> list[Obligation]:
-    """§6 step 1: obligations whose deadline is earlier than ``t`` become violations."""
+#: ``Interaction.next_due`` when nothing pending has a deadline (later than any event time).
+NEVER = 2**63
+
+
+def expire(inter: Interaction, pending: list[Obligation], t: int, violations: list[Violation]) -> list[Obligation]:
+    """§6 step 1: obligations whose deadline is earlier than ``t`` become violations.
+
+    Called only when ``t`` is past ``inter.next_due`` (no deadline can have passed
+    before it), so that an event costs nothing per pending obligation until one is
+    due; ``next_due`` is then set to the earliest deadline left.
+    """
     missed = [ob for ob in pending if ob.due is not None and ob.due < t]
-    if not missed:
-        return pending
-    missed.sort(key=lambda ob: (ob.due, ob.n))
-    violations.extend(missed_violation(ob) for ob in missed)
-    return [ob for ob in pending if ob.due is None or ob.due >= t]
+    if missed:
+        missed.sort(key=lambda ob: (ob.due, ob.n))
+        violations.extend(missed_violation(ob) for ob in missed)
+        pending = [ob for ob in pending if ob.due is None or ob.due >= t]
+    inter.next_due = min((ob.due for ob in pending if ob.due is not None), default=NEVER)
+    return pending
 
 
 def fulfil(pending: list[Obligation], etype: str, s: list[Any], a: dict[str, Any], t: int, fulfilled: list[str]) -> list[Obligation]:
@@ -186,7 +196,7 @@ def codegen_helpers(policy: CompiledPolicy) -> dict[str, Any]:
 class Interaction:
     """The state of one interaction (conversation) under one policy. Not shared between threads."""
 
-    __slots__ = ("active", "conversation", "flags", "last_time", "next_n", "pending", "policy", "state")
+    __slots__ = ("active", "conversation", "flags", "last_time", "next_due", "next_n", "pending", "policy", "state")
 
     def __init__(self, policy: CompiledPolicy, conversation: str) -> None:
         self.policy = policy
@@ -195,6 +205,7 @@ class Interaction:
         self.active: tuple[int, ...] = ()  # indexes of the while rules active after the last event
         self.flags: list[bool] = [False] * len(policy.while_rules)  # the same, one flag per while rule
         self.pending: list[Obligation] = []
+        self.next_due = NEVER  # no pending deadline is earlier (it may be later: fulfilled ones are not subtracted)
         self.next_n = 1
         self.last_time: int | None = None
 
@@ -234,12 +245,13 @@ class Interaction:
         pending = self.pending
 
         # 1. deadlines
-        if pending:
+        if pending and t > self.next_due:
             missed = [ob for ob in pending if ob.due is not None and ob.due < t]
             if missed:
                 missed.sort(key=lambda ob: (ob.due, ob.n))
                 pending = [ob for ob in pending if ob.due is None or ob.due >= t]
                 violations.extend(missed_violation(ob) for ob in missed)
+            self.next_due = min((ob.due for ob in pending if ob.due is not None), default=NEVER)
 
         # 2. the action itself, judged on the history before it, at its own time
         if plan.is_action:
@@ -372,6 +384,8 @@ class Interaction:
         n = self.next_n
         self.next_n += 1
         due = t + spec.within if spec.within is not None else None
+        if due is not None and due < self.next_due:
+            self.next_due = due
         return Obligation(f"{self.conversation}#{n}", n, spec, t, due)
 
     def close(self, as_of: int | None) -> tuple[list[Violation], list[Obligation]]:
@@ -416,6 +430,7 @@ class Interaction:
                 Obligation(f"{inter.conversation}#{n}", int(n), policy.requires[int(spec)], int(created), None if due is None else int(due))
                 for n, spec, created, due in snap["pending"]
             ]
+            inter.next_due = min((ob.due for ob in inter.pending if ob.due is not None), default=NEVER)
             inter.next_n = int(snap["next_n"])
             inter.last_time = None if snap["last_time"] is None else int(snap["last_time"])
         except (KeyError, ValueError, TypeError, IndexError) as err:
