@@ -187,14 +187,55 @@ def chained_records(lines: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any
         yield number, record
 
 
+@attrs.define
+class Tally:
+    """What a log's records add up to, for checking its `summary` (a whole log, or one part of a partitioned one)."""
+
+    decisions: int = 0
+    rejected: int = 0
+    violations: int = 0
+    open_obligations: int = 0
+    by_kind: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(KINDS, 0))
+    conversations: set[str] = attrs.field(factory=set)
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Count a `decision`, `rejected` or `close` record."""
+        kind = record.get("kind")
+        if kind == "rejected":
+            self.rejected += 1
+            return
+        if kind == "decision":
+            self.decisions += 1
+            self.conversations.add(record["conversation"])
+        elif kind == "close":
+            self.open_obligations += len(record.get("open", []))
+        for v in record.get("violations", []):
+            self.violations += 1
+            self.by_kind[v["kind"]] = self.by_kind.get(v["kind"], 0) + 1
+
+    def mismatch(self, summary: dict[str, Any], holder: str = "log") -> str | None:
+        """Why ``summary`` does not match what was counted, or None when it does."""
+        expected = {
+            "records": self.decisions + self.rejected,
+            "events": self.decisions,
+            "rejected": self.rejected,
+            "conversations": len(self.conversations),
+            "violations": self.violations,
+            "by_kind": self.by_kind,
+            "open_obligations": self.open_obligations,
+        }
+        for key, value in expected.items():
+            if summary.get(key) != value:
+                return f"the summary says {key}={summary.get(key)!r}, but the {holder} holds {value!r}"
+        return None
+
+
 def verify_stream(lines: Iterable[bytes], engine: str) -> VerifyResult:
     """Check the chain, the record order and the summary's counts of an audit log."""
     header: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
     seq = 0
-    decisions = rejected = violations = open_obligations = 0
-    by_kind = dict.fromkeys(KINDS, 0)
-    conversations: set[str] = set()
+    tally = Tally()
     closing = False
     lines_read = 0
     try:
@@ -216,33 +257,14 @@ def verify_stream(lines: Iterable[bytes], engine: str) -> VerifyResult:
                 seq += 1
                 if record.get("seq") != seq:
                     raise BadLine(number, f"expected seq {seq}, found {record.get('seq')!r} (records are missing or out of order)")
-                if kind == "decision":
-                    decisions += 1
-                    conversations.add(record["conversation"])
-                    for v in record.get("violations", []):
-                        violations += 1
-                        by_kind[v["kind"]] = by_kind.get(v["kind"], 0) + 1
-                else:
-                    rejected += 1
+                tally.add(record)
             elif kind == "close":
                 closing = True
-                for v in record.get("violations", []):
-                    violations += 1
-                    by_kind[v["kind"]] = by_kind.get(v["kind"], 0) + 1
-                open_obligations += len(record.get("open", []))
+                tally.add(record)
             elif kind == "summary":
-                expected = {
-                    "records": seq,
-                    "events": decisions,
-                    "rejected": rejected,
-                    "conversations": len(conversations),
-                    "violations": violations,
-                    "by_kind": by_kind,
-                    "open_obligations": open_obligations,
-                }
-                for key, value in expected.items():
-                    if record.get(key) != value:
-                        raise BadLine(number, f"the summary says {key}={record.get(key)!r}, but the log holds {value!r}")
+                problem = tally.mismatch(record)
+                if problem is not None:
+                    raise BadLine(number, problem)
                 summary = record
             else:
                 raise BadLine(number, f"unknown record kind {kind!r}")

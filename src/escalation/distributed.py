@@ -62,7 +62,7 @@ from typing import IO, Any
 
 import attrs
 
-from .audit import GENESIS, KINDS, AuditWriter, BadLine, VerifyResult, chained_records
+from .audit import GENESIS, KINDS, AuditWriter, BadLine, Tally, VerifyResult, chained_records
 from .checker import check_source
 from .compiler import CompiledPolicy, compile_policy
 from .errors import EscalationError, PolicyError
@@ -649,10 +649,9 @@ def _verify_part(lines: Iterable[bytes], engine: str, index: int, manifest: dict
     count = len(manifest["partitions"])
     header: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
-    last_seq = decisions = rejected = violations = open_obligations = records = 0
+    last_seq = records = 0
     final = GENESIS
-    by_kind = dict.fromkeys(KINDS, 0)
-    conversations: set[str] = set()
+    tally = Tally()
     closing = False
     for number, record in chained_records(lines):
         records = number
@@ -686,32 +685,14 @@ def _verify_part(lines: Iterable[bytes], engine: str, index: int, manifest: dict
                 conversation = record["conversation"]
                 if zlib.crc32(conversation.encode("utf-8")) % count != index:
                     raise _Fail(f"conversation {conversation!r} belongs to partition {zlib.crc32(conversation.encode('utf-8')) % count}, not this one", number)
-                decisions += 1
-                conversations.add(conversation)
-                for v in record.get("violations", []):
-                    violations += 1
-                    by_kind[v["kind"]] = by_kind.get(v["kind"], 0) + 1
-            else:
-                rejected += 1
+            tally.add(record)
         elif kind == "close":
             closing = True
-            for v in record.get("violations", []):
-                violations += 1
-                by_kind[v["kind"]] = by_kind.get(v["kind"], 0) + 1
-            open_obligations += len(record.get("open", []))
+            tally.add(record)
         elif kind == "summary":
-            expected = {
-                "records": decisions + rejected,
-                "events": decisions,
-                "rejected": rejected,
-                "conversations": len(conversations),
-                "violations": violations,
-                "by_kind": by_kind,
-                "open_obligations": open_obligations,
-            }
-            for key, value in expected.items():
-                if record.get(key) != value:
-                    raise _Fail(f"the summary says {key}={record.get(key)!r}, but the part holds {value!r}", number)
+            problem = tally.mismatch(record, "part")
+            if problem is not None:
+                raise _Fail(problem, number)
             summary = record
         else:
             raise _Fail(f"unknown record kind {kind!r}", number)
