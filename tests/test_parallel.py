@@ -141,7 +141,7 @@ def test_an_error_in_a_worker_reaches_the_parent(tmp_path: Path, monkeypatch: py
         raise RuntimeError("the encoder broke")
 
     monkeypatch.setattr(parallel, "engine_canonical", broken)  # only workers encode with it
-    with pytest.raises(RuntimeError, match="the encoder broke"):
+    with pytest.raises(ParallelError, match="replay worker 1 failed: RuntimeError: the encoder broke"):
         _parallel([str(path)], None, 2)
 
 
@@ -239,3 +239,85 @@ def test_the_command_line_reports_a_dead_worker_without_a_traceback(tmp_path: Pa
     assert "Traceback" not in proc.stderr
     assert "ended unexpectedly (exit code 9)" in proc.stderr and "no audit log was written" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]
+
+
+def test_a_line_limit_is_applied_as_in_a_serial_replay(tmp_path: Path) -> None:
+    long = {"conversation": "c1", "time": "2026-11-22T10:00:00Z", "type": "agent.warn", "note": "x" * 300}
+    lines = [long, {"conversation": "c1", "time": "2026-11-22T10:00:01Z", "type": "agent.warn"}]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    limits = Limits(max_line_bytes=200)
+    serial = _serial([str(path)], None, limits)
+    assert b"max_line_bytes" in serial
+    assert _parallel([str(path)], None, 2, limits) == serial
+
+
+def test_processes_that_read_different_input_are_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were an input file to change while the workers read it, the parent says so instead of writing a wrong log."""
+    import multiprocessing
+
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps({"conversation": f"c{n}", "time": "2026-11-22T10:00:00Z", "type": "agent.warn"}) + "\n" for n in range(50)))
+    real = parallel.iter_numbered
+
+    def shorter_in_worker_2(stream: object, limits: Limits) -> object:
+        rows = list(real(stream, limits))
+        return iter(rows[:-1] if multiprocessing.current_process().name == "escalation-replay-2" else rows)
+
+    monkeypatch.setattr(parallel, "iter_numbered", shorter_in_worker_2)
+    with pytest.raises(ParallelError, match="read different input"):
+        _parallel([str(path)], None, 3)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers through /proc (Linux)")
+def test_workers_end_when_the_parent_is_killed(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import gen_events
+
+    events = gen_events.ensure(tmp_path, 60_000, 3_000, 7)
+    policy = Path(__file__).resolve().parents[1] / "policies" / "three_strikes.esc"
+    script = "import sys\nfrom escalation.cli import main\nsys.argv = ['escalation', *sys.argv[1:]]\nmain()\n"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, "replay", str(policy), str(events), "--jobs", "3", "-o", str(tmp_path / "audit.jsonl")],
+        stderr=subprocess.DEVNULL,
+    )
+
+    def children() -> list[int]:
+        out = []
+        for task in Path(f"/proc/{parent.pid}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                out += [int(p) for p in (task / "children").read_text().split()]
+        return out
+
+    import contextlib
+
+    deadline = time.monotonic() + 30
+    workers: list[int] = []
+    while len(workers) < 2 and time.monotonic() < deadline:
+        workers = children()
+        time.sleep(0.05)
+    assert len(workers) == 2, workers
+    time.sleep(0.5)  # replaying
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            return False
+        return state != "Z"
+
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in workers if alive(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    assert not left, "workers outlived their parent"

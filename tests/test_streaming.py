@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from escalation import check_source
 from escalation.compiler import compile_policy
+from escalation.limits import DEFAULT_LIMITS, Limits
 from escalation.replay import Replayer, open_inputs, replay_records, write_log
 from policy_strategies import event_streams, mentioned
 
@@ -25,8 +26,10 @@ US = 1_000_000
 replay_module = importlib.import_module("escalation.replay")
 
 
-def _log(path: Path, park: bool, as_of: int | None = None, horizon: int | None = None) -> tuple[bytes, Replayer]:
-    r = Replayer(_COMPILED, as_of, idle_horizon=horizon, park=park)
+def _log(
+    path: Path, park: bool, as_of: int | None = None, horizon: int | None = None, limits: Limits = DEFAULT_LIMITS
+) -> tuple[bytes, Replayer]:
+    r = Replayer(_COMPILED, as_of, idle_horizon=horizon, park=park, limits=limits)
     out = io.BytesIO()
     write_log(replay_records(_COMPILED, open_inputs([str(path)]), as_of, replayer=r), out)
     return out.getvalue(), r
@@ -42,9 +45,12 @@ _PREFER = [*mentioned(POLICY, _CHECKED.vocabulary), "interaction.end", "interact
     st.none() | st.integers(0, 10**7),
     st.sampled_from([None, 1, 20, 90, 600]),
     st.integers(1, 5),
+    st.none() | st.integers(1, 4),
 )
-def test_parking_never_changes_the_log(records: list[dict[str, object]], as_of: int | None, horizon_s: int | None, sweep_every: int) -> None:
-    """Parked or kept in memory, with or without an idle horizon (swept often, so that it acts)."""
+def test_parking_never_changes_the_log(
+    records: list[dict[str, object]], as_of: int | None, horizon_s: int | None, sweep_every: int, most_open: int | None
+) -> None:
+    """Parked or kept in memory, with or without an idle horizon (swept often, so that it acts) and a limit on open conversations."""
     as_of_us = None if as_of is None else 1795341600000000 + as_of * 1000
     horizon = None if horizon_s is None else horizon_s * US
     saved = replay_module._SWEEP_EVERY
@@ -53,8 +59,9 @@ def test_parking_never_changes_the_log(records: list[dict[str, object]], as_of: 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "events.jsonl"
             path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-            parked, _ = _log(path, True, as_of_us, horizon)
-            kept, r = _log(path, False, as_of_us, horizon)
+            limits = DEFAULT_LIMITS if most_open is None else Limits(max_open_conversations=most_open)
+            parked, _ = _log(path, True, as_of_us, horizon, limits)
+            kept, r = _log(path, False, as_of_us, horizon, limits)
             assert r.parked == 0
             assert parked == kept
     finally:
@@ -149,3 +156,21 @@ def test_the_spill_is_a_deleted_file_and_is_closed_at_the_end(tmp_path: Path) ->
         pass
     assert r.spill is None
     assert not [f for f in files() if f in spilled]
+
+
+def test_parked_conversations_count_against_the_open_conversation_limit(tmp_path: Path) -> None:
+    events = [e for c in "abc" for e in _call(c, 1)]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    limits = Limits(max_open_conversations=2)
+    parked, r = _log(path, True, limits=limits)
+    assert r.parked == 2
+    assert parked.count(b"max_open_conversations") == 3  # c is refused, parked a and b being still kept
+    assert parked == _log(path, False, limits=limits)[0]
+
+
+def test_the_closes_end_a_replay() -> None:
+    r = Replayer(_COMPILED)
+    assert list(r.closes()) == []
+    with pytest.raises(RuntimeError, match="already taken"):
+        list(r.closes())

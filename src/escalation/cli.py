@@ -450,6 +450,7 @@ def explain(policy: str, events: tuple[str, ...], conversation: str, seq: int | 
                 if seq is not None and line.seq > seq:
                     break
                 replayer.record(line, hook)
+    replayer.close()
     for i in inputs:
         if i.path == "-":
             i.file.unlink(missing_ok=True)

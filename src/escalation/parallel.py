@@ -61,13 +61,17 @@ _AHEAD = 32
 #: docs/scaling.md). It sets the parent's share of the conversations.
 CHAIN_COST = 0.22
 
-_HEAD = struct.Struct("<II")  # a block from worker 1: lines in the block, bytes of the parent's lines
+_HEAD = struct.Struct("<IQ")  # a block from worker 1: lines in the block, bytes of the parent's lines
+_N = struct.Struct("<I")  # a block from another worker: lines in the block
 _OPEN = b'{"conversation": "'
 _OPEN_TIGHT = b'{"conversation":"'
 
 
 class ParallelError(EscalationError):
     """A worker process of `--jobs` failed."""
+
+
+_DIFFERENT = "the replay's processes read different input (was an input file changed during the replay?)"
 
 
 def conversation_key(data: bytes, seq: int) -> int:
@@ -150,21 +154,50 @@ def _stats(r: Replayer) -> dict[str, Any]:
 
 
 def _send_all(outbox: queue.Queue[bytes | None], conn: Any) -> None:
-    """A worker's sending thread: the worker goes on replaying while the parent is busy."""
+    """A worker's sending thread: the worker goes on replaying while the parent is busy.
+
+    If the parent is gone (the pipe is closed), there is no one to replay for: the
+    worker process ends at once, rather than wait for ever on a full outbox.
+    """
     while (message := outbox.get()) is not None:
         try:
             conn.send_bytes(message)
-        except OSError:  # the parent is gone
-            return
+        except OSError:
+            os._exit(EXIT_PARENT_GONE)
+
+
+#: A worker's exit code when its parent went away during the replay.
+EXIT_PARENT_GONE = 70
+
+
+def _failure(index: int, err: BaseException) -> bytes:
+    """The message that carries a worker's exception to the parent (wrapped unless it is one users expect)."""
+    if not isinstance(err, (EscalationError, OSError, KeyboardInterrupt)):
+        err = ParallelError(f"replay worker {index} failed: {type(err).__name__}: {err}")
+    try:
+        payload = pickle.dumps(err, pickle.HIGHEST_PROTOCOL)
+        pickle.loads(payload)
+    except Exception:
+        payload = pickle.dumps(ParallelError(f"replay worker {index} failed: {type(err).__name__}: {err}"))
+    return b"X" + payload
 
 
 def _work(index: int, conn: Any) -> None:
     """A worker: replay the records it owns; send them a block at a time, then its closes and totals.
 
-    Worker 1 also reads for the parent: with each block it sends the slot of every line
-    and the lines the parent owns (input index, line number, bytes), so that the parent
-    neither reads nor scans the input.
+    Every block message starts with the number of lines in the block, which the parent
+    checks. Worker 1 also reads for the parent: with each block it sends the slot of
+    every line and the lines the parent owns (input index, line number, bytes), so that
+    the parent neither reads nor scans the input. Everything is sent by one thread, the
+    sender, so that messages never interleave.
     """
+    for fd in _JOB.get("receivers", ()):  # so that a pipe has no reader left once the parent is gone
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=_AHEAD)
+    sender = threading.Thread(target=_send_all, args=(outbox, conn), daemon=True)
+    sender.start()
+    send = outbox.put
     try:
         job = _JOB
         jobs: int = job["jobs"]
@@ -177,24 +210,20 @@ def _work(index: int, conn: Any) -> None:
         where = array.array("q")
         theirs: list[bytes] = []
         seq = 1
-        outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=_AHEAD)
-        send = outbox.put
-        sender = threading.Thread(target=_send_all, args=(outbox, conn), daemon=True)
-        sender.start()
+        in_block = 0
 
         def flush() -> None:
             body = b"\n".join(bodies)
             if reader:
                 lines = b"\n".join(theirs)
-                send(b"".join((b"B", _HEAD.pack(len(slots), len(lines)), slots, where.tobytes(), lines, body)))
+                send(b"".join((b"B", _HEAD.pack(in_block, len(lines)), slots, where.tobytes(), lines, body)))
                 slots.clear()
                 del where[:]
                 theirs.clear()
             else:
-                send(b"B" + body)
+                send(b"B" + _N.pack(in_block) + body)
             bodies.clear()
 
-        in_block = 0
         for k, (path, file) in enumerate(job["inputs"]):
             with open(file, "rb") as fh:
                 for number, data in iter_numbered(fh, limits):
@@ -216,17 +245,11 @@ def _work(index: int, conn: Any) -> None:
             flush()
         closes = [(order, engine_canonical(placeholder_record(record))) for order, record in r.keyed_closes()]
         send(b"E" + pickle.dumps((closes, _stats(r)), pickle.HIGHEST_PROTOCOL))
+    except BaseException as err:  # the parent raises it again
+        send(_failure(index, err))
+    finally:
         send(None)
         sender.join()
-    except BaseException as err:  # the parent raises it again
-        try:
-            payload = pickle.dumps(err, pickle.HIGHEST_PROTOCOL)
-            pickle.loads(payload)
-        except Exception:
-            payload = pickle.dumps(ParallelError(f"replay worker {index}: {type(err).__name__}: {err}"))
-        with contextlib.suppress(OSError):
-            conn.send_bytes(b"X" + payload)
-    finally:
         conn.close()
 
 
@@ -282,17 +305,20 @@ def replay_parallel(
     _JOB.update(policy=policy, jobs=jobs, share=share, as_of=as_of, limits=limits, inputs=[(i.path, str(i.file)) for i in inputs])
     conns: list[Any] = []
     processes: list[Any] = []
+    r = Replayer(policy, as_of, limits=limits)
     try:
         for index in range(1, jobs):
             receiver, sender = ctx.Pipe(duplex=False)
             _widen(sender.fileno())
+            # the read ends (its own and the earlier workers'): the worker closes its copies, so that a pipe
+            # has no reader once the parent is gone, and its sends fail instead of waiting for ever
+            _JOB["receivers"] = [c.fileno() for c in (*conns, receiver)]
             process = ctx.Process(target=_work, args=(index, sender), name=f"escalation-replay-{index}", daemon=True)
             process.start()
             sender.close()
             conns.append(receiver)
             processes.append(process)
         _JOB.clear()
-        r = Replayer(policy, as_of, limits=limits)
         record = r.record
         writer = AuditWriter(out)
         write, write_encoded = writer.write, writer.write_encoded
@@ -301,28 +327,43 @@ def replay_parallel(
         seq = 1
         while True:
             message = _receive(conns[0], processes[0])
-            if message[:1] == b"E":
+            others = [_receive(c, p) for c, p in zip(conns[1:], processes[1:], strict=True)]
+            if message[:1] == b"E" or any(m[:1] != b"B" for m in others):
                 break
             n, size = _HEAD.unpack_from(message, 1)
+            if any(_N.unpack_from(m, 1)[0] != n for m in others):
+                raise ParallelError(_DIFFERENT)
             at = 1 + _HEAD.size
             slots = message[at : at + n]
             own = slots.count(0)
             where = array.array("q", message[at + n : at + n + 16 * own])
             at += n + 16 * own
             lines = iter(message[at : at + size].split(b"\n") if own else ()).__next__
-            bodies = [message[at + size :]] + [_receive(c, p)[1:] for c, p in zip(conns[1:], processes[1:], strict=True)]
+            bodies = [message[at + size :]] + [m[1 + _N.size :] for m in others]
             nexts = [lines] + [iter(b.split(b"\n") if b else ()).__next__ for b in bodies]
             k = 0
-            for o in slots:
-                if o == 0:
-                    write(record(Line(seq, f"{paths[where[k]]}:{where[k + 1]}", lines())))
-                    k += 2
-                else:
-                    write_encoded(nexts[o]())
-                seq += 1
-        ends = [pickle.loads(message[1:])] + [pickle.loads(_receive(c, p)[1:]) for c, p in zip(conns[1:], processes[1:], strict=True)]
+            try:
+                for o in slots:
+                    if o == 0:
+                        write(record(Line(seq, f"{paths[where[k]]}:{where[k + 1]}", lines())))
+                        k += 2
+                    else:
+                        write_encoded(nexts[o]())
+                    seq += 1
+            except (StopIteration, IndexError):
+                raise ParallelError(_DIFFERENT) from None
+            for leftover in nexts:  # every record of the block was placed
+                with contextlib.suppress(StopIteration):
+                    leftover()
+                    raise ParallelError(_DIFFERENT)
+        if message[:1] != b"E" or any(m[:1] != b"E" for m in others):
+            raise ParallelError(_DIFFERENT)
+        ends = [pickle.loads(message[1:])] + [pickle.loads(m[1:]) for m in others]
         for p in processes:
             p.join()
+    except BaseException:
+        r.close()
+        raise
     finally:
         _JOB.clear()
         for c in conns:

@@ -148,16 +148,24 @@ class Spill:
         self.db = sqlite3.connect("", check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE away (conversation TEXT PRIMARY KEY, entry BLOB) WITHOUT ROWID")
+        # parked: 1 while the state resumes as it was; 0 once retired (by --idle-horizon)
+        self.db.execute("CREATE TABLE away (conversation TEXT PRIMARY KEY, parked INTEGER, last_time INTEGER, entry BLOB) WITHOUT ROWID")
+        self.db.execute("CREATE INDEX away_idle ON away (parked, last_time)")
         self.db.execute("CREATE TABLE closes (ord INTEGER, k INTEGER, record BLOB, PRIMARY KEY (ord, k)) WITHOUT ROWID")
         self.closes = 0
 
-    def put(self, conversation: str, entry: tuple[Any, ...]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO away VALUES (?, ?)", (conversation, pickle.dumps(entry, pickle.HIGHEST_PROTOCOL)))
+    def put(self, conversation: str, parked: bool, last_time: int, entry: tuple[Any, ...]) -> None:
+        blob = pickle.dumps(entry, pickle.HIGHEST_PROTOCOL)
+        self.db.execute("INSERT OR REPLACE INTO away VALUES (?, ?, ?, ?)", (conversation, int(parked), last_time, blob))
 
-    def get(self, conversation: str) -> tuple[Any, ...] | None:
-        row = self.db.execute("SELECT entry FROM away WHERE conversation = ?", (conversation,)).fetchone()
-        return None if row is None else pickle.loads(row[0])
+    def get(self, conversation: str) -> tuple[bool, int, tuple[Any, ...]] | None:
+        """(parked, last time, entry) of a conversation out of memory, or None."""
+        row = self.db.execute("SELECT parked, last_time, entry FROM away WHERE conversation = ?", (conversation,)).fetchone()
+        return None if row is None else (bool(row[0]), row[1], pickle.loads(row[2]))
+
+    def retire_idle(self, cutoff: int) -> int:
+        """--idle-horizon: parked conversations idle since before ``cutoff`` come back fresh; returns how many."""
+        return self.db.execute("UPDATE away SET parked = 0 WHERE parked = 1 AND last_time < ?", (cutoff,)).rowcount
 
     def add_close(self, order: int, record: dict[str, Any]) -> None:
         self.db.execute(
@@ -173,10 +181,10 @@ class Spill:
         self.db.close()
 
 
-# What Spill.put stores for a conversation that is not in memory (the first field tells which):
-#   ("parked", order, last_time, sweeps, state)  ended with nothing pending; ``state`` resumes it as it was,
-#                                                unless --idle-horizon would have closed it meanwhile
-#   ("retired", order, last_time, next_n)        closed by --idle-horizon; it comes back with fresh state
+# What Spill.put stores for a conversation that is not in memory (``entry``):
+#   (order, next_n, state)   ``state`` is (state, active, flags, next_n, last_time) while it is parked and
+#                            resumes as it was; None once retired by --idle-horizon (it comes back fresh,
+#                            its obligation numbers going on from next_n). ``order``: its first accepted seq.
 
 
 class Replayer:
@@ -213,10 +221,10 @@ class Replayer:
         self.spill: Spill | None = None  # created when first needed
         self.ended: set[str] = set()  # conversations in memory that have seen interaction.end (parked once nothing is pending)
         self.parked = 0  # conversations parked so far (a conversation may be parked more than once)
+        self.parked_now = 0  # conversations parked and not retired: they count as open for max_open_conversations
         self.latest = 0
         self.until_sweep = _SWEEP_EVERY
-        self.sweeps = 0
-        self.cutoff = -(2**63)  # of the latest sweep
+        self.finished = False
 
     def _spill(self) -> Spill:
         if self.spill is None:
@@ -226,7 +234,7 @@ class Replayer:
     def record(self, line: Line, before_feed: Callable[[Line, Event, Interaction], None] | None = None) -> dict[str, Any]:
         """One input line -> its decision or rejected record; ``before_feed`` sees the state an event meets."""
         self.stats.records += 1
-        away: tuple[Any, ...] | None = None
+        away: tuple[bool, int, tuple[Any, ...]] | None = None
         try:
             obj = decode_line(line.data, self.limits)
             event = validate(obj, self.policy.vocabulary)
@@ -235,11 +243,9 @@ class Replayer:
                 last = inter.last_time
             else:
                 away = self.spill.get(event.conversation) if self.spill is not None else None
-                if away is None:
-                    admit_conversation(len(self.conversations), self.limits)
-                    last = None
-                else:
-                    last = away[2]
+                if away is None or not away[0]:  # new, or back after --idle-horizon closed it
+                    admit_conversation(len(self.conversations) + self.parked_now, self.limits)
+                last = None if away is None else away[1]
             if last is not None and event.time < last:
                 raise EventError(
                     f"`time` {format_time(event.time)} is earlier than the previous event of conversation {event.conversation!r} ({format_time(last)})"
@@ -271,28 +277,27 @@ class Replayer:
             if self.until_sweep <= 0:
                 self.until_sweep = _SWEEP_EVERY
                 self.sweep()
-        if self.park and (event.type == END or event.conversation in self.ended):
-            if not inter.pending and event.conversation in self.conversations:
+        if self.park and (event.type == END or event.conversation in self.ended) and event.conversation in self.conversations:
+            if not inter.pending:
                 self._park(event.conversation, inter)
             else:
                 self.ended.add(event.conversation)
         return record
 
-    def _bring_in(self, conversation: str, seq: int, away: tuple[Any, ...] | None) -> Interaction:
+    def _bring_in(self, conversation: str, seq: int, away: tuple[bool, int, tuple[Any, ...]] | None) -> Interaction:
         """The state of a conversation not in memory: new, parked or retired."""
+        inter = Interaction(self.policy, conversation)
         if away is None:
-            inter = Interaction(self.policy, conversation)
             order = seq
             self.seen += 1
-        elif away[0] == "parked" and not (self.sweeps > away[3] and self.cutoff > away[2]):
-            inter = Interaction(self.policy, conversation)
-            inter.state, inter.active, inter.flags, inter.next_n, inter.last_time = away[4]
-            order = away[1]
-            self.ended.add(conversation)
-        else:  # retired by --idle-horizon, or parked and idle for longer than the horizon: fresh state, numbering goes on
-            inter = Interaction(self.policy, conversation)
-            inter.next_n = away[3] if away[0] == "retired" else away[4][3]
-            order = away[1]
+        else:
+            parked, _, (order, next_n, state) = away
+            if parked:
+                inter.state, inter.active, inter.flags, inter.next_n, inter.last_time = state
+                self.parked_now -= 1
+                self.ended.add(conversation)
+            else:  # retired by --idle-horizon (in memory or while parked): fresh state, numbering goes on
+                inter.next_n = next_n
         self.conversations[conversation] = inter
         self.order[conversation] = order
         return inter
@@ -301,24 +306,17 @@ class Replayer:
         del self.conversations[conversation]
         self.ended.discard(conversation)
         order = self.order.pop(conversation)
-        self._spill().put(
-            conversation,
-            (
-                "parked",
-                order,
-                inter.last_time,
-                self.sweeps,
-                (inter.state, inter.active, inter.flags, inter.next_n, inter.last_time),
-            ),
-        )
+        state = (inter.state, inter.active, inter.flags, inter.next_n, inter.last_time)
+        self._spill().put(conversation, True, inter.last_time or 0, (order, inter.next_n, state))
         self.parked += 1
+        self.parked_now += 1
 
     def sweep(self) -> None:
         """--idle-horizon: close and free the conversations with no event within the horizon of the latest time."""
         assert self.idle_horizon is not None
         cutoff = self.latest - self.idle_horizon
-        self.sweeps += 1
-        self.cutoff = cutoff
+        if self.spill is not None and self.parked_now:  # parked ones are idle too: they would have been closed in memory
+            self.parked_now -= self.spill.retire_idle(cutoff)
         idle = [c for c, inter in self.conversations.items() if inter.last_time is not None and inter.last_time < cutoff]
         if not idle:
             return
@@ -330,7 +328,7 @@ class Replayer:
             record = self._close(conversation, inter)
             if record is not None:
                 spill.add_close(order, record)
-            spill.put(conversation, ("retired", order, inter.last_time or 0, inter.next_n))
+            spill.put(conversation, False, inter.last_time or 0, (order, inter.next_n, None))
 
     def _close(self, conversation: str, inter: Interaction) -> dict[str, Any] | None:
         violations, still_open = inter.close(self.as_of)
@@ -350,17 +348,28 @@ class Replayer:
     def keyed_closes(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """(order key, close record) in order: by the conversations' first accepted event, early ones first at a tie.
 
-        Parked conversations have nothing pending, so they have no close record.
+        Parked conversations have nothing pending, so they have no close record. The
+        closes end the replay (they count their violations and open obligations): a
+        second call raises RuntimeError.
         """
+        if self.finished:
+            raise RuntimeError("the close records of this replay were already taken")
+        self.finished = True
         late = sorted(self.conversations.items(), key=lambda kv: self.order[kv[0]])
         late_closes = ((self.order[c], 1, record) for c, inter in late if (record := self._close(c, inter)) is not None)
-        if self.spill is None or not self.spill.closes:
-            for order, _, record in late_closes:
-                yield order, record
-        else:
-            early = ((order, 0, record) for order, _, record in self.spill.iter_closes())
-            for order, _, record in heapq.merge(early, late_closes, key=lambda x: (x[0], x[1])):
-                yield order, record
+        try:
+            if self.spill is None or not self.spill.closes:
+                for order, _, record in late_closes:
+                    yield order, record
+            else:
+                early = ((order, 0, record) for order, _, record in self.spill.iter_closes())
+                for order, _, record in heapq.merge(early, late_closes, key=lambda x: (x[0], x[1])):
+                    yield order, record
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the spill database (the replay needs it no more); safe to call again."""
         if self.spill is not None:
             self.spill.close()
             self.spill = None
@@ -400,7 +409,7 @@ def replay_records(
     seq = 1
     for inp in inputs:
         with inp.file.open("rb") as fh:
-            for line in iter_lines(inp.path, fh, seq):
+            for line in iter_lines(inp.path, fh, seq, r.limits):
                 yield r.record(line)
                 seq = line.seq + 1
                 if progress is not None:
