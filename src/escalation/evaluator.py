@@ -246,12 +246,7 @@ class Interaction:
 
         # 1. deadlines
         if pending and t > self.next_due:
-            missed = [ob for ob in pending if ob.due is not None and ob.due < t]
-            if missed:
-                missed.sort(key=lambda ob: (ob.due, ob.n))
-                pending = [ob for ob in pending if ob.due is None or ob.due >= t]
-                violations.extend(missed_violation(ob) for ob in missed)
-            self.next_due = min((ob.due for ob in pending if ob.due is not None), default=NEVER)
+            pending = expire(self, pending, t, violations)
 
         # 2. the action itself, judged on the history before it, at its own time
         if plan.is_action:
@@ -260,22 +255,11 @@ class Interaction:
                 if violation is not None:
                     violations.append(violation)
             if pending:
-                keep: list[Obligation] = []
-                for ob in pending:
-                    for p in ob.spec.alternatives:
-                        if p.event == etype and (p.cond is None or p.cond(s, attrs_, t)):
-                            fulfilled.append(ob.id)
-                            break
-                    else:
-                        keep.append(ob)
-                pending = keep
+                pending = fulfil(pending, etype, s, attrs_, t, fulfilled)
 
         # 3. before-events
         if pending:
-            broken = [ob for ob in pending if ob.spec.before == etype]
-            if broken:
-                pending = [ob for ob in pending if ob.spec.before != etype]
-                violations.extend(_unfulfilled_violation(ob) for ob in broken)
+            pending = break_before(pending, etype, violations)
 
         # patterns are matched on the state before the event is applied
         fires = {id(r) for r in plan.on_rules if r.pattern.cond is None or r.pattern.cond(s, attrs_, t)} if plan.on_rules else set()
