@@ -19,6 +19,7 @@ from escalation.events import decode_line
 from escalation.limits import Limits
 from escalation.parallel import ParallelError, conversation_key, owner, parent_share, replay_parallel, slot
 from escalation.replay import open_inputs, replay_records, write_log
+from log_compare import same_log
 from policy_strategies import event_streams, mentioned
 
 POLICY = (Path(__file__).resolve().parents[1] / "policies" / "three_strikes.esc").read_text(encoding="utf-8")
@@ -33,6 +34,7 @@ _BAD = [
     b"   ",
     b'{"conversation": "c1", "time": "2026-11-22T09:00:00Z", "type": "agent.warn", "n": 123456789012345678901234567890}',
 ]
+
 
 
 def _serial(paths: list[str], as_of: int | None, limits: Limits | None = None) -> bytes:
@@ -85,7 +87,7 @@ def test_parallel_replay_equals_serial(
     try:
         with tempfile.TemporaryDirectory() as tmp:
             paths = _write(tmp, records, bad, files)
-            assert _parallel(paths, as_of_us, jobs) == _serial(paths, as_of_us)
+            same_log(_parallel(paths, as_of_us, jobs), _serial(paths, as_of_us))
     finally:
         parallel.BLOCK = saved
 
@@ -109,8 +111,8 @@ def test_every_process_gets_work_and_the_log_is_the_serial_one(tmp_path: Path) -
     parallel.BLOCK = 64
     try:
         serial = _serial([str(path)], None)
-        assert _parallel([str(path)], None, 2) == serial
-        assert _parallel([str(path)], None, 3) == serial
+        same_log(_parallel([str(path)], None, 2), serial)
+        same_log(_parallel([str(path)], None, 3), serial)
     finally:
         parallel.BLOCK = saved
 
@@ -126,7 +128,7 @@ def test_reaching_the_open_conversation_limit_falls_back_to_a_serial_replay(tmp_
     limits = Limits(max_open_conversations=8)
     serial = _serial([str(path)], None, limits)
     assert serial.count(b'"kind":"rejected"') == 4
-    assert _parallel([str(path)], None, 3, limits) == serial
+    same_log(_parallel([str(path)], None, 3, limits), serial)
 
 
 def test_an_error_in_a_worker_reaches_the_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -249,7 +251,7 @@ def test_a_line_limit_is_applied_as_in_a_serial_replay(tmp_path: Path) -> None:
     limits = Limits(max_line_bytes=200)
     serial = _serial([str(path)], None, limits)
     assert b"max_line_bytes" in serial
-    assert _parallel([str(path)], None, 2, limits) == serial
+    same_log(_parallel([str(path)], None, 2, limits), serial)
 
 
 def test_processes_that_read_different_input_are_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -163,6 +163,10 @@ class Spill:
         row = self.db.execute("SELECT parked, last_time, entry FROM away WHERE conversation = ?", (conversation,)).fetchone()
         return None if row is None else (bool(row[0]), row[1], pickle.loads(row[2]))
 
+    def forget(self, conversation: str) -> None:
+        """The conversation is back in memory: its row would only go stale (and be counted at the next sweep)."""
+        self.db.execute("DELETE FROM away WHERE conversation = ?", (conversation,))
+
     def retire_idle(self, cutoff: int) -> int:
         """--idle-horizon: parked conversations idle since before ``cutoff`` come back fresh; returns how many."""
         return self.db.execute("UPDATE away SET parked = 0 WHERE parked = 1 AND last_time < ?", (cutoff,)).rowcount
@@ -291,6 +295,8 @@ class Replayer:
             order = seq
             self.seen += 1
         else:
+            assert self.spill is not None
+            self.spill.forget(conversation)
             parked, _, (order, next_n, state) = away
             if parked:
                 inter.state, inter.active, inter.flags, inter.next_n, inter.last_time = state
