@@ -1,4 +1,4 @@
-"""Streaming: ended conversations with nothing pending leave memory, and the log does not change."""
+"""Streaming: ended conversations leave memory (owing something or not), and the log does not change."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_a_conversation_that_comes_back_after_its_end_meets_its_whole_history(tm
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
     log, r = _log(path, True)
-    assert r.parked == 2  # after the break, and again after the late hang-up
+    assert r.parked == 3  # after the end (owing a break), after the break, and after the late hang-up
     decisions = [json.loads(line) for line in log.splitlines() if b'"kind":"decision"' in line]
     assert decisions[-1]["violations"] == []
     assert "agent.hang_up" in decisions[-1]["permitted"]
@@ -201,3 +201,23 @@ def test_a_conversation_back_from_parking_is_not_retired_twice(tmp_path: Path) -
         assert parked.count(b"max_open_conversations") == 1
     finally:
         replay_module._SWEEP_EVERY = saved
+
+
+def test_a_conversation_that_ends_owing_something_leaves_memory_and_is_closed_from_the_spill(tmp_path: Path) -> None:
+    events = []
+    for n in range(200):  # every call ends abusive: each owes a break, and none takes it
+        c = f"c{n}"
+        events += [
+            {"conversation": c, "time": "2026-11-22T10:00:00Z", "type": "customer.message", "abuse": "insult"},
+            {"conversation": c, "time": "2026-11-22T10:00:05Z", "type": "agent.warn"},
+            {"conversation": c, "time": "2026-11-22T10:00:06Z", "type": "interaction.end"},
+        ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    for as_of in (None, 1795341600000000 + 3600 * US):
+        log, r = _log(path, True, as_of)
+        assert r.parked == 200 and not r.conversations
+        closes = [json.loads(line) for line in log.splitlines() if b'"kind":"close"' in line]
+        assert [c["conversation"] for c in closes] == [f"c{n}" for n in range(200)]
+        assert all(c["open" if as_of is None else "violations"] for c in closes)
+        same_log(log, _log(path, False, as_of)[0])

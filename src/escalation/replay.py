@@ -18,7 +18,7 @@ import attrs
 from . import __version__
 from .compiler import CompiledPolicy
 from .errors import EscalationError, EventError
-from .evaluator import Decision, Interaction
+from .evaluator import NEVER, Decision, Interaction, Obligation
 from .events import Event, Line, admit_conversation, decode_line, iter_lines, validate
 from .limits import DEFAULT_LIMITS, Limits
 from .timefmt import US, format_time
@@ -131,7 +131,7 @@ class Stats:
 #: With --idle-horizon, idle conversations are looked for every this many accepted events.
 _SWEEP_EVERY = 1024
 
-#: The event after which a conversation with nothing pending is written out of memory (parked).
+#: The event after which a conversation is written out of memory (parked), and after each later one.
 END = "interaction.end"
 
 
@@ -148,15 +148,20 @@ class Spill:
         self.db = sqlite3.connect("", check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
-        # parked: 1 while the state resumes as it was; 0 once retired (by --idle-horizon)
-        self.db.execute("CREATE TABLE away (conversation TEXT PRIMARY KEY, parked INTEGER, last_time INTEGER, entry BLOB) WITHOUT ROWID")
+        # parked: 1 while the state resumes as it was; 0 once retired (by --idle-horizon).
+        # owing: 1 when a parked conversation has pending obligations (it has a close record to come).
+        self.db.execute(
+            "CREATE TABLE away (conversation TEXT PRIMARY KEY, parked INTEGER, owing INTEGER, ord INTEGER, last_time INTEGER, entry BLOB) WITHOUT ROWID"
+        )
         self.db.execute("CREATE INDEX away_idle ON away (parked, last_time)")
+        self.db.execute("CREATE INDEX away_owing ON away (parked, owing, ord)")
         self.db.execute("CREATE TABLE closes (ord INTEGER, k INTEGER, record BLOB, PRIMARY KEY (ord, k)) WITHOUT ROWID")
         self.closes = 0
 
-    def put(self, conversation: str, parked: bool, last_time: int, entry: tuple[Any, ...]) -> None:
+    def put(self, conversation: str, parked: bool, owing: bool, last_time: int, entry: tuple[Any, ...]) -> None:
         blob = pickle.dumps(entry, pickle.HIGHEST_PROTOCOL)
-        self.db.execute("INSERT OR REPLACE INTO away VALUES (?, ?, ?, ?)", (conversation, int(parked), last_time, blob))
+        row = (conversation, int(parked), int(owing), entry[0], last_time, blob)
+        self.db.execute("INSERT OR REPLACE INTO away VALUES (?, ?, ?, ?, ?, ?)", row)
 
     def get(self, conversation: str) -> tuple[bool, int, tuple[Any, ...]] | None:
         """(parked, last time, entry) of a conversation out of memory, or None."""
@@ -167,9 +172,19 @@ class Spill:
         """The conversation is back in memory: its row would only go stale (and be counted at the next sweep)."""
         self.db.execute("DELETE FROM away WHERE conversation = ?", (conversation,))
 
+    def owing_idle(self, cutoff: int) -> list[tuple[str, tuple[Any, ...]]]:
+        """--idle-horizon: the parked conversations that owe something and have been idle since before ``cutoff``."""
+        rows = self.db.execute("SELECT conversation, entry FROM away WHERE parked = 1 AND owing = 1 AND last_time < ?", (cutoff,))
+        return [(c, pickle.loads(blob)) for c, blob in rows.fetchall()]
+
     def retire_idle(self, cutoff: int) -> int:
         """--idle-horizon: parked conversations idle since before ``cutoff`` come back fresh; returns how many."""
-        return self.db.execute("UPDATE away SET parked = 0 WHERE parked = 1 AND last_time < ?", (cutoff,)).rowcount
+        return self.db.execute("UPDATE away SET parked = 0, owing = 0 WHERE parked = 1 AND last_time < ?", (cutoff,)).rowcount
+
+    def iter_owing(self) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """At the end: the parked conversations that owe something, in order of first appearance."""
+        for conversation, blob in self.db.execute("SELECT conversation, entry FROM away WHERE parked = 1 AND owing = 1 ORDER BY ord"):
+            yield conversation, pickle.loads(blob)
 
     def add_close(self, order: int, record: dict[str, Any]) -> None:
         self.db.execute(
@@ -186,19 +201,22 @@ class Spill:
 
 
 # What Spill.put stores for a conversation that is not in memory (``entry``):
-#   (order, next_n, state)   ``state`` is (state, active, flags, next_n, last_time) while it is parked and
-#                            resumes as it was; None once retired by --idle-horizon (it comes back fresh,
-#                            its obligation numbers going on from next_n). ``order``: its first accepted seq.
+#   (order, next_n, state)   ``state`` is (state, active, flags, next_n, last_time, pending) while it is
+#                            parked and resumes as it was (``pending``: (n, spec index, created_at, due) of
+#                            each pending obligation); None once retired by --idle-horizon (it comes back
+#                            fresh, its obligation numbers going on from next_n). ``order``: its first
+#                            accepted seq.
 
 
 class Replayer:
     """Feeds records to per-conversation state and yields audit records (without prev/hash).
 
-    Memory holds the conversations that are open. A conversation that has seen
-    ``interaction.end`` and has nothing pending (after the end event or any later one) is parked: its state is written to a
-    :class:`Spill` and freed, and read back if the conversation has a later event, so
-    the output is exactly that of keeping it (``park=False`` keeps everything in memory,
-    for the tests that check this). ``--idle-horizon`` also frees idle conversations, and
+    Memory holds the conversations that are going on. A conversation that has seen
+    ``interaction.end`` is parked after that event and after each later one: its state
+    (pending obligations included) is written to a :class:`Spill` and freed, read back
+    if the conversation has a later event, and its close record is computed from the
+    spill at the end, so the output is exactly that of keeping it (``park=False`` keeps
+    everything in memory, for the tests that check this). ``--idle-horizon`` also frees idle conversations, and
     changes the output (docs/scaling.md). A conversation's order key is the ``seq`` of its
     first accepted event: close records are sorted by it.
     """
@@ -223,7 +241,6 @@ class Replayer:
         self.order: dict[str, int] = {}  # conversation in memory -> seq of its first accepted event
         self.seen = 0  # conversations with at least one accepted event
         self.spill: Spill | None = None  # created when first needed
-        self.ended: set[str] = set()  # conversations in memory that have seen interaction.end (parked once nothing is pending)
         self.parked = 0  # conversations parked so far (a conversation may be parked more than once)
         self.parked_now = 0  # conversations parked and not retired: they count as open for max_open_conversations
         self.latest = 0
@@ -266,8 +283,10 @@ class Replayer:
                 "reason": reason,
                 "raw": line.data.decode("utf-8", errors="replace"),
             }
+        ended = event.type == END
         if inter is None:
             inter = self._bring_in(event.conversation, line.seq, away)
+            ended = ended or (away is not None and away[0])  # it had ended, and was parked
         if before_feed is not None:
             before_feed(line, event, inter)
         decision = inter.feed(event)
@@ -281,11 +300,8 @@ class Replayer:
             if self.until_sweep <= 0:
                 self.until_sweep = _SWEEP_EVERY
                 self.sweep()
-        if self.park and (event.type == END or event.conversation in self.ended) and event.conversation in self.conversations:
-            if not inter.pending:
-                self._park(event.conversation, inter)
-            else:
-                self.ended.add(event.conversation)
+        if ended and self.park and event.conversation in self.conversations:
+            self._park(event.conversation, inter)
         return record
 
     def _bring_in(self, conversation: str, seq: int, away: tuple[bool, int, tuple[Any, ...]] | None) -> Interaction:
@@ -299,29 +315,43 @@ class Replayer:
             self.spill.forget(conversation)
             parked, _, (order, next_n, state) = away
             if parked:
-                inter.state, inter.active, inter.flags, inter.next_n, inter.last_time = state
+                self._restore(inter, state)
                 self.parked_now -= 1
-                self.ended.add(conversation)
             else:  # retired by --idle-horizon (in memory or while parked): fresh state, numbering goes on
                 inter.next_n = next_n
         self.conversations[conversation] = inter
         self.order[conversation] = order
         return inter
 
+    def _restore(self, inter: Interaction, state: tuple[Any, ...]) -> None:
+        inter.state, inter.active, inter.flags, inter.next_n, inter.last_time, pending = state
+        requires = self.policy.requires
+        inter.pending = [Obligation(f"{inter.conversation}#{n}", n, requires[spec], created, due) for n, spec, created, due in pending]
+        inter.next_due = min((ob.due for ob in inter.pending if ob.due is not None), default=NEVER)
+
     def _park(self, conversation: str, inter: Interaction) -> None:
         del self.conversations[conversation]
-        self.ended.discard(conversation)
         order = self.order.pop(conversation)
-        state = (inter.state, inter.active, inter.flags, inter.next_n, inter.last_time)
-        self._spill().put(conversation, True, inter.last_time or 0, (order, inter.next_n, state))
+        pending = [(ob.n, ob.spec.index, ob.created_at, ob.due) for ob in inter.pending]
+        state = (inter.state, inter.active, inter.flags, inter.next_n, inter.last_time, pending)
+        self._spill().put(conversation, True, bool(pending), inter.last_time or 0, (order, inter.next_n, state))
         self.parked += 1
         self.parked_now += 1
+
+    def _parked_state(self, conversation: str, entry: tuple[Any, ...]) -> Interaction:
+        inter = Interaction(self.policy, conversation)
+        self._restore(inter, entry[2])
+        return inter
 
     def sweep(self) -> None:
         """--idle-horizon: close and free the conversations with no event within the horizon of the latest time."""
         assert self.idle_horizon is not None
         cutoff = self.latest - self.idle_horizon
         if self.spill is not None and self.parked_now:  # parked ones are idle too: they would have been closed in memory
+            for conversation, entry in self.spill.owing_idle(cutoff):
+                record = self._close(conversation, self._parked_state(conversation, entry))
+                if record is not None:
+                    self.spill.add_close(entry[0], record)
             self.parked_now -= self.spill.retire_idle(cutoff)
         idle = [c for c, inter in self.conversations.items() if inter.last_time is not None and inter.last_time < cutoff]
         if not idle:
@@ -330,11 +360,10 @@ class Replayer:
         for conversation in idle:
             inter = self.conversations.pop(conversation)
             order = self.order.pop(conversation)
-            self.ended.discard(conversation)
             record = self._close(conversation, inter)
             if record is not None:
                 spill.add_close(order, record)
-            spill.put(conversation, False, inter.last_time or 0, (order, inter.next_n, None))
+            spill.put(conversation, False, False, inter.last_time or 0, (order, inter.next_n, None))
 
     def _close(self, conversation: str, inter: Interaction) -> dict[str, Any] | None:
         violations, still_open = inter.close(self.as_of)
@@ -354,8 +383,8 @@ class Replayer:
     def keyed_closes(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """(order key, close record) in order: by the conversations' first accepted event, early ones first at a tie.
 
-        Parked conversations have nothing pending, so they have no close record. The
-        closes end the replay (they count their violations and open obligations): a
+        Conversations still parked at the end are closed from the spill. The closes end
+        the replay (they count their violations and open obligations): a
         second call raises RuntimeError.
         """
         if self.finished:
@@ -364,12 +393,18 @@ class Replayer:
         late = sorted(self.conversations.items(), key=lambda kv: self.order[kv[0]])
         late_closes = ((self.order[c], 1, record) for c, inter in late if (record := self._close(c, inter)) is not None)
         try:
-            if self.spill is None or not self.spill.closes:
+            if self.spill is None:
                 for order, _, record in late_closes:
                     yield order, record
             else:
-                early = ((order, 0, record) for order, _, record in self.spill.iter_closes())
-                for order, _, record in heapq.merge(early, late_closes, key=lambda x: (x[0], x[1])):
+                spill = self.spill
+                early = ((order, 0, record) for order, _, record in spill.iter_closes())
+                parked = (
+                    (entry[0], 1, record)
+                    for c, entry in spill.iter_owing()
+                    if (record := self._close(c, self._parked_state(c, entry))) is not None
+                )
+                for order, _, record in heapq.merge(early, late_closes, parked, key=lambda x: (x[0], x[1])):
                     yield order, record
         finally:
             self.close()
