@@ -216,9 +216,9 @@ class Replayer:
     (pending obligations included) is written to a :class:`Spill` and freed, read back
     if the conversation has a later event, and its close record is computed from the
     spill at the end, so the output is exactly that of keeping it (``park=False`` keeps
-    everything in memory, for the tests that check this). ``--idle-horizon`` also frees idle conversations, and
-    changes the output (docs/scaling.md). A conversation's order key is the ``seq`` of its
-    first accepted event: close records are sorted by it.
+    everything in memory, for the tests that check this). ``--idle-horizon`` also frees
+    idle conversations, and changes the output (docs/scaling.md). A conversation's
+    order key is the ``seq`` of its first accepted event: close records are sorted by it.
     """
 
     def __init__(
@@ -384,8 +384,8 @@ class Replayer:
         """(order key, close record) in order: by the conversations' first accepted event, early ones first at a tie.
 
         Conversations still parked at the end are closed from the spill. The closes end
-        the replay (they count their violations and open obligations): a
-        second call raises RuntimeError.
+        the replay (they count their violations and open obligations): a second call
+        raises RuntimeError.
         """
         if self.finished:
             raise RuntimeError("the close records of this replay were already taken")
