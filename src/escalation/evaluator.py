@@ -394,6 +394,25 @@ class Interaction:
             "last_time": self.last_time,
         }
 
+    def _set_pending(self, rows: list[tuple[int, int, int, int | None]]) -> None:
+        """Pending obligations from (n, spec index, created_at, due) rows, as :meth:`snapshot` and :meth:`frozen` write them."""
+        requires = self.policy.requires
+        self.pending = [Obligation(f"{self.conversation}#{n}", n, requires[spec], created, due) for n, spec, created, due in rows]
+        self.next_due = min((ob.due for ob in self.pending if ob.due is not None), default=NEVER)
+
+    def frozen(self) -> tuple[Any, ...]:
+        """This state as plain values for this process (a replay's spill): cheaper than :meth:`snapshot`, not a format."""
+        pending = [(ob.n, ob.spec.index, ob.created_at, ob.due) for ob in self.pending]
+        return (self.state, self.active, self.flags, self.next_n, self.last_time, pending)
+
+    @classmethod
+    def thawed(cls, policy: CompiledPolicy, conversation: str, frozen: tuple[Any, ...]) -> Interaction:
+        """The interaction :meth:`frozen` wrote, under the same compiled policy."""
+        inter = cls(policy, conversation)
+        inter.state, inter.active, inter.flags, inter.next_n, inter.last_time, pending = frozen
+        inter._set_pending(pending)
+        return inter
+
     @classmethod
     def resume(cls, policy: CompiledPolicy, snap: Any) -> Interaction:
         """Rebuild an interaction from :meth:`snapshot` output; SnapshotError when it does not fit."""
@@ -410,11 +429,7 @@ class Interaction:
             names = {r.name: k for k, r in enumerate(policy.while_rules)}
             inter.active = tuple(sorted(names[n] for n in snap["active"]))
             inter.flags = [k in inter.active for k in range(len(policy.while_rules))]
-            inter.pending = [
-                Obligation(f"{inter.conversation}#{n}", int(n), policy.requires[int(spec)], int(created), None if due is None else int(due))
-                for n, spec, created, due in snap["pending"]
-            ]
-            inter.next_due = min((ob.due for ob in inter.pending if ob.due is not None), default=NEVER)
+            inter._set_pending([(int(n), int(spec), int(created), None if due is None else int(due)) for n, spec, created, due in snap["pending"]])
             inter.next_n = int(snap["next_n"])
             inter.last_time = None if snap["last_time"] is None else int(snap["last_time"])
         except (KeyError, ValueError, TypeError, IndexError) as err:

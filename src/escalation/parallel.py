@@ -146,13 +146,6 @@ def _widen(fd: int) -> None:
             fcntl.fcntl(fd, setpipe, 1 << 20)
 
 
-def _stats(r: Replayer) -> dict[str, Any]:
-    st = r.stats
-    stats = {k: getattr(st, k) for k in ("records", "events", "rejected", "violations", "by_kind", "by_rule", "open_obligations")}
-    stats["conversations"] = r.seen
-    return stats
-
-
 def _send_all(outbox: queue.Queue[bytes | None], conn: Any) -> None:
     """A worker's sending thread: the worker goes on replaying while the parent is busy.
 
@@ -244,7 +237,8 @@ def _work(index: int, conn: Any) -> None:
         if in_block:
             flush()
         closes = [(order, engine_canonical(placeholder_record(record))) for order, record in r.keyed_closes()]
-        send(b"E" + pickle.dumps((closes, _stats(r)), pickle.HIGHEST_PROTOCOL))
+        r.stats.conversations = r.seen
+        send(b"E" + pickle.dumps((closes, r.stats), pickle.HIGHEST_PROTOCOL))
     except BaseException as err:  # the parent raises it again
         send(_failure(index, err))
     finally:
@@ -262,18 +256,6 @@ def _receive(conn: Any, process: Any) -> bytes:
     if message[:1] == b"X":
         raise pickle.loads(message[1:])
     return message
-
-
-def _merge_totals(parts: list[dict[str, Any]]) -> Stats:
-    total = Stats()
-    for part in parts:
-        for key in ("records", "events", "rejected", "violations", "open_obligations", "conversations"):
-            setattr(total, key, getattr(total, key) + part[key])
-        for kind, n in part["by_kind"].items():
-            total.by_kind[kind] += n
-        for rule, n in part["by_rule"].items():
-            total.by_rule[rule] = total.by_rule.get(rule, 0) + n
-    return total
 
 
 def _serial(policy: CompiledPolicy, inputs: list[Input], as_of: int | None, out: IO[bytes], limits: Limits) -> Stats:
@@ -373,7 +355,10 @@ def replay_parallel(
                 p.terminate()
                 p.join()
     mine: list[tuple[int, bool, Any]] = [(order, False, record) for order, record in r.keyed_closes()]  # counts their violations
-    total = _merge_totals([_stats(r)] + [stats for _, stats in ends])
+    r.stats.conversations = r.seen
+    total = Stats()
+    for stats in [r.stats] + [stats for _, stats in ends]:
+        total.add(stats)
     if total.conversations >= limits.max_open_conversations:
         # a serial replay may have reached the limit where no process alone did: do it serially
         out.seek(start)
@@ -385,18 +370,7 @@ def replay_parallel(
             write_encoded(item)
         else:
             write(item)
-    writer.write(
-        {
-            "kind": "summary",
-            "records": total.records,
-            "events": total.events,
-            "rejected": total.rejected,
-            "conversations": total.conversations,
-            "violations": total.violations,
-            "by_kind": dict(total.by_kind),
-            "open_obligations": total.open_obligations,
-        }
-    )
+    writer.write(total.summary())
     return total
 
 

@@ -18,7 +18,7 @@ import attrs
 from . import __version__
 from .compiler import CompiledPolicy
 from .errors import EscalationError, EventError
-from .evaluator import NEVER, Decision, Interaction, Obligation
+from .evaluator import Decision, Interaction
 from .events import Event, Line, admit_conversation, decode_line, iter_lines, validate
 from .limits import DEFAULT_LIMITS, Limits
 from .timefmt import US, format_time
@@ -121,6 +121,28 @@ class Stats:
     open_obligations: int = 0
     conversations: int = 0
 
+    def add(self, other: Stats) -> None:
+        """Add another replay's totals (the processes of `--jobs` replay disjoint conversations)."""
+        for key in ("records", "events", "rejected", "violations", "open_obligations", "conversations"):
+            setattr(self, key, getattr(self, key) + getattr(other, key))
+        for kind, n in other.by_kind.items():
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + n
+        for rule, n in other.by_rule.items():
+            self.by_rule[rule] = self.by_rule.get(rule, 0) + n
+
+    def summary(self) -> dict[str, Any]:
+        """The `summary` record of these totals."""
+        return {
+            "kind": "summary",
+            "records": self.records,
+            "events": self.events,
+            "rejected": self.rejected,
+            "conversations": self.conversations,
+            "violations": self.violations,
+            "by_kind": dict(self.by_kind),
+            "open_obligations": self.open_obligations,
+        }
+
     def count(self, violations: list[dict[str, Any]]) -> None:
         for v in violations:
             self.violations += 1
@@ -201,11 +223,9 @@ class Spill:
 
 
 # What Spill.put stores for a conversation that is not in memory (``entry``):
-#   (order, next_n, state)   ``state`` is (state, active, flags, next_n, last_time, pending) while it is
-#                            parked and resumes as it was (``pending``: (n, spec index, created_at, due) of
-#                            each pending obligation); None once retired by --idle-horizon (it comes back
-#                            fresh, its obligation numbers going on from next_n). ``order``: its first
-#                            accepted seq.
+#   (order, next_n, frozen)  ``frozen`` is ``Interaction.frozen()`` while it is parked, and it resumes as
+#                            it was; None once retired by --idle-horizon (it comes back fresh, its
+#                            obligation numbers going on from next_n). ``order``: its first accepted seq.
 
 
 class Replayer:
@@ -306,42 +326,30 @@ class Replayer:
 
     def _bring_in(self, conversation: str, seq: int, away: tuple[bool, int, tuple[Any, ...]] | None) -> Interaction:
         """The state of a conversation not in memory: new, parked or retired."""
-        inter = Interaction(self.policy, conversation)
         if away is None:
+            inter = Interaction(self.policy, conversation)
             order = seq
             self.seen += 1
         else:
             assert self.spill is not None
             self.spill.forget(conversation)
-            parked, _, (order, next_n, state) = away
+            parked, _, (order, next_n, frozen) = away
             if parked:
-                self._restore(inter, state)
+                inter = Interaction.thawed(self.policy, conversation, frozen)
                 self.parked_now -= 1
             else:  # retired by --idle-horizon (in memory or while parked): fresh state, numbering goes on
+                inter = Interaction(self.policy, conversation)
                 inter.next_n = next_n
         self.conversations[conversation] = inter
         self.order[conversation] = order
         return inter
 
-    def _restore(self, inter: Interaction, state: tuple[Any, ...]) -> None:
-        inter.state, inter.active, inter.flags, inter.next_n, inter.last_time, pending = state
-        requires = self.policy.requires
-        inter.pending = [Obligation(f"{inter.conversation}#{n}", n, requires[spec], created, due) for n, spec, created, due in pending]
-        inter.next_due = min((ob.due for ob in inter.pending if ob.due is not None), default=NEVER)
-
     def _park(self, conversation: str, inter: Interaction) -> None:
         del self.conversations[conversation]
         order = self.order.pop(conversation)
-        pending = [(ob.n, ob.spec.index, ob.created_at, ob.due) for ob in inter.pending]
-        state = (inter.state, inter.active, inter.flags, inter.next_n, inter.last_time, pending)
-        self._spill().put(conversation, True, bool(pending), inter.last_time or 0, (order, inter.next_n, state))
+        self._spill().put(conversation, True, bool(inter.pending), inter.last_time or 0, (order, inter.next_n, inter.frozen()))
         self.parked += 1
         self.parked_now += 1
-
-    def _parked_state(self, conversation: str, entry: tuple[Any, ...]) -> Interaction:
-        inter = Interaction(self.policy, conversation)
-        self._restore(inter, entry[2])
-        return inter
 
     def sweep(self) -> None:
         """--idle-horizon: close and free the conversations with no event within the horizon of the latest time."""
@@ -349,7 +357,7 @@ class Replayer:
         cutoff = self.latest - self.idle_horizon
         if self.spill is not None and self.parked_now:  # parked ones are idle too: they would have been closed in memory
             for conversation, entry in self.spill.owing_idle(cutoff):
-                record = self._close(conversation, self._parked_state(conversation, entry))
+                record = self._close(conversation, Interaction.thawed(self.policy, conversation, entry[2]))
                 if record is not None:
                     self.spill.add_close(entry[0], record)
             self.parked_now -= self.spill.retire_idle(cutoff)
@@ -402,7 +410,7 @@ class Replayer:
                 parked = (
                     (entry[0], 1, record)
                     for c, entry in spill.iter_owing()
-                    if (record := self._close(c, self._parked_state(c, entry))) is not None
+                    if (record := self._close(c, Interaction.thawed(self.policy, c, entry[2]))) is not None
                 )
                 for order, _, record in heapq.merge(early, late_closes, parked, key=lambda x: (x[0], x[1])):
                     yield order, record
@@ -421,18 +429,8 @@ class Replayer:
             yield record
 
     def summary(self) -> dict[str, Any]:
-        st = self.stats
-        st.conversations = self.seen
-        return {
-            "kind": "summary",
-            "records": st.records,
-            "events": st.events,
-            "rejected": st.rejected,
-            "conversations": st.conversations,
-            "violations": st.violations,
-            "by_kind": dict(st.by_kind),
-            "open_obligations": st.open_obligations,
-        }
+        self.stats.conversations = self.seen
+        return self.stats.summary()
 
 
 def replay_records(
