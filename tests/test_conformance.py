@@ -1,4 +1,9 @@
-"""The shared conformance suite (../shared/conformance), one test per case, grouped by kind."""
+"""The shared conformance suite (../shared/conformance), one test per case, grouped by kind.
+
+The engine implements language 1 and audit format escalation-audit/1 until the language 2 issue
+lands, so the runner is held to that contract with `--language 1`. A case that needs language 2
+is reported by the runner as skipped, and here it is a pytest skip that says so, never a pass.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,18 @@ import json
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import SHARED, escalation_command, require_shared
 
+LANGUAGE = 1
 CASES = sorted(p.parent for p in (SHARED / "conformance" / "cases").glob("*/case.json")) if SHARED.is_dir() else []
 
 
-def _kind(case: object) -> str:
-    return str(json.loads((case / "case.json").read_text())["kind"])  # type: ignore[operator]
+def _spec(case: Path) -> dict[str, object]:
+    return dict(json.loads((case / "case.json").read_text()))
 
 
 def test_the_suite_is_present() -> None:
@@ -23,10 +30,14 @@ def test_the_suite_is_present() -> None:
     assert CASES, "no conformance cases found"
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{_kind(c)}:{c.name}" for c in CASES])
-def test_conformance_case(case: object) -> None:
+@pytest.mark.parametrize("case", CASES, ids=[f"{_spec(c)['kind']}:{c.name}" for c in CASES])
+def test_conformance_case(case: Path) -> None:
     require_shared()
     runner = SHARED / "conformance" / "run.py"
-    cmd = [sys.executable, str(runner), "--escalation", shlex.join(escalation_command()), str(case)]
+    cmd = [sys.executable, str(runner), "--escalation", shlex.join(escalation_command()), "--language", str(LANGUAGE), str(case)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.stdout.strip().endswith("1 passed, 0 failed"), proc.stdout + proc.stderr
+    last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    if last == "0 passed, 0 failed, 1 skipped":
+        needs = _spec(case).get("language")
+        pytest.skip(f"{case.name} needs language {needs}; the engine implements language {LANGUAGE} (the language 2 issue)")
+    assert last == "1 passed, 0 failed", proc.stdout + proc.stderr
