@@ -7,6 +7,7 @@ never need to parse messages.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import attrs
@@ -51,12 +52,16 @@ class Diagnostic:
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.span.line, self.span.column, self.code)
 
-    def render(self, source: str | None = None) -> str:
-        """``path:line:col: error[E012]: message``, the source line, a caret, a ``help:`` line."""
+    def render(self, source: str | None = None, *, source_lines: Sequence[str] | None = None) -> str:
+        """``path:line:col: error[E012]: message``, the source line, a caret, a ``help:`` line.
+
+        ``source_lines`` is ``source.split("\\n")`` done once by a caller rendering many
+        diagnostics of one source (:func:`render_all`), so that each costs only its own line.
+        """
         head = f"{self.path}:{self.span.line}:{self.span.column}: {self.severity}[{self.code}]: {self.message}"
         lines = [head]
-        if source is not None:
-            text_lines = source.split("\n")
+        text_lines = source_lines if source_lines is not None else (source.split("\n") if source is not None else None)
+        if text_lines is not None:
             if 1 <= self.span.line <= len(text_lines):
                 text = text_lines[self.span.line - 1].replace("\t", " ")
                 start = self.span.column - 1
@@ -90,6 +95,12 @@ class Diagnostic:
         }
 
 
+def render_all(diagnostics: Iterable[Diagnostic], source: str | None) -> str:
+    """Every diagnostic of one source, each with its excerpt: the source is split into lines once."""
+    source_lines = source.split("\n") if source is not None else None
+    return "\n".join(d.render(source, source_lines=source_lines) for d in diagnostics)
+
+
 class EscalationError(Exception):
     """Base class of every error the library raises on purpose."""
 
@@ -108,7 +119,7 @@ class PolicyError(EscalationError):
         super().__init__(summary)
 
     def render(self) -> str:
-        return "\n".join(d.render(self.source) for d in self.diagnostics)
+        return render_all(self.diagnostics, self.source)
 
 
 class EventError(EscalationError):
