@@ -61,22 +61,22 @@ class Diagnostic:
         head = f"{self.path}:{self.span.line}:{self.span.column}: {self.severity}[{self.code}]: {self.message}"
         lines = [head]
         text_lines = source_lines if source_lines is not None else (source.split("\n") if source is not None else None)
-        if text_lines is not None:
-            if 1 <= self.span.line <= len(text_lines):
-                text = text_lines[self.span.line - 1].replace("\t", " ")
-                start = self.span.column - 1
-                if len(text) > _EXCERPT_WIDTH:  # show a window around the column
-                    left = max(0, min(start - _EXCERPT_WIDTH // 2, len(text) - _EXCERPT_WIDTH))
-                    text = ("…" if left else "") + text[left : left + _EXCERPT_WIDTH] + ("…" if left + _EXCERPT_WIDTH < len(text) else "")
-                    start = start - left + (1 if left else 0)
-                gutter = f"{self.span.line:>4} | "
-                lines.append(gutter + text)
-                if self.span.end_line == self.span.line:
-                    width = max(1, self.span.end_column - self.span.column)
-                else:
-                    width = max(1, len(text) - start)
-                width = min(width, max(1, len(text) - start + 1))
-                lines.append(" " * (len(gutter) - 2) + "| " + " " * start + "^" * width)
+        if text_lines is not None and 1 <= self.span.line <= len(text_lines):
+            text = text_lines[self.span.line - 1]
+            start = self.span.column - 1
+            if len(text) > _EXCERPT_WIDTH:  # show a window around the column
+                left = max(0, min(start - _EXCERPT_WIDTH // 2, len(text) - _EXCERPT_WIDTH))
+                text = ("…" if left else "") + text[left : left + _EXCERPT_WIDTH] + ("…" if left + _EXCERPT_WIDTH < len(text) else "")
+                start = start - left + (1 if left else 0)
+            text = text.replace("\t", " ")  # after the window: a long line costs only its excerpt
+            gutter = f"{self.span.line:>4} | "
+            lines.append(gutter + text)
+            if self.span.end_line == self.span.line:
+                width = max(1, self.span.end_column - self.span.column)
+            else:
+                width = max(1, len(text) - start)
+            width = min(width, max(1, len(text) - start + 1))
+            lines.append(" " * (len(gutter) - 2) + "| " + " " * start + "^" * width)
         if self.hint:
             lines.append(f"  help: {self.hint}")
         return "\n".join(lines)
