@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -9,7 +10,8 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from escalation import cli
+from conftest import escalation_command
+from escalation import ast, checker, cli
 from escalation.errors import Diagnostic, PolicyError, Span, render_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,3 +65,101 @@ def test_check_prints_every_diagnostic_with_its_own_line(tmp_path: Path) -> None
     assert result.exit_code == 0
     for i in range(200):
         assert f"{path}:{i + 2}:5: warning[W003]: `unused_{i}` is never used\n{i + 2:>4} | let unused_{i} = {i}\n" in result.output
+
+
+# ---------------------------------------------------------------- an enum of 100,000 values
+
+
+class _CountingStr(str):
+    """A name that counts how often it is compared for equality (hashing is a str's own)."""
+
+    comparisons = 0
+
+    def __eq__(self, other: object) -> bool:
+        _CountingStr.comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def _enum_policy(members: list[str], values: list[str]) -> ast.Policy:
+    """`event ticket.tag { kind: MEMBERS }`, `let tagged = count ticket.tag[kind in {VALUES}]` and a rule reading it."""
+    kind = ast.TypeRef("enum", tuple(ast.Name(m) for m in members))
+    decl = ast.Decl("event", ast.Name("ticket.tag"), (ast.FieldDecl(ast.Name("kind"), kind),))
+    cond = ast.In(ast.NameRef("kind"), tuple(ast.NameRef(v) for v in values))
+    let = ast.Let(ast.Name("tagged"), ast.Count(ast.Pattern(ast.Name("ticket.tag"), cond)))
+    rule = ast.Rule(ast.Name("r"), ast.While(ast.Compare(">=", ast.NameRef("tagged"), ast.IntLit(1))), (ast.Permission("forbid", ast.Name("agent.warn")),), ())
+    return ast.Policy(ast.StringLit("p"), ast.StringLit("1"), (decl, let, rule))
+
+
+def _edit_distances(run: Callable[[], Any]) -> int:
+    calls = 0
+    code = checker.edit_distance.__code__
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event == "call" and frame.f_code is code:
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_an_enum_of_100000_values_is_checked_with_work_linear_in_its_size() -> None:
+    """Duplicate values were found by list membership (quadratic: 100,000 values never finished).
+
+    Each value name counts its equality comparisons: the checker makes a bounded number per value.
+    """
+    n = 100_000
+    members = [_CountingStr(f"value_{i}") for i in range(n)] + [_CountingStr("value_7")]
+    _CountingStr.comparisons = 0
+    result = checker.check(_enum_policy(members, [f"value_{i}" for i in range(0, n, 3)]))
+    assert [(d.code, d.message) for d in result.diagnostics] == [("E029", "the value `value_7` is listed twice")]
+    assert _CountingStr.comparisons <= 3 * len(members)
+
+
+def test_unknown_values_of_a_huge_enum_cost_a_bounded_number_of_edit_distances() -> None:
+    """"Did you mean" compared every unknown value with every member: 2,000 typos in a 100,000-value enum
+    meant 2e8 edit distances. Now each looks at a bounded number of candidates, a check makes a bounded
+    number of suggestions, and the hint lists a few values, not all of them."""
+    n = 100_000
+    members = [f"value_{i}" for i in range(n)]
+    typos = [f"valeu_{i}" for i in range(2_000)]
+    holder: list[checker.CheckResult] = []
+    calls = _edit_distances(lambda: holder.append(checker.check(_enum_policy(members, typos))))
+    diags = holder[0].diagnostics
+    assert [d.code for d in diags] == ["E013"] * len(typos)
+    assert calls <= checker.MAX_SUGGESTIONS * checker.MAX_SUGGESTION_DISTANCES
+    assert any(d.hint.startswith("did you mean `value_") for d in diags)  # the first ones still get a suggestion
+    assert max(len(d.hint) for d in diags) < 400
+    assert diags[-1].hint.endswith(f"and {n - checker.MAX_LISTED} more")
+
+
+def test_did_you_mean_still_finds_the_close_names() -> None:
+    assert checker.did_you_mean("agent.warm", ["agent.warn", "agent.hang_up"]) == "agent.warn"
+    assert checker.did_you_mean("customer.mesage", ["customer.message"]) == "customer.message"
+    assert checker.did_you_mean("mesage", iter(["message", "x"])) == "message"  # one pass: an iterator is enough
+    assert checker.did_you_mean("x" * 1_000_000, ["x" * 1_000_000]) is None  # no suggestion for a name that long
+    many = [f"n{i}" for i in range(1_000_000)]
+    assert _edit_distances(lambda: checker.did_you_mean("zz", many)) <= checker.MAX_SUGGESTION_DISTANCES
+
+
+def test_check_of_a_policy_file_with_a_100000_value_enum_finishes(tmp_path: Path) -> None:
+    """The command line, on the text (a hang guard, in addition to the counts above)."""
+    n = 100_000
+    path = tmp_path / "enum.esc"
+    path.write_text(
+        'policy "p" version "1"\n'
+        + "event ticket.tag { kind: " + " | ".join(f"k{i}" for i in range(n)) + " | k5 }\n"
+        + "let tagged = count ticket.tag[kind in {" + ", ".join(f"k{i}" for i in range(0, n, 7)) + ", kx}]\n"
+        + "rule r {\n  while tagged >= 1\n  forbid agent.warn\n}\n"
+    )
+    result = subprocess.run([*escalation_command(), "check", str(path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "error[E029]: the value `k5` is listed twice" in result.stdout
+    assert "error[E013]: `kx` is not a value of `ticket.tag.kind`" in result.stdout
+    assert "Traceback" not in result.stderr
