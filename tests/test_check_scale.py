@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from conftest import escalation_command
-from escalation import ast, checker, cli
+from escalation import ast, checker, cli, parser
 from escalation.errors import Diagnostic, PolicyError, Span, render_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,3 +164,91 @@ def test_check_of_a_policy_file_with_a_100000_value_enum_finishes(tmp_path: Path
     assert "error[E029]: the value `k5` is listed twice" in result.stdout
     assert "error[E013]: `kx` is not a value of `ticket.tag.kind`" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- memory: long literals, huge files
+
+
+def _peak_bytes(run: Callable[[], Any]) -> int:
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _because(text: str) -> str:
+    return f'policy "p" version "1"\nrule r {{\n  on customer.message\n  require agent.warn within 30s\n  because "{text}"\n}}\n'
+
+
+def test_a_long_string_literal_is_lexed_in_memory_proportional_to_its_text() -> None:
+    """The lexer's STRING pattern repeated a group once per character: 3.9 MB of `because` took 584 MB
+    of regular-expression backtracking state. Unrolled (a character class repeated inside), it takes none."""
+    parser.lark_parser()
+    source = _because("a" * 3_900_000)
+    holder: list[ast.Policy] = []
+    peak = _peak_bytes(lambda: holder.append(parser.parse(source)))
+    assert holder[0].rules[0].notes[0].text.value == "a" * 3_900_000  # type: ignore[union-attr]
+    assert peak < 40 * len(source) // 4  # a few copies of the text (10x its size), not 150x
+
+
+def test_string_literals_still_mean_what_json_says() -> None:
+    value = 'q\\"b\\\\s\\/f\\bn\\nr\\rt\\tu\\u00e9\\ud83d\\ude00'
+    policy = parser.parse(_because(value))
+    assert policy.rules[0].notes[0].text.value == 'q"b\\s/f\bn\nr\rt\tué😀'  # type: ignore[union-attr]
+    for bad in ("\\q", "\\u12", "tab\there", '\\'):
+        try:
+            parser.parse(_because(bad))
+        except PolicyError as err:
+            assert err.diagnostics[0].code == "E001"
+        else:
+            raise AssertionError(bad)
+
+
+def test_escapes_and_dots_are_bounded_per_line_with_e004() -> None:
+    """An escape in a literal, or a part of a dotted name, still costs the matcher about 190 bytes: a line
+    holds at most MAX_LINE_MARKS of each, so one token costs at most about 2 MB, refused before lexing."""
+    limit = parser.MAX_LINE_MARKS
+    parser.parse(_because("\\n" * limit))  # at the limit: fine
+    for source, what in ((_because("\\n" * (limit + 1)), "backslashes"), ('policy "p"\nlet x = count ' + "a." * (limit + 1) + "b\n", "dots")):
+        holder: list[PolicyError] = []
+
+        def run(source: str = source, holder: list[PolicyError] = holder) -> None:
+            try:
+                parser.parse(source)
+            except PolicyError as err:
+                holder.append(err)
+
+        peak = _peak_bytes(run)
+        (d,) = holder[0].diagnostics
+        assert (d.code, d.span.line) == ("E004", source.count("\n", 0, source.index("\\" if what == "backslashes" else "a.")) + 1)
+        assert what in d.message
+        assert peak < 10 * len(source) + (1 << 20)
+    # many escapes spread over lines are fine
+    escapes = "\\n" * 100
+    parser.parse('policy "p"\n' + "".join(f'test "{escapes}" {{ }}\n' for _ in range(200)))
+
+
+_PEAK_RSS = """
+import resource, subprocess, sys
+result = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(result.returncode)
+sys.stdout.write(result.stdout + result.stderr)
+"""
+
+
+def test_a_huge_policy_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """A 1 GB policy was read whole (and decoded: twice its size in memory) before the size limit applied.
+    Now the file's size is looked at first, and at most 4 bytes per allowed character are ever read.
+    (256 MB here: enough to tell, and small enough that the code before the fix does not exhaust a CI machine.)"""
+    path = tmp_path / "huge.esc"
+    with path.open("wb") as fh:
+        fh.truncate(1 << 28)  # sparse: takes no disk space
+    for verb in (["check"], ["check", "--format", "json"], ["fmt", "--check"], ["test"]):
+        out = subprocess.run([sys.executable, "-c", _PEAK_RSS, *escalation_command(), *verb, str(path)], capture_output=True, text=True, timeout=120).stdout
+        peak_kb, code, _ = out.split("\n", 2)
+        assert int(code) == 1, out
+        assert "E004" in out and "too large" in out and "Traceback" not in out
+        assert int(peak_kb) < 150_000, f"{verb}: peak RSS {peak_kb} kB"

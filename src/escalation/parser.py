@@ -34,6 +34,10 @@ MAX_DEPTH = 200
 MAX_SOURCE_CHARS = 4_000_000
 #: The largest integer literal accepted.
 MAX_INT = 2**53
+#: The most backslashes, and the most dots, one line may hold. Python's regular expressions keep
+#: about 190 bytes for each escape of a string literal and each part of a dotted name while they
+#: match it; a literal and a name sit on one line, so this bounds that memory at about 2 MB.
+MAX_LINE_MARKS = 10_000
 
 
 def _grammar_text() -> str:
@@ -699,6 +703,13 @@ def _parse(text: str, path: str, start: str) -> ast.Policy | tuple[ast.Test, ...
             [Diagnostic("E004", "error", f"the policy is too large ({len(text)} characters)", Span(1, 1, 1, 2), f"policies may have at most {MAX_SOURCE_CHARS} characters; split it", path)],
             text,
         )
+    crowded = _crowded_line(text)
+    if crowded is not None:
+        line, mark = crowded
+        raise PolicyError(
+            [Diagnostic("E004", "error", f"line {line} holds more than {MAX_LINE_MARKS} {mark}", Span(line, 1, line, 2), f"a line may hold at most {MAX_LINE_MARKS} backslashes and {MAX_LINE_MARKS} dots; write characters instead of escapes, or spread the names over several lines", path)],
+            text,
+        )
     if not text.strip() and start == "start":
         raise PolicyError(
             [Diagnostic("E001", "error", "the policy is empty", Span(1, 1, 1, 2), 'a policy starts with a header such as `policy "Name" version "1"`', path)],
@@ -725,12 +736,35 @@ def _parse(text: str, path: str, start: str) -> ast.Policy | tuple[ast.Test, ...
         raise
 
 
+def _crowded_line(text: str) -> tuple[int, str] | None:
+    """The first line with more than MAX_LINE_MARKS backslashes or dots, and which (counted in C, not per character)."""
+    if text.count("\\") <= MAX_LINE_MARKS and text.count(".") <= MAX_LINE_MARKS:
+        return None
+    for number, line in enumerate(text.split("\n"), 1):
+        if len(line) > MAX_LINE_MARKS:
+            if line.count("\\") > MAX_LINE_MARKS:
+                return number, "backslashes (escapes in strings)"
+            if line.count(".") > MAX_LINE_MARKS:
+                return number, "dots (parts of dotted names)"
+    return None
+
+
 def read_source(path: str) -> str:
     """Read a policy file as UTF-8; raises PolicyError for unreadable or undecodable files."""
+    limit = MAX_SOURCE_CHARS * 4  # UTF-8 takes at most 4 bytes a character: more bytes are more characters
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            size = st.st_size if stat.S_ISREG(st.st_mode) else 0
+            data = fh.read(limit + 1) if size <= limit else b""  # never more than the limit in memory
     except OSError as err:
         raise PolicyError([Diagnostic("E005", "error", f"cannot read the policy: {err.strerror or err}", Span(1, 1, 1, 1), "check the path", path)]) from None
+    if size > limit or len(data) > limit:
+        told = f"{size} bytes" if size > limit else f"more than {limit} bytes"
+        raise PolicyError(
+            [Diagnostic("E004", "error", f"the policy is too large ({told})", Span(1, 1, 1, 2), f"policies may have at most {MAX_SOURCE_CHARS} characters; split it", path)],
+            None,
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
