@@ -7,7 +7,8 @@ need: the merged vocabulary, the type and evaluation order of every ``let``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 
 import attrs
 
@@ -71,24 +72,46 @@ def edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
+#: "Did you mean" looks at most at this many candidates, and computes at most this many edit
+#: distances (for those of a near length, in order), so a 100,000-member enum or vocabulary
+#: costs a bounded amount per unknown name.
+MAX_SUGGESTION_SCAN = 5_000
+MAX_SUGGESTION_DISTANCES = 200
+#: Names longer than this get no suggestion (as for event values, events.py).
+MAX_SUGGESTION_CHARS = 64
+#: One check makes at most this many suggestions; later diagnostics keep their plain hint.
+MAX_SUGGESTIONS = 100
+#: Hints list at most this many names (values of an enum, attributes of an event).
+MAX_LISTED = 12
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """The closest candidate within a small edit distance, if any."""
+    """The closest candidate within a small edit distance, if any (one pass over ``candidates``, bounded)."""
+    if len(name) > MAX_SUGGESTION_CHARS:
+        return None
     best: tuple[int, str] | None = None
     limit = max(1, min(3, len(name) // 3 + 1))
-    for candidate in candidates:
+    last_part = name.rsplit(".", 1)[-1] if "." in name else None
+    same_last_part: str | None = None  # a dotted name whose last part alone matches: customer.mesage -> customer.message
+    distances = 0
+    for scanned, candidate in enumerate(candidates):
+        if scanned >= MAX_SUGGESTION_SCAN or distances >= MAX_SUGGESTION_DISTANCES:
+            break
+        if same_last_part is None and last_part is not None and candidate.rsplit(".", 1)[-1] == last_part:
+            same_last_part = candidate
+        if abs(len(candidate) - len(name)) > limit:  # the distance is at least the difference in length
+            continue
+        distances += 1
         d = edit_distance(name, candidate)
         if d <= limit and d < len(name) and (best is None or (d, candidate) < best):
             best = (d, candidate)
-    if best is None:  # a dotted name whose last part alone matches: customer.mesage -> customer.message
-        for candidate in candidates:
-            if "." in name and candidate.split(".")[-1] == name.split(".")[-1]:
-                return candidate
-    return best[1] if best else None
+    return best[1] if best else same_last_part
 
 
-def _suggest(name: str, candidates: Iterable[str], fallback: str) -> str:
-    match = did_you_mean(name, list(candidates))
-    return f"did you mean `{match}`?" if match else fallback
+def _listing(names: Sequence[str]) -> str:
+    """`a`, `b`, `c` — at most MAX_LISTED of them, then how many more."""
+    shown = ", ".join(f"`{n}`" for n in names[:MAX_LISTED])
+    return shown + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
 
 
 def _show(t: Type | None) -> str:
@@ -102,6 +125,8 @@ def _is_duration(t: Type | None) -> bool:
 
 
 def _same_type(a: Type, b: Type) -> bool:
+    if a is b:  # an enum type compared with itself: no walk over its members
+        return True
     if _is_duration(a) and _is_duration(b):
         return True
     return a == b
@@ -127,8 +152,25 @@ class _Checker:
         self.let_order: list[str] = []
         self.used_lets: set[str] = set()
         self.rules: dict[str, ast.Rule] = {}
+        self.suggestions_left = MAX_SUGGESTIONS
+        self._member_sets: dict[int, tuple[EnumType, frozenset[str]]] = {}
 
     # -- reporting
+    def suggest(self, name: str, candidates: Iterable[str], fallback: str) -> str:
+        """A "did you mean" hint, or ``fallback``; only the first MAX_SUGGESTIONS diagnostics get one."""
+        if self.suggestions_left <= 0:
+            return fallback
+        self.suggestions_left -= 1
+        match = did_you_mean(name, candidates)
+        return f"did you mean `{match}`?" if match else fallback
+
+    def members(self, t: EnumType) -> frozenset[str]:
+        """The values of an enum type as a set (an enum may have 100,000 of them)."""
+        entry = self._member_sets.get(id(t))
+        if entry is None or entry[0] is not t:
+            entry = (t, frozenset(t.members))
+            self._member_sets[id(t)] = entry
+        return entry[1]
     def error(self, code: str, message: str, span: Span, hint: str = "") -> None:
         self.diagnostics.append(Diagnostic(code, "error", message, span, hint, self.path))
 
@@ -183,10 +225,12 @@ class _Checker:
                 ftype: Type
                 if f.type.base == "enum":
                     members: list[str] = []
+                    listed: set[str] = set()
                     for m in f.type.members:
-                        if m.text in members:
+                        if m.text in listed:
                             self.error("E029", f"the value `{m.text}` is listed twice", m.span, "remove one of them")
                         else:
+                            listed.add(m.text)
                             members.append(m.text)
                     ftype = EnumType(f"{name}.{fname}", tuple(members))
                 else:
@@ -297,13 +341,13 @@ class _Checker:
     def event_type(self, name: ast.Name, actions_only: bool = False, what: str = "") -> EventType | None:
         et = self.vocabulary.get(name.text)
         if et is None:
-            kinds = [n for n, e in self.vocabulary.items() if e.is_action] if actions_only else list(self.vocabulary)
+            kinds = (n for n, e in self.vocabulary.items() if e.is_action) if actions_only else iter(self.vocabulary)
             noun = "action" if actions_only else "event or action"
             self.error(
                 "E010",
                 f"unknown {noun} `{name.text}`",
                 name.span,
-                _suggest(name.text, kinds, "declare it with `event` or `action`, or check the spelling"),
+                self.suggest(name.text, kinds, "declare it with `event` or `action`, or check the spelling"),
             )
             return None
         if actions_only and not et.is_action:
@@ -335,7 +379,7 @@ class _Checker:
             if f is not None:
                 return f.type
         if name in self.lets:
-            if isinstance(expected, EnumType) and name in expected.members:
+            if isinstance(expected, EnumType) and name in self.members(expected):
                 self.error(
                     "E016",
                     f"`{name}` is both a `let` and a value of `{expected.owner}`",
@@ -348,18 +392,18 @@ class _Checker:
                 return None
             return self.let_types[name]
         if isinstance(expected, EnumType):
-            if name in expected.members:
+            if name in self.members(expected):
                 return expected
             self.error(
                 "E013",
                 f"`{name}` is not a value of `{expected.owner}`",
                 ref.span,
-                _suggest(name, expected.members, "its values are " + ", ".join(f"`{m}`" for m in expected.members)),
+                self.suggest(name, expected.members, "its values are " + _listing(expected.members)),
             )
             return None
-        candidates = list(self.lets) + ([f.name for f in scope.event.fields] if scope.event is not None else [])
+        candidates = itertools.chain(self.lets, (f.name for f in scope.event.fields) if scope.event is not None else ())
         fallback = "define it with `let`" + (f", or use an attribute of `{scope.event.name}`" if scope.event is not None and scope.event.name != "?" else "")
-        self.error("E011", f"unknown name `{name}`", ref.span, _suggest(name, candidates, fallback))
+        self.error("E011", f"unknown name `{name}`", ref.span, self.suggest(name, candidates, fallback))
         return None
 
     def _unresolved_bare(self, expr: ast.Expr, scope: _Scope) -> bool:
@@ -478,8 +522,9 @@ class _Checker:
         raise AssertionError(f"unknown expression {expr!r}")  # pragma: no cover
 
     def no_attribute(self, et: EventType, name: ast.Name) -> None:
-        listed = ", ".join(f"`{x.name}`" for x in et.fields) or "no attributes"
-        self.error("E012", f"`{et.name}` has no attribute `{name.text}`", name.span, _suggest(name.text, [x.name for x in et.fields], f"`{et.name}` has {listed}"))
+        names = [x.name for x in et.fields]
+        listed = _listing(names) or "no attributes"
+        self.error("E012", f"`{et.name}` has no attribute `{name.text}`", name.span, self.suggest(name.text, names, f"`{et.name}` has {listed}"))
 
     def _want_bool(self, t: Type | None, expr: ast.Expr, where: str) -> None:
         if t is not None and t != BOOL:
@@ -664,10 +709,10 @@ class _Checker:
                     self.event_type(step.action, actions_only=True, what="only actions are permitted, forbidden or owed")
                 elif isinstance(step, ast.ExpectViolation):
                     if step.rule is not None and step.rule.text != "default" and step.rule.text not in self.rules:
-                        self.error("E011", f"unknown rule `{step.rule.text}`", step.rule.span, _suggest(step.rule.text, list(self.rules) + ["default"], "name a rule of this policy, or `default`"))
+                        self.error("E011", f"unknown rule `{step.rule.text}`", step.rule.span, self.suggest(step.rule.text, itertools.chain(self.rules, ["default"]), "name a rule of this policy, or `default`"))
                 elif isinstance(step, ast.ExpectFired):
                     if step.rule.text not in self.rules:
-                        self.error("E011", f"unknown rule `{step.rule.text}`", step.rule.span, _suggest(step.rule.text, list(self.rules), "name an `on` rule of this policy"))
+                        self.error("E011", f"unknown rule `{step.rule.text}`", step.rule.span, self.suggest(step.rule.text, self.rules, "name an `on` rule of this policy"))
                     elif step.rule.text not in on_rules:
                         self.error("E032", f"`{step.rule.text}` is a `while` rule; only `on` rules fire", step.rule.span, "test a `while` rule through the permissions or obligations it causes")
 

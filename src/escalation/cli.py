@@ -18,7 +18,7 @@ from . import __version__
 from .audit import verify_stream
 from .checker import check_source, check_test_file
 from .compiler import CompiledPolicy, load_compiled
-from .errors import Diagnostic, EscalationError, PolicyError
+from .errors import Diagnostic, EscalationError, PolicyError, render_all
 from .parallel import ParallelError, replay_parallel
 from .parallel import usable as parallel_usable
 from .parser import read_source
@@ -47,7 +47,7 @@ def _policy_files(paths: tuple[str, ...], with_tests: bool = False) -> list[str]
 
 
 def _render(diags: list[Diagnostic], source: str | None) -> str:
-    return "\n".join(d.render(source) for d in diags)
+    return render_all(diags, source)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

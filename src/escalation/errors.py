@@ -7,6 +7,7 @@ never need to parse messages.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import attrs
@@ -51,27 +52,31 @@ class Diagnostic:
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.span.line, self.span.column, self.code)
 
-    def render(self, source: str | None = None) -> str:
-        """``path:line:col: error[E012]: message``, the source line, a caret, a ``help:`` line."""
+    def render(self, source: str | None = None, *, source_lines: Sequence[str] | None = None) -> str:
+        """``path:line:col: error[E012]: message``, the source line, a caret, a ``help:`` line.
+
+        ``source_lines`` is ``source.split("\\n")`` done once by a caller rendering many
+        diagnostics of one source (:func:`render_all`), so that each costs only its own line.
+        """
         head = f"{self.path}:{self.span.line}:{self.span.column}: {self.severity}[{self.code}]: {self.message}"
         lines = [head]
-        if source is not None:
-            text_lines = source.split("\n")
-            if 1 <= self.span.line <= len(text_lines):
-                text = text_lines[self.span.line - 1].replace("\t", " ")
-                start = self.span.column - 1
-                if len(text) > _EXCERPT_WIDTH:  # show a window around the column
-                    left = max(0, min(start - _EXCERPT_WIDTH // 2, len(text) - _EXCERPT_WIDTH))
-                    text = ("…" if left else "") + text[left : left + _EXCERPT_WIDTH] + ("…" if left + _EXCERPT_WIDTH < len(text) else "")
-                    start = start - left + (1 if left else 0)
-                gutter = f"{self.span.line:>4} | "
-                lines.append(gutter + text)
-                if self.span.end_line == self.span.line:
-                    width = max(1, self.span.end_column - self.span.column)
-                else:
-                    width = max(1, len(text) - start)
-                width = min(width, max(1, len(text) - start + 1))
-                lines.append(" " * (len(gutter) - 2) + "| " + " " * start + "^" * width)
+        text_lines = source_lines if source_lines is not None else (source.split("\n") if source is not None else None)
+        if text_lines is not None and 1 <= self.span.line <= len(text_lines):
+            text = text_lines[self.span.line - 1]
+            start = self.span.column - 1
+            if len(text) > _EXCERPT_WIDTH:  # show a window around the column
+                left = max(0, min(start - _EXCERPT_WIDTH // 2, len(text) - _EXCERPT_WIDTH))
+                text = ("…" if left else "") + text[left : left + _EXCERPT_WIDTH] + ("…" if left + _EXCERPT_WIDTH < len(text) else "")
+                start = start - left + (1 if left else 0)
+            text = text.replace("\t", " ")  # after the window: a long line costs only its excerpt
+            gutter = f"{self.span.line:>4} | "
+            lines.append(gutter + text)
+            if self.span.end_line == self.span.line:
+                width = max(1, self.span.end_column - self.span.column)
+            else:
+                width = max(1, len(text) - start)
+            width = min(width, max(1, len(text) - start + 1))
+            lines.append(" " * (len(gutter) - 2) + "| " + " " * start + "^" * width)
         if self.hint:
             lines.append(f"  help: {self.hint}")
         return "\n".join(lines)
@@ -88,6 +93,12 @@ class Diagnostic:
             "message": self.message,
             "hint": self.hint,
         }
+
+
+def render_all(diagnostics: Iterable[Diagnostic], source: str | None) -> str:
+    """Every diagnostic of one source, each with its excerpt: the source is split into lines once."""
+    source_lines = source.split("\n") if source is not None else None
+    return "\n".join(d.render(source, source_lines=source_lines) for d in diagnostics)
 
 
 class EscalationError(Exception):
@@ -108,7 +119,7 @@ class PolicyError(EscalationError):
         super().__init__(summary)
 
     def render(self) -> str:
-        return "\n".join(d.render(self.source) for d in self.diagnostics)
+        return render_all(self.diagnostics, self.source)
 
 
 class EventError(EscalationError):

@@ -6,9 +6,13 @@ Lark's LALR parser builds a parse tree; one Transformer turns it into the AST.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import re
+import secrets
+import stat
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,10 @@ MAX_DEPTH = 200
 MAX_SOURCE_CHARS = 4_000_000
 #: The largest integer literal accepted.
 MAX_INT = 2**53
+#: The most backslashes, and the most dots, one line may hold. Python's regular expressions keep
+#: about 190 bytes for each escape of a string literal and each part of a dotted name while they
+#: match it; a literal and a name sit on one line, so this bounds that memory at about 2 MB.
+MAX_LINE_MARKS = 10_000
 
 
 def _grammar_text() -> str:
@@ -47,18 +55,167 @@ def _grammar_text() -> str:
 
 _KEYWORD_TYPES: dict[str, str] = {}
 
+#: The options the shared parser is built with (the analysed tables depend on them).
+_LARK_OPTIONS: dict[str, Any] = {
+    "parser": "lalr",
+    "lexer": "contextual",
+    "propagate_positions": True,
+    "maybe_placeholders": True,
+    "start": ["start", "test_file"],
+}
+#: The format of the analysed-grammar cache. It is JSON, never pickle: reading it runs no code.
+_CACHE_FORMAT = "escalation-parser-tables/1"
+#: A cache file larger than this is not read (the real one is about 100 kB).
+_CACHE_MAX_BYTES = 8 << 20
 
-def _cache_path() -> str | bool:
-    """Where Lark keeps its analysed grammar between runs (start-up drops from ~0.5 s to ~0.05 s)."""
+
+def _cache_key(grammar: str) -> str:
+    """What the analysed tables depend on: the grammar, the options and Lark's version."""
     import hashlib
-    import tempfile
 
-    digest = hashlib.sha256(_grammar_text().encode("utf-8") + lark.__version__.encode()).hexdigest()[:16]
+    text = "\n".join([_CACHE_FORMAT, lark.__version__, json.dumps(_LARK_OPTIONS, sort_keys=True), grammar])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def cache_dir() -> Path | None:
+    """The per-user cache folder: ``$XDG_CACHE_HOME/escalation``, else ``~/.cache/escalation``.
+
+    None where the platform cannot open files without following links (no ``O_NOFOLLOW``,
+    no ``dir_fd``) or there is no home folder: the parser is then built at every start.
+    """
+    if not (hasattr(os, "O_NOFOLLOW") and hasattr(os, "O_DIRECTORY") and hasattr(os, "getuid") and os.open in os.supports_dir_fd):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # the XDG rule: a relative value is ignored
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache")
+    return Path(base) / "escalation"
+
+
+def _private(st: os.stat_result) -> bool:
+    """Owned by this user and writable by nobody else."""
+    return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _open_cache_dir() -> int | None:
+    """A descriptor of the cache folder, created 0700 if missing; None unless it is the user's own.
+
+    The folder is opened without following a link and checked through the descriptor, so
+    it cannot be swapped between the check and its use; files are then opened relative to it.
+    """
+    path = cache_dir()
+    if path is None:
+        return None
     try:
-        directory = Path(tempfile.gettempdir())
-        return str(directory / f"escalation-grammar-{digest}.lark-cache")
-    except OSError:  # pragma: no cover
-        return False
+        os.makedirs(path.parent, mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        if _private(os.fstat(fd)):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _cache_name(key: str) -> str:
+    return f"parser-{key[:32]}.json"
+
+
+def _read_cache(dir_fd: int, key: str) -> dict[str, Any] | None:
+    """The cached tables, or None: a link, a file of another user, a stale or damaged file are all ignored."""
+    try:
+        fd = os.open(_cache_name(key), os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode) or not _private(st) or st.st_size > _CACHE_MAX_BYTES:
+                return None
+            document = json.loads(fh.read(_CACHE_MAX_BYTES + 1), object_hook=_int_keys)
+    except (OSError, ValueError, TypeError, RecursionError):
+        return None
+    if not isinstance(document, dict) or document.get("format") != _CACHE_FORMAT or document.get("key") != key:
+        return None
+    tables = document.get("tables")
+    return tables if isinstance(tables, dict) and isinstance(tables.get("data"), dict) and isinstance(tables.get("memo"), dict) else None
+
+
+def _write_cache(dir_fd: int, key: str, parser: Lark) -> None:
+    """Write the analysed tables beside their final name and rename them into place (whole or not at all)."""
+    data, memo = parser.memo_serialize([lark.lexer.TerminalDef, lark.grammar.Rule])
+    data["options"] = {k: v for k, v in data["options"].items() if k in _STORED_OPTIONS}
+    document = {"format": _CACHE_FORMAT, "key": key, "tables": _to_json({"data": data, "memo": memo})}
+    payload = json.dumps(document, separators=(",", ":")).encode("utf-8")
+    name = _cache_name(key)
+    tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # replaces a link at `name`, never its target
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+
+
+#: The options kept in the cache (plain values); the callbacks are given again when it is loaded.
+_STORED_OPTIONS = frozenset(
+    ["debug", "strict", "keep_all_tokens", "cache", "cache_grammar", "parser", "lexer", "start", "priority", "ambiguity", "regex", "propagate_positions", "maybe_placeholders", "g_regex_flags", "use_bytes", "ordered_sets"]
+)
+
+
+def _to_json(value: Any) -> Any:
+    """Lark's serialized tables as JSON: dicts with integer keys become ``{"#int": [[k, v], ...]}``."""
+    if isinstance(value, dict):
+        if value and all(isinstance(k, int) for k in value):
+            return {"#int": [[k, _to_json(v)] for k, v in value.items()]}
+        return {str(k): _to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    return value
+
+
+def _int_keys(obj: dict[str, Any]) -> Any:
+    """The ``object_hook`` that undoes :func:`_to_json` while the JSON is decoded."""
+    pairs = obj.get("#int")
+    if len(obj) == 1 and isinstance(pairs, list):
+        return {int(k): v for k, v in pairs}
+    return obj
+
+
+def _build_parser() -> Lark:
+    """Lark's parser for the grammar: from the user's own cache when it holds these tables, else analysed afresh."""
+    grammar = _grammar_text()
+    callbacks = {"NAME": _reserved_as_keyword}
+    key = _cache_key(grammar)
+    dir_fd = _open_cache_dir()
+    try:
+        if dir_fd is not None:
+            tables = _read_cache(dir_fd, key)
+            if tables is not None:
+                try:
+                    loaded: Lark = Lark._load_from_dict(tables["data"], tables["memo"], lexer_callbacks=callbacks, propagate_positions=True)  # type: ignore[no-untyped-call]
+                    return loaded
+                except Exception:  # a damaged cache is only a slower start
+                    pass
+        parser = Lark(grammar, lexer_callbacks=callbacks, **_LARK_OPTIONS)
+        if dir_fd is not None:
+            _write_cache(dir_fd, key, parser)
+        return parser
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
 
 
 def _reserved_as_keyword(tok: Token) -> Token:
@@ -74,16 +231,7 @@ def _reserved_as_keyword(tok: Token) -> Token:
 @functools.cache
 def lark_parser() -> Lark:
     """The shared LALR parser (thread-safe: each parse keeps its own state)."""
-    parser = Lark(
-        _grammar_text(),
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=True,
-        lexer_callbacks={"NAME": _reserved_as_keyword},
-        start=["start", "test_file"],
-        cache=_cache_path(),
-    )
+    parser = _build_parser()
     for terminal in parser.terminals:
         if isinstance(terminal.pattern, lark.lexer.PatternStr) and terminal.pattern.value in RESERVED:
             _KEYWORD_TYPES[terminal.pattern.value] = terminal.name
@@ -555,6 +703,13 @@ def _parse(text: str, path: str, start: str) -> ast.Policy | tuple[ast.Test, ...
             [Diagnostic("E004", "error", f"the policy is too large ({len(text)} characters)", Span(1, 1, 1, 2), f"policies may have at most {MAX_SOURCE_CHARS} characters; split it", path)],
             text,
         )
+    crowded = _crowded_line(text)
+    if crowded is not None:
+        line, mark = crowded
+        raise PolicyError(
+            [Diagnostic("E004", "error", f"line {line} holds more than {MAX_LINE_MARKS} {mark}", Span(line, 1, line, 2), f"a line may hold at most {MAX_LINE_MARKS} backslashes and {MAX_LINE_MARKS} dots; write characters instead of escapes, or spread the names over several lines", path)],
+            text,
+        )
     if not text.strip() and start == "start":
         raise PolicyError(
             [Diagnostic("E001", "error", "the policy is empty", Span(1, 1, 1, 2), 'a policy starts with a header such as `policy "Name" version "1"`', path)],
@@ -581,12 +736,35 @@ def _parse(text: str, path: str, start: str) -> ast.Policy | tuple[ast.Test, ...
         raise
 
 
+def _crowded_line(text: str) -> tuple[int, str] | None:
+    """The first line with more than MAX_LINE_MARKS backslashes or dots, and which (counted in C, not per character)."""
+    if text.count("\\") <= MAX_LINE_MARKS and text.count(".") <= MAX_LINE_MARKS:
+        return None
+    for number, line in enumerate(text.split("\n"), 1):
+        if len(line) > MAX_LINE_MARKS:
+            if line.count("\\") > MAX_LINE_MARKS:
+                return number, "backslashes (escapes in strings)"
+            if line.count(".") > MAX_LINE_MARKS:
+                return number, "dots (parts of dotted names)"
+    return None
+
+
 def read_source(path: str) -> str:
     """Read a policy file as UTF-8; raises PolicyError for unreadable or undecodable files."""
+    limit = MAX_SOURCE_CHARS * 4  # UTF-8 takes at most 4 bytes a character: more bytes are more characters
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            size = st.st_size if stat.S_ISREG(st.st_mode) else 0
+            data = fh.read(limit + 1) if size <= limit else b""  # never more than the limit in memory
     except OSError as err:
         raise PolicyError([Diagnostic("E005", "error", f"cannot read the policy: {err.strerror or err}", Span(1, 1, 1, 1), "check the path", path)]) from None
+    if size > limit or len(data) > limit:
+        told = f"{size} bytes" if size > limit else f"more than {limit} bytes"
+        raise PolicyError(
+            [Diagnostic("E004", "error", f"the policy is too large ({told})", Span(1, 1, 1, 2), f"policies may have at most {MAX_SOURCE_CHARS} characters; split it", path)],
+            None,
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
