@@ -44,13 +44,33 @@ def _blocks(text: str, lang: str) -> list[tuple[int, str]]:
     return [(text.count("\n", 0, m.start()) + 1, m.group("body")) for m in _FENCE.finditer(text) if m.group("lang") == lang]
 
 
+#: Sections of the specification that describe language 2 (customers, calendars, claims): their examples
+#: are skipped, visibly, until the engine implements language 2.
+LANGUAGE_2_SECTIONS = {9, 10, 11}
+_SECTION = re.compile(r"^## (\d+)\. ", re.M)
+
+
+def _section_number(text: str, line: int) -> int:
+    """The number of the `## N.` section of the specification that holds ``line`` (0 before the first)."""
+    offset = sum(len(row) + 1 for row in text.split("\n")[: line - 1])
+    numbers = [int(m.group(1)) for m in _SECTION.finditer(text, 0, offset)]
+    return numbers[-1] if numbers else 0
+
+
 def _esc_cases() -> list[object]:
     cases: list[object] = []
     for line, body in _blocks(LANGUAGE_DOC.read_text(encoding="utf-8"), "esc"):
         cases.append(pytest.param(LANGUAGE_DOC, line, body, id=f"docs/language.md:{line}"))
     if SPEC.is_file():
-        for line, body in _blocks(SPEC.read_text(encoding="utf-8"), "esc"):
-            cases.append(pytest.param(SPEC, line, body, id=f"spec/language.md:{line}"))
+        spec_text = SPEC.read_text(encoding="utf-8")
+        for line, body in _blocks(spec_text, "esc"):
+            section = _section_number(spec_text, line)
+            marks = (
+                [pytest.mark.skip(reason=f"spec/language.md §{section} is language 2; the engine implements language 1 (the language 2 issue)")]
+                if section in LANGUAGE_2_SECTIONS
+                else []
+            )
+            cases.append(pytest.param(SPEC, line, body, id=f"spec/language.md:{line}", marks=marks))
     else:
         cases.append(
             pytest.param(
