@@ -9,6 +9,7 @@ another in a single thread.
 
 from __future__ import annotations
 
+import itertools
 import random
 import sys
 import threading
@@ -184,3 +185,75 @@ def test_threads_sharing_a_generated_policy_decide_as_a_serial_run(fast_switchin
     policy = Policy(compile_policy(result.checked))
     stream = data.draw(event_streams(policy.compiled.vocabulary, max_conversations=16, max_events=25, prefer=mentioned(text, policy.compiled.vocabulary)), label="events")
     assert threaded(policy, stream) == serial(policy, stream)
+
+
+def test_one_session_fed_from_eight_threads_applies_whole_events_in_the_order_admitted(tmp_path: Path, fast_switching: None) -> None:
+    """Eight threads feed one shared Session; a ninth snapshots and queries it meanwhile.
+
+    The events have distinct, increasing times, and the threads take them from one shared
+    counter, so they arrive out of order: an event whose time is earlier than the one
+    applied before it is rejected. A session applies each event whole, one at a time, so
+    the events it accepted were applied in increasing time, which is the order the lock
+    admitted them; feeding exactly those, in that order, to a fresh session in one thread
+    must give every decision and the final state. Every snapshot taken meanwhile resumes.
+    """
+    path = tmp_path / "windowed.esc"
+    path.write_text(WINDOWED, encoding="utf-8")
+    policy = escalation.load(str(path))
+    rng = random.Random(11)
+    events = [
+        {"time": f"2026-11-22T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z", **rng.choice(_EVENTS)}
+        for i in range(12_000)
+    ]
+    session = policy.start("c1")
+    taken = itertools.count()
+    applied: dict[int, escalation.Decision] = {}
+    rejected: dict[int, str] = {}
+    errors: list[BaseException] = []
+    snapshots: list[dict[str, Any]] = []
+    done = threading.Event()
+    barrier = threading.Barrier(THREADS + 1)
+
+    def feeder() -> None:
+        try:
+            barrier.wait()
+            while (i := next(taken)) < len(events):
+                try:
+                    applied[i] = session.feed(events[i])
+                except escalation.EventError as err:
+                    rejected[i] = str(err)
+        except BaseException as err:  # reported below, in the main thread
+            errors.append(err)
+
+    def reader() -> None:
+        try:
+            barrier.wait()
+            while not done.is_set():
+                snap = session.snapshot()
+                assert policy.resume(snap).snapshot() == snap
+                session.permitted("agent.hang_up")
+                assert all(ob["id"].startswith("c1#") for ob in session.obligations)
+                snapshots.append(snap)
+        except BaseException as err:
+            errors.append(err)
+
+    feeders = [threading.Thread(target=feeder) for _ in range(THREADS)]
+    watcher = threading.Thread(target=reader)
+    for t in [*feeders, watcher]:
+        t.start()
+    for t in feeders:
+        t.join(timeout=600)
+    done.set()
+    watcher.join(timeout=600)
+    if errors:
+        raise errors[0]
+    assert sorted([*applied, *rejected]) == list(range(len(events)))
+    assert rejected, "the threads should have raced (some events arrive after a later one)"
+    assert all("earlier than the previous event" in reason for reason in rejected.values())
+    assert all(any(j > i for j in applied) for i in rejected), "a rejected event comes after a later one was applied"
+    assert snapshots
+
+    order = sorted(applied)  # increasing time: the order the lock admitted them
+    alone = policy.start("c1")
+    assert [decision_view(applied[i]) for i in order] == [decision_view(alone.feed(events[i])) for i in order]
+    assert session.snapshot() == alone.snapshot()

@@ -7,11 +7,9 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from .compiler import LEVEL_RANK, CompiledPolicy, OnRule, PatternFn, RequireSpec, WhileRule
-from .errors import SnapshotError
 from .events import Event
+from .snapshots import SNAPSHOT_FORMAT, check_snapshot
 from .timefmt import format_time
-
-SNAPSHOT_FORMAT = "escalation-snapshot/1"
 
 
 class Obligation:
@@ -415,23 +413,18 @@ class Interaction:
 
     @classmethod
     def resume(cls, policy: CompiledPolicy, snap: Any) -> Interaction:
-        """Rebuild an interaction from :meth:`snapshot` output; SnapshotError when it does not fit."""
-        if not isinstance(snap, dict) or snap.get("format") != SNAPSHOT_FORMAT:
-            raise SnapshotError(f"this is not an {SNAPSHOT_FORMAT} snapshot")
-        if snap.get("policy_sha256") != policy.sha256:
-            raise SnapshotError("the snapshot was taken under another policy (its sha256 differs); replay the interaction instead")
-        try:
-            inter = cls(policy, str(snap["conversation"]))
-            state = snap["state"]
-            if len(state) != len(policy.ops):
-                raise ValueError("state size")
-            inter.state = [deque(v) if op.kind == "wcount" else v for op, v in zip(policy.ops, state, strict=True)]
-            names = {r.name: k for k, r in enumerate(policy.while_rules)}
-            inter.active = tuple(sorted(names[n] for n in snap["active"]))
-            inter.flags = [k in inter.active for k in range(len(policy.while_rules))]
-            inter._set_pending([(int(n), int(spec), int(created), None if due is None else int(due)) for n, spec, created, due in snap["pending"]])
-            inter.next_n = int(snap["next_n"])
-            inter.last_time = None if snap["last_time"] is None else int(snap["last_time"])
-        except (KeyError, ValueError, TypeError, IndexError) as err:
-            raise SnapshotError(f"the snapshot is damaged ({err})") from None
+        """Rebuild an interaction from :meth:`snapshot` output; SnapshotError when it does not fit.
+
+        The snapshot is untrusted: snapshots.py checks every field against ``policy``
+        (and recomputes which while rules are active from the state) before anything
+        is built, and the result is a fresh interaction that shares nothing with ``snap``.
+        """
+        checked = check_snapshot(policy, snap)
+        inter = cls(policy, checked.conversation)
+        inter.state = checked.state
+        inter.active = checked.active
+        inter.flags = checked.flags
+        inter._set_pending(checked.pending)
+        inter.next_n = checked.next_n
+        inter.last_time = checked.last_time
         return inter

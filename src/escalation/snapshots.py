@@ -1,0 +1,286 @@
+"""Checking a snapshot before it is resumed: every field against the compiled policy.
+
+A snapshot (:meth:`Interaction.snapshot`) leaves the process: it is stored, sent,
+perhaps edited by hand, and comes back as untrusted data. :func:`check_snapshot`
+accepts exactly what an interaction under the same policy could have written, and
+refuses anything else with a :class:`SnapshotError` whose message is one sentence
+naming the field. It only reads the snapshot; the caller builds a fresh interaction
+from what it returns, so a refused snapshot changes nothing anywhere.
+
+What holds for a snapshot an interaction writes, and is therefore required:
+
+- the keys are exactly :data:`KEYS`; ``format`` and ``policy_sha256`` are this
+  format and this policy's hash; ``conversation`` is a string;
+- ``last_time`` (the latest event's time) is null before any event, else integer
+  microseconds within the times an event may have (events.MIN_TIME..MAX_TIME);
+- ``state`` has one slot per temporal operator, of the kind its operator's
+  ``initial()`` gives: a count is a non-negative integer; a window a list of
+  integer times in ascending order; a ``last`` is null or a value of the
+  attribute's type; a ``time since`` is null or an integer time. No time is later
+  than ``last_time``, and before any event every slot is at its initial value;
+- ``pending`` lists ``[n, spec, created_at, due]`` rows: ``n`` a positive integer,
+  strictly ascending (so unique) and below ``next_n``; ``spec`` an index into the
+  policy's ``require`` effects (0..len-1, never negative); ``created_at`` a time no
+  later than ``last_time``, not decreasing along the list; ``due`` exactly
+  ``created_at`` plus the require's ``within`` (null when it has none) and not
+  earlier than ``last_time`` (an event expires everything due before it);
+- ``next_n`` is a positive integer, 1 before any event;
+- ``active`` names each ``while`` rule whose condition holds. A while rule is active
+  after an event exactly when its condition holds on the state at that event's
+  time (language.md §6; before the first event none is), so the flags are a
+  function of ``state`` and ``last_time``: they are **recomputed** from them, never
+  taken from the snapshot, and an ``active`` list that disagrees with them (a rule
+  forced active or left out, an unknown name, a name twice) is refused.
+
+The replay's spill (:meth:`Interaction.frozen` / :meth:`Interaction.thawed`) is
+written and read by the same process and is not checked here.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from collections import deque
+from typing import Any, NamedTuple
+
+from .compiler import CompiledPolicy, Op
+from .errors import SnapshotError
+from .events import MAX_TIME, MIN_TIME
+from .timefmt import US, format_time
+from .vocabulary import BOOL, DURATION, INT, STRING, EnumType
+
+SNAPSHOT_FORMAT = "escalation-snapshot/1"
+
+#: The keys of a snapshot, in the order :meth:`Interaction.snapshot` writes them.
+KEYS = ("format", "policy_sha256", "conversation", "state", "active", "pending", "next_n", "last_time")
+
+#: The largest count, obligation number or ``next_n`` a snapshot may hold (a signed 64-bit integer).
+MAX_COUNT = 2**63 - 1
+
+_repr = reprlib.Repr()
+_repr.maxstring = 40
+_repr.maxother = 40
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = 4
+_repr.maxlevel = 2
+
+
+class Checked(NamedTuple):
+    """What a valid snapshot holds, in the evaluator's form (windows as fresh deques)."""
+
+    conversation: str
+    state: list[Any]
+    active: tuple[int, ...]
+    flags: list[bool]
+    pending: list[tuple[int, int, int, int | None]]
+    next_n: int
+    last_time: int | None
+
+
+def _show(value: Any) -> str:
+    """A short, safe rendering of any value for a message (a huge integer is described, not printed)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of {len(str(abs(value))) if value.bit_length() < 10_000 else 'thousands of'} digits"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    try:
+        text = _repr.repr(value)
+    except Exception:  # a value handed in by a library caller whose repr fails
+        text = f"a {type(value).__name__}"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _time(value: Any, where: str, latest: int | None) -> int:
+    """An integer time in microseconds, within the event times and not after ``latest`` (when given)."""
+    if not _is_int(value):
+        raise SnapshotError(f"the snapshot's {where} must be an integer time in microseconds, not {_show(value)}")
+    if not MIN_TIME <= value <= MAX_TIME:
+        raise SnapshotError(f"the snapshot's {where} is {_show(value)}, outside the times an event may have")
+    if latest is not None and value > latest:
+        raise SnapshotError(f"the snapshot's {where} is {_show(value)}, later than its latest event (`last_time` {latest}, {format_time(latest)})")
+    return int(value)
+
+
+def _count(value: Any, where: str, least: int = 0) -> int:
+    if not _is_int(value) or not least <= value <= MAX_COUNT:
+        what = "a non-negative integer" if least == 0 else f"an integer of at least {least}"
+        raise SnapshotError(f"the snapshot's {where} must be {what} (at most {MAX_COUNT}), not {_show(value)}")
+    return int(value)
+
+
+def _describe(op: Op) -> str:
+    if op.source is not None:
+        from .formatter import format_expr
+
+        return f"`{format_expr(op.source)}`"
+    return f"a {op.kind} operator"  # pragma: no cover - every compiled operator has its source
+
+
+def _last_value(policy: CompiledPolicy, op: Op, value: Any, where: str) -> Any:
+    """A `last` slot: null (never seen) or a value of the attribute's type, as an event would give it."""
+    if value is None:
+        return None
+    field = policy.vocabulary[op.pattern.event].field(op.attr)
+    assert field is not None
+    t = field.type
+    if isinstance(t, EnumType):
+        if isinstance(value, str) and value in t.members:
+            return value
+        expected = f"null or one of {', '.join(t.members)}"
+    elif t == INT:
+        if _is_int(value):
+            return int(value)
+        expected = "null or an integer"
+    elif t == BOOL:
+        if isinstance(value, bool):
+            return value
+        expected = "null or true or false"
+    elif t == STRING:
+        if isinstance(value, str):
+            return str(value)
+        expected = "null or a string"
+    elif t == DURATION:
+        if _is_int(value) and value >= 0:
+            return int(value)
+        expected = "null or a non-negative integer number of microseconds"
+    else:  # pragma: no cover - the vocabulary's types are closed
+        raise AssertionError(t)
+    raise SnapshotError(f"the snapshot's {where} must be {expected}, not {_show(value)}")
+
+
+def _slot(policy: CompiledPolicy, i: int, op: Op, value: Any, last_time: int | None) -> Any:
+    """One operator slot, checked against the kind its ``initial()`` gives."""
+    where = f"`state[{i}]` ({_describe(op)})"
+    if op.kind == "count":
+        result: Any = _count(value, where)
+    elif op.kind == "wcount":
+        if not isinstance(value, list | tuple):
+            raise SnapshotError(f"the snapshot's {where} must be a list of event times (a window), not {_show(value)}")
+        times: deque[int] = deque()
+        for j, t in enumerate(value):
+            t = _time(t, f"`state[{i}][{j}]` ({_describe(op)})", last_time)
+            if times and t < times[-1]:
+                raise SnapshotError(f"the snapshot's {where} is not in ascending order of time (entry {j} is earlier than entry {j - 1})")
+            times.append(t)
+        result = times
+    elif op.kind == "last":
+        result = _last_value(policy, op, value, where)
+    else:  # time
+        result = None if value is None else _time(value, where, last_time)
+    if last_time is None and result != op.initial():
+        initial = {"count": "0", "wcount": "[]"}.get(op.kind, "null")
+        raise SnapshotError(f"the snapshot's {where} is {_show(value)}, but it records no event yet (`last_time` is null), so it must be {initial}")
+    return result
+
+
+def _pending(policy: CompiledPolicy, rows: Any, last_time: int | None) -> list[tuple[int, int, int, int | None]]:
+    if not isinstance(rows, list | tuple):
+        raise SnapshotError(f"the snapshot's `pending` must be a list of obligations, not {_show(rows)}")
+    if rows and last_time is None:
+        raise SnapshotError("the snapshot's `pending` holds obligations, but it records no event yet (`last_time` is null)")
+    requires = policy.requires
+    out: list[tuple[int, int, int, int | None]] = []
+    for j, row in enumerate(rows):
+        where = f"`pending[{j}]`"
+        if not isinstance(row, list | tuple) or len(row) != 4:
+            raise SnapshotError(f"the snapshot's {where} must be a list [n, spec, created_at, due], not {_show(row)}")
+        n = _count(row[0], f"{where} number n", least=1)
+        if out and n <= out[-1][0]:
+            raise SnapshotError(f"the snapshot's {where} number n is {n}, not greater than the obligation before it (numbers are unique and ascending)")
+        spec_index = row[1]
+        if not _is_int(spec_index) or not 0 <= spec_index < len(requires):
+            raise SnapshotError(f"the snapshot's {where} spec must be an index from 0 to {len(requires) - 1} into the policy's `require` effects, not {_show(spec_index)}")
+        spec = requires[spec_index]
+        created = _time(row[2], f"{where} created_at", last_time)
+        if out and created < out[-1][2]:
+            raise SnapshotError(f"the snapshot's {where} created_at is earlier than that of the obligation before it, which was created first")
+        due = row[3]
+        if spec.within is None:
+            if due is not None:
+                raise SnapshotError(f"the snapshot's {where} due must be null (rule `{spec.rule}`'s require has no `within`), not {_show(due)}")
+        else:
+            if not _is_int(due) or due != created + spec.within:
+                raise SnapshotError(
+                    f"the snapshot's {where} due must be created_at plus rule `{spec.rule}`'s `within` ({spec.within // US}s), {created + spec.within}, not {_show(due)}"
+                )
+            assert last_time is not None
+            if due < last_time:
+                raise SnapshotError(f"the snapshot's {where} due {due} is earlier than its latest event (`last_time` {last_time}), which would have expired it")
+        out.append((n, int(spec_index), created, None if due is None else int(due)))
+    return out
+
+
+def _flags(policy: CompiledPolicy, state: list[Any], last_time: int | None) -> list[bool]:
+    """The while rules active after the latest event: those whose condition holds on the state at its time (§6)."""
+    if last_time is None:  # before the first event every while rule counts as inactive
+        return [False] * len(policy.while_rules)
+    try:
+        return [bool(rule.cond(state, None, last_time)) for rule in policy.while_rules]
+    except (TypeError, ValueError, ArithmeticError, KeyError, IndexError) as err:  # pragma: no cover - the slots are checked above
+        raise SnapshotError(f"the snapshot's `state` cannot be evaluated by this policy's rules ({type(err).__name__})") from None
+
+
+def _active(policy: CompiledPolicy, names: Any, flags: list[bool], last_time: int | None) -> tuple[int, ...]:
+    if not isinstance(names, list | tuple):
+        raise SnapshotError(f"the snapshot's `active` must be a list of while-rule names, not {_show(names)}")
+    positions = {r.name: r.position for r in policy.while_rules}
+    seen: set[int] = set()
+    for j, name in enumerate(names):
+        if not isinstance(name, str) or name not in positions:
+            raise SnapshotError(f"the snapshot's `active[{j}]` is {_show(name)}, which is not a while rule of this policy")
+        k = positions[name]
+        if k in seen:
+            raise SnapshotError(f"the snapshot's `active` names rule `{name}` twice")
+        if not flags[k]:
+            if last_time is None:
+                raise SnapshotError(f"the snapshot's `active` says rule `{name}` is active, but it records no event yet (`last_time` is null), and before the first event no while rule is")
+            raise SnapshotError(f"the snapshot's `active` says rule `{name}` is active, but its condition does not hold on the snapshot's state")
+        seen.add(k)
+    for k, on in enumerate(flags):
+        if on and k not in seen:
+            raise SnapshotError(f"the snapshot's `active` leaves out rule `{policy.while_rules[k].name}`, whose condition holds on the snapshot's state")
+    return tuple(k for k, on in enumerate(flags) if on)
+
+
+def check_snapshot(policy: CompiledPolicy, snap: Any) -> Checked:
+    """Every field of ``snap`` checked against ``policy``; SnapshotError (one sentence naming the field) when one does not fit."""
+    if not isinstance(snap, dict):
+        raise SnapshotError(f"this is not an {SNAPSHOT_FORMAT} snapshot (a snapshot is a JSON object, not {_show(snap)})")
+    fmt = snap.get("format")
+    if not isinstance(fmt, str) or fmt != SNAPSHOT_FORMAT:
+        raise SnapshotError(f"this is not an {SNAPSHOT_FORMAT} snapshot (its `format` is {_show(fmt)})")
+    sha = snap.get("policy_sha256")
+    if not isinstance(sha, str) or sha != policy.sha256:
+        raise SnapshotError("the snapshot was taken under another policy (its sha256 differs); replay the interaction instead")
+    missing = [k for k in KEYS if k not in snap]
+    if missing:
+        raise SnapshotError(f"the snapshot has no `{missing[0]}`")
+    extra = sorted((k for k in snap if k not in KEYS), key=repr)
+    if extra:
+        raise SnapshotError(f"the snapshot holds the unknown key {_show(extra[0])}")
+
+    conversation = snap["conversation"]
+    if not isinstance(conversation, str):
+        raise SnapshotError(f"the snapshot's `conversation` must be a string, not {_show(conversation)}")
+    raw_last = snap["last_time"]
+    last_time = None if raw_last is None else _time(raw_last, "`last_time`", None)
+
+    raw_state = snap["state"]
+    if not isinstance(raw_state, list | tuple):
+        raise SnapshotError(f"the snapshot's `state` must be a list, not {_show(raw_state)}")
+    if len(raw_state) != len(policy.ops):
+        raise SnapshotError(f"the snapshot's `state` has {len(raw_state)} slots, and this policy has {len(policy.ops)} temporal operators")
+    state = [_slot(policy, i, op, v, last_time) for i, (op, v) in enumerate(zip(policy.ops, raw_state, strict=True))]
+
+    pending = _pending(policy, snap["pending"], last_time)
+    next_n = _count(snap["next_n"], "`next_n`", least=1)
+    if last_time is None and next_n != 1:
+        raise SnapshotError(f"the snapshot's `next_n` is {next_n}, but it records no event yet (`last_time` is null), so it must be 1")
+    if pending and next_n <= pending[-1][0]:
+        raise SnapshotError(f"the snapshot's `next_n` is {next_n}, not greater than the number of its last pending obligation ({pending[-1][0]})")
+
+    flags = _flags(policy, state, last_time)
+    active = _active(policy, snap["active"], flags, last_time)
+    return Checked(conversation, state, active, flags, pending, next_n, last_time)
