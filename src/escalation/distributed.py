@@ -53,6 +53,7 @@ import logging
 import math
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 import zlib
@@ -421,20 +422,61 @@ def _scheduler(scheduler: str | None) -> Iterator[Callable[[list[Any]], list[Any
             cluster.close()
 
 
+def _earlier_audit(target: Path) -> list[str]:
+    """The names of the files to remove when replacing ``target``: none when it does not exist or is an
+    empty folder; a manifest and its parts when it holds an earlier partitioned audit and nothing else.
+
+    Anything else is refused with DistributedError, and nothing is touched: a file, a symbolic
+    link, a folder with other files or folders in it, a manifest that is not a valid
+    escalation manifest (its format, its partitions, its root hash).
+    """
+    if not os.path.lexists(target):
+        return []
+    if target.is_symlink():
+        raise DistributedError(f"{target} is a symbolic link: give the output folder itself (nothing was changed)")
+    if not target.is_dir():
+        raise DistributedError(f"{target} exists and is not a folder: choose another output folder (nothing was changed)")
+    names = sorted(os.listdir(target))
+    if not names:
+        return []
+    try:
+        if not stat.S_ISREG(os.lstat(target / MANIFEST).st_mode):
+            raise ValueError("the manifest is not a regular file")
+        manifest = _parse_manifest(_manifest_bytes(target / MANIFEST))
+        _check_manifest_shape(manifest, None)  # an audit of another engine version may be replaced too
+    except (OSError, ValueError, _Fail):
+        raise DistributedError(
+            f"{target} is not a partitioned audit folder (it is not empty, and holds no valid {MANIFEST}), so it is not replaced: "
+            "choose another output folder (nothing was changed)"
+        ) from None
+    listed = {MANIFEST, *(entry["file"] for entry in manifest["partitions"])}
+    others = [n for n in names if n not in listed or not stat.S_ISREG(os.lstat(target / n).st_mode)]
+    if others:
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        raise DistributedError(
+            f"{target} holds {quote(others[0])}{more} besides its partitioned audit, so it is not replaced: "
+            "choose another output folder (nothing was changed)"
+        )
+    return names
+
+
 def _check_target(target: Path) -> None:
-    """Refuse to replace anything but an empty folder or an earlier partitioned audit."""
-    if not target.exists():
-        return
-    if target.is_dir() and (not any(target.iterdir()) or (target / MANIFEST).is_file()):
-        return
-    raise DistributedError(f"{target} exists and is not a partitioned audit folder: choose another output folder")
+    """Refuse, before any work, to replace anything but nothing, an empty folder or an earlier partitioned audit."""
+    _earlier_audit(target)
 
 
 def _install(staging: Path, target: Path) -> None:
-    """Rename the finished staging folder to ``target``, replacing an earlier audit there."""
+    """Rename the finished staging folder to ``target``, replacing an earlier audit there.
+
+    The folder at ``target`` is checked again (it may have changed during the replay); it is
+    renamed aside, the staging folder renamed in its place, and then only the files its
+    manifest listed are removed from it. Should anything else have appeared in it in the
+    meantime, the renamed folder stays (``.NAME.*.old`` beside ``target``) with that in it.
+    """
     _fsync_dir(staging)
-    if not target.exists():
-        os.replace(staging, target)
+    names = _earlier_audit(target)
+    if not os.path.lexists(target):
+        os.replace(staging, target)  # fails, changing nothing, if a folder that is not empty appeared there
     else:
         old = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
         os.replace(target, old)
@@ -443,7 +485,11 @@ def _install(staging: Path, target: Path) -> None:
         except BaseException:
             os.replace(old, target)
             raise
-        shutil.rmtree(old, ignore_errors=True)
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                (old / name).unlink()
+        with contextlib.suppress(OSError):  # not empty: something the manifest does not list appeared; keep it
+            old.rmdir()
     _fsync_dir(target.parent)
 
 
