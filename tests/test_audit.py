@@ -22,7 +22,14 @@ def _log(records: list[dict[str, object]]) -> bytes:
 def _sample() -> bytes:
     return _log(
         [
-            {"kind": "header", "format": "escalation-audit/1", "engine": ENGINE, "as_of": None},
+            {
+                "kind": "header",
+                "format": "escalation-audit/1",
+                "engine": ENGINE,
+                "policy": {"name": "p", "version": None, "sha256": "0" * 64},
+                "inputs": [{"path": "-", "sha256": "1" * 64}],
+                "as_of": None,
+            },
             {"kind": "rejected", "seq": 1, "source": "-:1", "reason": "x", "raw": "é"},
             {
                 "kind": "summary",

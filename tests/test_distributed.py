@@ -353,3 +353,66 @@ def test_the_command_line_replays_on_dask_and_verifies_the_manifest(tmp_path: Pa
     part = sorted(out.glob("part-*.jsonl"))[0]
     part.write_bytes(part.read_bytes().replace(b'"c-7-00001"', b'"c-7-0000X"', 1))
     assert subprocess.run([*exe, "verify", str(out)], capture_output=True, timeout=300).returncode == 5
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path -> bytes), and every folder (-> b"/")."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else b"/") for p in sorted(folder.rglob("*"))}
+
+
+def _decoy(folder: Path) -> dict[str, bytes]:
+    """A project's folder that happens to hold a `manifest.json` (a browser extension's, say)."""
+    (folder / "src").mkdir(parents=True)
+    (folder / "manifest.json").write_text('{"manifest_version": 3, "name": "my extension", "version": "1.0"}\n', encoding="utf-8")
+    (folder / "src" / "background.js").write_text("console.log('my sources');\n", encoding="utf-8")
+    (folder / "README.md").write_text("mine\n", encoding="utf-8")
+    return _snapshot(folder)
+
+
+def test_a_folder_that_is_not_a_partitioned_audit_is_never_replaced(cluster: str, shards: list[str], tmp_path: Path) -> None:
+    """A fake manifest.json, or a real one beside other files: refused before any work, every file left byte for byte."""
+    decoy = tmp_path / "project"
+    before = _decoy(decoy)
+    with pytest.raises(DistributedError, match="not a partitioned audit"):
+        replay_distributed(POLICY_PATH, shards[:1], str(decoy), scheduler=cluster, partitions=2)
+    assert _snapshot(decoy) == before
+    replay_distributed(POLICY_PATH, shards[:1], str(tmp_path / "audit"), scheduler=cluster, partitions=2)
+    for f in (tmp_path / "audit").iterdir():  # a valid audit, and the project's other files beside it
+        shutil.copy(f, decoy / f.name)
+    before = _snapshot(decoy)
+    with pytest.raises(DistributedError, match="besides its partitioned audit"):
+        replay_distributed(POLICY_PATH, shards[:1], str(decoy), scheduler=cluster, partitions=2)
+    assert _snapshot(decoy) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit", "project"]  # no staging or renamed folder left
+
+
+def test_the_command_line_refuses_a_decoy_out_dir_with_one_sentence(cluster: str, tmp_path: Path) -> None:
+    import subprocess
+
+    decoy = tmp_path / "project"
+    before = _decoy(decoy)
+    exe = str(Path(sys.executable).with_name("escalation"))
+    events = str(ROOT / "examples" / "sample.jsonl")
+    proc = subprocess.run([exe, "replay", POLICY_PATH, events, "--dask", cluster, "--out-dir", str(decoy)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr and "nothing was changed" in proc.stderr
+    assert _snapshot(decoy) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]
+
+
+def test_replacing_an_audit_removes_only_the_files_its_manifest_lists(shards: list[str], tmp_path: Path) -> None:
+    """An audit replaced: the new one in its place, nothing else left; a file that appeared during the replay stops the swap."""
+    from escalation.distributed import _install
+
+    out = tmp_path / "out"
+    replay_distributed(POLICY_PATH, shards[:1], str(out), scheduler=None, partitions=3)
+    replay_distributed(POLICY_PATH, shards[:2], str(out), scheduler=None, partitions=2)  # fewer parts: part 2 goes
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, part_name(0), part_name(1)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and verify_manifest(out, ENGINE).ok
+    staging = tmp_path / "staging"
+    replay_distributed(POLICY_PATH, shards[:1], str(staging), scheduler=None, partitions=1)
+    (out / "notes.txt").write_text("written while the replay ran", encoding="utf-8")
+    before = _snapshot(out)
+    with pytest.raises(DistributedError, match=r"notes\.txt"):
+        _install(staging, out)
+    assert _snapshot(out) == before and verify_manifest(staging, ENGINE).ok

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -15,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .audit import verify_stream
+from .audit import MAX_IDLE_HORIZON_S, compare_log, verify_stream
 from .checker import check_source, check_test_file
 from .compiler import CompiledPolicy, load_compiled
 from .errors import Diagnostic, EscalationError, PolicyError, render_all
@@ -23,7 +22,7 @@ from .parallel import ParallelError, replay_parallel
 from .parallel import usable as parallel_usable
 from .parser import read_source
 from .replay import ENGINE, Input, InputError, Replayer, StrictStop, open_inputs, replay_records, write_log
-from .timefmt import TimeError, parse_time
+from .timefmt import TimeError, format_time, parse_time
 
 # Exit codes (interfaces.md §3).
 EXIT_OK = 0
@@ -157,10 +156,13 @@ def _parse_as_of(value: str | None) -> int | None:
 def _parse_horizon(value: str | None) -> int | None:
     if value is None:
         return None
-    m = re.fullmatch(r"([0-9]+)([smhd])", value.strip())
+    m = re.fullmatch(r"([0-9]{1,20})([smhd])", value.strip())
     if m is None or int(m.group(1)) == 0:
         raise click.BadParameter(f"{value!r} is not a positive duration such as 30m, 2h or 7d", param_hint="--idle-horizon")
-    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)] * 1_000_000
+    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if seconds > MAX_IDLE_HORIZON_S:  # longer than the span of the times a log can write: the header could not hold it
+        raise click.BadParameter(f"{value!r} is longer than the years 0001-9999 (at most {MAX_IDLE_HORIZON_S}s)", param_hint="--idle-horizon")
+    return seconds * 1_000_000
 
 
 def _open_inputs(events: tuple[str, ...], spool_dir: str | None = None) -> list[Input]:
@@ -318,7 +320,85 @@ def _replay_dask(
     sys.exit(EXIT_OK)
 
 
-def _verify_partitioned(audit: str, policy_path: str | None, event_paths: list[str]) -> NoReturn:
+#: What the auditor says about an option that changes verdicts: None when not given (the
+#: header's value is taken on trust), else a 1-tuple of the value (microseconds, or None for `none`).
+Claim = tuple[int | None] | None
+
+
+def _claim_as_of(value: str | None) -> Claim:
+    """`verify --as-of TIME|none`: the time the log must have been closed at, or that it was not."""
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return (None,)
+    try:
+        us = parse_time(value)
+        format_time(us)  # a time the log can write (years 0001-9999 in UTC)
+    except (TimeError, OverflowError, ValueError):
+        raise click.BadParameter(f"{value!r} is not an RFC 3339 date-time such as 2026-11-30T00:00:00Z, nor `none`", param_hint="--as-of") from None
+    return (us,)
+
+
+def _claim_horizon(value: str | None) -> Claim:
+    """`verify --idle-horizon DURATION|none`."""
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return (None,)
+    return (_parse_horizon(value),)
+
+
+def _show_as_of(us: int | None) -> str:
+    return "no --as-of" if us is None else f"--as-of {format_time(us)}"
+
+
+def _show_horizon(us: int | None) -> str:
+    if us is None:
+        return "no --idle-horizon"
+    seconds = us // 1_000_000
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"--idle-horizon {seconds // size}{unit}"
+    return f"--idle-horizon {seconds}s"
+
+
+def _recorded_options(header: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(as_of, idle horizon) in microseconds, as a verified header or manifest records them."""
+    as_of = header.get("as_of")
+    horizon = header.get("idle_horizon")
+    return (parse_time(as_of) if isinstance(as_of, str) else None, horizon * 1_000_000 if type(horizon) is int else None)
+
+
+def _check_claims(where: str, recorded: tuple[int | None, int | None], as_of: Claim, horizon: Claim) -> tuple[int | None, int | None]:
+    """The options to replay with: the auditor's, after checking that the log records the same (else exit 5)."""
+    for claim, value, show, flag in ((as_of, recorded[0], _show_as_of, "--as-of"), (horizon, recorded[1], _show_horizon, "--idle-horizon")):
+        if claim is not None and claim[0] != value:
+            given = show(claim[0]) if claim[0] is not None else f"{flag} none"
+            click.echo(f"{where}: the log's header says it was made with {show(value)}, but you gave {given}", err=True)
+            sys.exit(EXIT_TAMPERED)
+    return (recorded[0] if as_of is None else as_of[0], recorded[1] if horizon is None else horizon[0])
+
+
+def _trust_note(recorded: tuple[int | None, int | None], as_of: Claim, horizon: Claim) -> str | None:
+    """The note for options taken from the header on trust, because the auditor gave none."""
+    taken = [show(value) for claim, value, show in ((as_of, recorded[0], _show_as_of), (horizon, recorded[1], _show_horizon)) if claim is None]
+    flags = [flag for claim, flag in ((as_of, "--as-of"), (horizon, "--idle-horizon")) if claim is None]
+    if not taken:
+        return None
+    one = len(taken) == 1
+    return (
+        f"note: {' and '.join(taken)} {'was' if one else 'were'} taken on trust from the log's header; "
+        f"pass {' and '.join(flags)} (a value, or none) to check {'it' if one else 'them'}"
+    )
+
+
+def _remove_spools(inputs: list[Input]) -> None:
+    for i in inputs:
+        if i.path == "-":
+            i.file.unlink(missing_ok=True)
+
+
+def _verify_partitioned(audit: str, policy_path: str | None, event_paths: list[str], as_of: Claim, horizon: Claim) -> NoReturn:
     """`verify DIR`: a partitioned audit (a folder with manifest.json, or the manifest itself)."""
     from .distributed import compare_manifest, verify_manifest
 
@@ -329,23 +409,26 @@ def _verify_partitioned(audit: str, policy_path: str | None, event_paths: list[s
         sys.exit(EXIT_USAGE)
     if not result.ok:
         click.echo(result.message, err=True)
-        click.echo("verification failed: the partitioned audit is tampered, truncated or from another engine", err=True)
         sys.exit(EXIT_TAMPERED)
     manifest = result.header or {}
-    if policy_path is not None or event_paths:
-        if policy_path is None or not event_paths:
-            raise click.UsageError("--policy and --events go together")
+    recorded = _recorded_options(manifest)
+    _check_claims(audit, recorded, as_of, horizon)
+    if policy_path is not None:
         compiled = _load_policy(policy_path)
         inputs = _open_inputs(tuple(event_paths))
         try:
             result = compare_manifest(audit, compiled, inputs)
+        except OSError as err:
+            click.echo(f"error: cannot read {err.filename or audit}: {err.strerror or err}", err=True)
+            sys.exit(EXIT_USAGE)
         finally:
-            for i in inputs:
-                if i.path == "-":
-                    i.file.unlink(missing_ok=True)
+            _remove_spools(inputs)
         if not result.ok:
             click.echo(result.message, err=True)
             sys.exit(EXIT_TAMPERED)
+        note = _trust_note(recorded, as_of, horizon)
+        if note is not None:
+            click.echo(note, err=True)
         click.echo(f"{audit}: intact, and identical to a fresh replay of its inputs ({len(manifest.get('partitions', []))} parts)", err=True)
         sys.exit(EXIT_OK)
     summary = result.summary or {}
@@ -359,14 +442,36 @@ def _verify_partitioned(audit: str, policy_path: str | None, event_paths: list[s
 @click.argument("audit")
 @click.option("--policy", "policy_path", help="Also replay the inputs against this policy and compare byte for byte")
 @click.option("--events", multiple=True, help="The event files the log was made from (with --policy)")
-def verify(audit: str, policy_path: str | None, events: tuple[str, ...]) -> None:
-    """Check AUDIT's hash chain, order and counts; with --policy and --events, replay and compare."""
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="TIME|none",
+    help="The --as-of the log must have been made with (`none`: without); the fresh replay uses it. "
+    "Without it, the header's value is taken on trust (a note says so)",
+)
+@click.option(
+    "--idle-horizon",
+    "idle_horizon",
+    metavar="DURATION|none",
+    help="The --idle-horizon the log must have been made with (`none`: without); the fresh replay uses it. "
+    "Without it, the header's value is taken on trust (a note says so)",
+)
+def verify(audit: str, policy_path: str | None, events: tuple[str, ...], as_of: str | None, idle_horizon: str | None) -> None:
+    """Check AUDIT's hash chain, order and counts; with --policy and --events, replay and compare.
+
+    Exit 0 intact (and identical to a fresh replay); 5 tampered, truncated, from another
+    engine, made with other options than --as-of / --idle-horizon say, or different.
+    """
     extra = list(click.get_current_context().args)
     event_paths = list(events) + extra
+    if (policy_path is None) != (not event_paths):
+        raise click.UsageError("--policy and --events go together")
+    as_of_claim = _claim_as_of(as_of)
+    horizon_claim = _claim_horizon(idle_horizon)
     from .distributed import is_manifest
 
     if is_manifest(audit):
-        _verify_partitioned(audit, policy_path, event_paths)
+        _verify_partitioned(audit, policy_path, event_paths, as_of_claim, horizon_claim)
     try:
         with open(audit, "rb") as fh:
             result = verify_stream(fh, ENGINE)
@@ -376,43 +481,41 @@ def verify(audit: str, policy_path: str | None, events: tuple[str, ...]) -> None
     if not result.ok:
         where = f"{audit}:{result.line}: " if result.line else f"{audit}: "
         click.echo(f"{where}{result.message}", err=True)
-        click.echo("verification failed: the log is tampered, truncated or from another engine", err=True)
         sys.exit(EXIT_TAMPERED)
-    if policy_path is not None or event_paths:
-        if policy_path is None or not event_paths:
-            raise click.UsageError("--policy and --events go together")
-        header = result.header or {}
-        compiled = _load_policy(policy_path)
-        if compiled.sha256 != header.get("policy", {}).get("sha256"):
-            click.echo(f"{audit}:1: the log was made with another policy (sha256 {header.get('policy', {}).get('sha256')}), not {policy_path} ({compiled.sha256})", err=True)
-            sys.exit(EXIT_TAMPERED)
-        inputs = _open_inputs(tuple(event_paths))
-        recorded = [(i.get("path"), i.get("sha256")) for i in header.get("inputs", [])]
-        given = [(i.path, i.sha256) for i in inputs]
-        if [d for _, d in recorded] != [d for _, d in given]:
-            click.echo(f"{audit}:1: the log was made from other inputs ({', '.join(p or '?' for p, _ in recorded)}) than those given", err=True)
-            sys.exit(EXIT_TAMPERED)
-        as_of = header.get("as_of")
-        as_of_us = parse_time(as_of) if as_of else None
-        # the header records the paths as given then; replay under those names so the bytes can match
-        for inp, (path, _) in zip(inputs, recorded, strict=True):
-            inp.path = path or inp.path
-        buffer = io.BytesIO()
-        horizon = header.get("idle_horizon")
-        write_log(replay_records(compiled, inputs, as_of_us, idle_horizon=horizon * 1_000_000 if isinstance(horizon, int) else None), buffer)
-        fresh = buffer.getvalue().split(b"\n")
-        with open(audit, "rb") as fh:
-            for number, line in enumerate(fh, 1):
-                if number > len(fresh) or line.rstrip(b"\n") != fresh[number - 1]:
-                    click.echo(f"{audit}:{number}: differs from a fresh replay of the inputs", err=True)
-                    sys.exit(EXIT_TAMPERED)
-            if number < len(fresh) - 1:
-                click.echo(f"{audit}:{number + 1}: the log ends before a fresh replay does", err=True)
-                sys.exit(EXIT_TAMPERED)
-        click.echo(f"{audit}: intact, and identical to a fresh replay of its inputs", err=True)
+    header = result.header or {}
+    recorded = _recorded_options(header)
+    as_of_us, horizon_us = _check_claims(f"{audit}:1", recorded, as_of_claim, horizon_claim)
+    if policy_path is None:
+        summary = result.summary or {}
+        click.echo(f"{audit}: intact ({summary.get('records')} records, {summary.get('violations')} violations)", err=True)
         sys.exit(EXIT_OK)
-    summary = result.summary or {}
-    click.echo(f"{audit}: intact ({summary.get('records')} records, {summary.get('violations')} violations)", err=True)
+    compiled = _load_policy(policy_path)
+    if compiled.sha256 != header["policy"]["sha256"]:
+        click.echo(f"{audit}:1: the log was made with another policy (sha256 {header['policy']['sha256']}), not {policy_path} ({compiled.sha256})", err=True)
+        sys.exit(EXIT_TAMPERED)
+    inputs = _open_inputs(tuple(event_paths))
+    try:
+        recorded_inputs = [(i["path"], i["sha256"]) for i in header["inputs"]]
+        if [d for _, d in recorded_inputs] != [i.sha256 for i in inputs]:
+            click.echo(f"{audit}:1: the log was made from other inputs ({', '.join(p for p, _ in recorded_inputs)}) than those given", err=True)
+            sys.exit(EXIT_TAMPERED)
+        # the header records the paths as given then; replay under those names so the bytes can match
+        for inp, (path, _) in zip(inputs, recorded_inputs, strict=True):
+            inp.path = path
+        with open(audit, "rb") as fh:  # the fresh replay's lines, one at a time, against the file's
+            compared = compare_log(fh, replay_records(compiled, inputs, as_of_us, idle_horizon=horizon_us))
+    except OSError as err:
+        click.echo(f"error: cannot read {err.filename or audit}: {err.strerror or err}", err=True)
+        sys.exit(EXIT_USAGE)
+    finally:
+        _remove_spools(inputs)
+    if not compared.ok:
+        click.echo(f"{audit}:{compared.line}: {compared.message}", err=True)
+        sys.exit(EXIT_TAMPERED)
+    note = _trust_note(recorded, as_of_claim, horizon_claim)
+    if note is not None:
+        click.echo(note, err=True)
+    click.echo(f"{audit}: intact, and identical to a fresh replay of its inputs", err=True)
     sys.exit(EXIT_OK)
 
 

@@ -53,6 +53,7 @@ import logging
 import math
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 import zlib
@@ -62,7 +63,25 @@ from typing import IO, Any
 
 import attrs
 
-from .audit import GENESIS, KINDS, AuditWriter, BadLine, Tally, VerifyResult, chained_records
+from .audit import (
+    GENESIS,
+    KINDS,
+    AuditWriter,
+    BadLine,
+    Differs,
+    LineComparer,
+    Tally,
+    VerifyResult,
+    canonical,
+    chained_records,
+    check_header,
+    check_record,
+    is_time,
+    loads_strict,
+    option_problem,
+    quote,
+    read_lines,
+)
 from .checker import check_source
 from .compiler import CompiledPolicy, compile_policy
 from .errors import EscalationError, PolicyError
@@ -88,6 +107,8 @@ PARTITION_BYTES = 16 << 20
 MAX_DEFAULT_PARTITIONS = 512
 #: ``scheduler="local"`` starts this many single-threaded worker processes (``"local:N"`` for N).
 LOCAL_WORKERS = 2
+#: The longest manifest read; one this engine writes takes about 250 bytes per partition.
+MAX_MANIFEST_BYTES = 64 << 20
 _TOTALS = ("records", "events", "rejected", "conversations", "violations", "open_obligations")
 
 
@@ -401,20 +422,61 @@ def _scheduler(scheduler: str | None) -> Iterator[Callable[[list[Any]], list[Any
             cluster.close()
 
 
+def _earlier_audit(target: Path) -> list[str]:
+    """The names of the files to remove when replacing ``target``: none when it does not exist or is an
+    empty folder; a manifest and its parts when it holds an earlier partitioned audit and nothing else.
+
+    Anything else is refused with DistributedError, and nothing is touched: a file, a symbolic
+    link, a folder with other files or folders in it, a manifest that is not a valid
+    escalation manifest (its format, its partitions, its root hash).
+    """
+    if not os.path.lexists(target):
+        return []
+    if target.is_symlink():
+        raise DistributedError(f"{target} is a symbolic link: give the output folder itself (nothing was changed)")
+    if not target.is_dir():
+        raise DistributedError(f"{target} exists and is not a folder: choose another output folder (nothing was changed)")
+    names = sorted(os.listdir(target))
+    if not names:
+        return []
+    try:
+        if not stat.S_ISREG(os.lstat(target / MANIFEST).st_mode):
+            raise ValueError("the manifest is not a regular file")
+        manifest = _parse_manifest(_manifest_bytes(target / MANIFEST))
+        _check_manifest_shape(manifest, None)  # an audit of another engine version may be replaced too
+    except (OSError, ValueError, _Fail):
+        raise DistributedError(
+            f"{target} is not a partitioned audit folder (it is not empty, and holds no valid {MANIFEST}), so it is not replaced: "
+            "choose another output folder (nothing was changed)"
+        ) from None
+    listed = {MANIFEST, *(entry["file"] for entry in manifest["partitions"])}
+    others = [n for n in names if n not in listed or not stat.S_ISREG(os.lstat(target / n).st_mode)]
+    if others:
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        raise DistributedError(
+            f"{target} holds {quote(others[0])}{more} besides its partitioned audit, so it is not replaced: "
+            "choose another output folder (nothing was changed)"
+        )
+    return names
+
+
 def _check_target(target: Path) -> None:
-    """Refuse to replace anything but an empty folder or an earlier partitioned audit."""
-    if not target.exists():
-        return
-    if target.is_dir() and (not any(target.iterdir()) or (target / MANIFEST).is_file()):
-        return
-    raise DistributedError(f"{target} exists and is not a partitioned audit folder: choose another output folder")
+    """Refuse, before any work, to replace anything but nothing, an empty folder or an earlier partitioned audit."""
+    _earlier_audit(target)
 
 
 def _install(staging: Path, target: Path) -> None:
-    """Rename the finished staging folder to ``target``, replacing an earlier audit there."""
+    """Rename the finished staging folder to ``target``, replacing an earlier audit there.
+
+    The folder at ``target`` is checked again (it may have changed during the replay); it is
+    renamed aside, the staging folder renamed in its place, and then only the files its
+    manifest listed are removed from it. Should anything else have appeared in it in the
+    meantime, the renamed folder stays (``.NAME.*.old`` beside ``target``) with that in it.
+    """
     _fsync_dir(staging)
-    if not target.exists():
-        os.replace(staging, target)
+    names = _earlier_audit(target)
+    if not os.path.lexists(target):
+        os.replace(staging, target)  # fails, changing nothing, if a folder that is not empty appeared there
     else:
         old = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
         os.replace(target, old)
@@ -423,7 +485,11 @@ def _install(staging: Path, target: Path) -> None:
         except BaseException:
             os.replace(old, target)
             raise
-        shutil.rmtree(old, ignore_errors=True)
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                (old / name).unlink()
+        with contextlib.suppress(OSError):  # not empty: something the manifest does not list appeared; keep it
+            old.rmdir()
     _fsync_dir(target.parent)
 
 
@@ -578,13 +644,37 @@ def is_manifest(path: str | os.PathLike[str]) -> bool:
     return p.is_dir() or (p.name == "manifest.json" and p.is_file())
 
 
+def _manifest_bytes(file: Path) -> bytes:
+    """The bytes of a manifest file, at most ``MAX_MANIFEST_BYTES`` of them (ValueError beyond; OSError when unreadable)."""
+    too_long = f"the manifest is longer than {MAX_MANIFEST_BYTES} bytes, longer than any this engine writes"
+    with open(file, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size > MAX_MANIFEST_BYTES:
+            raise ValueError(too_long)
+        data = fh.read(MAX_MANIFEST_BYTES + 1)  # not a regular file (a pipe): read no further than the limit
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ValueError(too_long)
+    return data
+
+
+def _parse_manifest(data: bytes) -> dict[str, Any]:
+    """The manifest's JSON object; ValueError (a sentence) when it is not one this engine could have written."""
+    try:
+        manifest = loads_strict(data)
+    except ValueError:
+        raise ValueError("the manifest is not JSON") from None
+    if not isinstance(manifest, dict):
+        raise ValueError("the manifest is not a JSON object")
+    try:
+        canonical(manifest)
+    except UnicodeEncodeError:
+        raise ValueError("the manifest holds a lone surrogate escape (such as \\udfff), which no manifest of this engine holds") from None
+    return manifest
+
+
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest as a dict (raises OSError when unreadable, ValueError when it is not a JSON object)."""
     _, file = _locate(path)
-    data = json.loads(file.read_bytes())
-    if not isinstance(data, dict):
-        raise ValueError("the manifest is not a JSON object")
-    return data
+    return _parse_manifest(_manifest_bytes(file))
 
 
 def iter_records(out_dir: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -592,7 +682,7 @@ def iter_records(out_dir: str | os.PathLike[str]) -> Iterator[tuple[int, dict[st
     folder, _ = _locate(out_dir)
     for index in range(len(read_manifest(out_dir)["partitions"])):
         with open(folder / part_name(index), "rb") as fh:
-            for raw in fh:
+            for raw in read_lines(fh):
                 yield index, json.loads(raw)
 
 
@@ -613,14 +703,14 @@ class _Fail(Exception):
 
 
 class _Lines:
-    """The lines of a part file, hashing every byte read."""
+    """The lines of a part file (read with :func:`escalation.audit.read_lines`), hashing every byte read."""
 
     def __init__(self, fh: IO[bytes]) -> None:
         self._fh = fh
         self.digest = hashlib.sha256()
 
     def __iter__(self) -> Iterator[bytes]:
-        for raw in self._fh:
+        for raw in read_lines(self._fh):
             self.digest.update(raw)
             yield raw
 
@@ -645,7 +735,7 @@ class _Seen:
 
 
 def _verify_part(lines: Iterable[bytes], engine: str, index: int, manifest: dict[str, Any], seen: _Seen) -> tuple[int, str, dict[str, Any]]:
-    """Check one part's chain, header, order, ownership and counts; returns (records, final hash, summary)."""
+    """Check one part's chain, header, order, ownership, fields and counts; returns (records, final hash, summary)."""
     count = len(manifest["partitions"])
     header: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
@@ -660,93 +750,109 @@ def _verify_part(lines: Iterable[bytes], engine: str, index: int, manifest: dict
         if summary is not None:
             raise _Fail("a record follows the summary", number)
         if header is None:
-            if kind != "header" or record.get("format") != "escalation-audit/1":
-                raise _Fail("the first record is not an escalation-audit/1 header", number)
-            if record.get("engine") != engine:
-                raise _Fail(f"the part was written by {record.get('engine')!r}, and this is {engine!r}: verify it with that version", number)
-            if record.get("partition") != {"index": index, "count": count}:
-                raise _Fail(f"the header names partition {record.get('partition')!r}, not {{'index': {index}, 'count': {count}}}", number)
-            for key in ("policy", "inputs", "as_of"):
-                if record.get(key) != manifest.get(key):
+            check_header(record, engine, number)
+            partition = record.get("partition")
+            if not _same(partition, {"index": index, "count": count}):
+                raise _Fail(f"the header names partition {quote(partition)}, not {{'index': {index}, 'count': {count}}}", number)
+            for key in ("policy", "inputs", "as_of", "idle_horizon"):
+                if (key in record) != (key in manifest) or not _same(record.get(key), manifest.get(key)):
                     raise _Fail(f"the header's `{key}` differs from the manifest's", number)
             header = record
             continue
+        if kind == "summary":
+            problem = tally.mismatch(record, "part")
+            if problem is not None:
+                raise _Fail(problem, number)
+            summary = record
+            continue
+        check_record(record, number, header)
         if kind in ("decision", "rejected"):
             if closing:
                 raise _Fail(f"a {kind} record follows the close records", number)
             seq = record.get("seq")
             if type(seq) is not int or seq <= last_seq:
-                raise _Fail(f"seq {seq!r} does not follow seq {last_seq} (records are out of order)", number)
+                raise _Fail(f"seq {quote(seq)} does not follow seq {last_seq} (records are out of order)", number)
             last_seq = seq
             problem = seen.add(seq)
             if problem is not None:
                 raise _Fail(problem, number)
             if kind == "decision":
                 conversation = record["conversation"]
-                if zlib.crc32(conversation.encode("utf-8")) % count != index:
-                    raise _Fail(f"conversation {conversation!r} belongs to partition {zlib.crc32(conversation.encode('utf-8')) % count}, not this one", number)
-            tally.add(record)
-        elif kind == "close":
-            closing = True
-            tally.add(record)
-        elif kind == "summary":
-            problem = tally.mismatch(record, "part")
-            if problem is not None:
-                raise _Fail(problem, number)
-            summary = record
+                owner = zlib.crc32(conversation.encode("utf-8")) % count
+                if owner != index:
+                    raise _Fail(f"conversation {quote(conversation)} belongs to partition {owner}, not this one", number)
         else:
-            raise _Fail(f"unknown record kind {kind!r}", number)
+            closing = True
+        tally.add(record)
     if header is None:
         raise _Fail("the part is empty", 1)
     if summary is None:
-        raise _Fail("the part has no summary: it was cut short")
+        raise _Fail("the part has no summary: it was cut short", records + 1)
     return records, final, summary
 
 
-def _check_manifest_shape(m: dict[str, Any], engine: str) -> None:
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON, types included (``true`` is not ``1``); both come from parsed, encodable JSON."""
+    return canonical(a) == canonical(b)
+
+
+def _check_manifest_shape(m: dict[str, Any], engine: str | None) -> None:
+    """_Fail unless ``m`` has the shape of a manifest this engine writes (of version ``engine``, unless None)."""
     if m.get("format") != MANIFEST_FORMAT:
         raise _Fail(f"not an {MANIFEST_FORMAT} manifest")
-    if m.get("engine") != engine:
-        raise _Fail(f"the audit was written by {m.get('engine')!r}, and this is {engine!r}: verify it with that version")
+    if engine is not None and m.get("engine") != engine:
+        raise _Fail(f"the audit was written by {quote(m.get('engine'))}, and this is {engine!r}: verify it with that version")
     parts = m.get("partitions")
-    if not isinstance(parts, list) or not parts:
+    if type(parts) is not list or not parts:
         raise _Fail("the manifest lists no partitions")
     for i, entry in enumerate(parts):
-        if not isinstance(entry, dict) or entry.get("file") != part_name(i):
+        if type(entry) is not dict or entry.get("file") != part_name(i):
             raise _Fail(f"partition {i} of the manifest is not {part_name(i)}")
-        if type(entry.get("records")) is not int or not all(isinstance(entry.get(k), str) for k in ("final_hash", "sha256")):
+        if type(entry.get("records")) is not int or not all(_is_sha256(entry.get(k)) for k in ("final_hash", "sha256")):
             raise _Fail(f"the manifest's entry for {part_name(i)} lacks `records`, `final_hash` or `sha256`")
     summary = m.get("summary")
-    if not isinstance(summary, dict) or type(summary.get("records")) is not int or summary["records"] < 0:
+    if type(summary) is not dict or type(summary.get("records")) is not int or summary["records"] < 0:
         raise _Fail("the manifest has no summary with a record count")
-    if not isinstance(m.get("root_hash"), str):
+    problem = option_problem(m, "manifest")
+    if problem is not None:
+        raise _Fail(problem)
+    if "idle_horizon" in m:
+        raise _Fail("the manifest records an `idle_horizon`, which a distributed replay never uses")
+    if not _is_sha256(m.get("root_hash")):
         raise _Fail("the manifest has no root hash")
+    if root_hash(p["final_hash"] for p in parts) != m["root_hash"]:
+        raise _Fail("`root_hash` does not match the parts' final hashes (the manifest was edited)")
+
+
+def _is_sha256(value: Any) -> bool:
+    return type(value) is str and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+#: The fewest bytes a decision or rejected record takes in a part (its `prev` and `hash` alone take 146).
+_MIN_RECORD_BYTES = 128
 
 
 def verify_manifest(path: str | os.PathLike[str], engine: str = ENGINE) -> VerifyResult:
     """Check a partitioned audit: the manifest's root hash, every part (chain, file SHA-256,
-    final hash, header, seq order and ownership, counts), that every input record appears in
-    exactly one part, and the totals. ``path`` is the folder or its manifest; a failure names
-    the first bad part and line. ``header`` of the result is the manifest, ``summary`` its totals.
-    Raises OSError when the manifest itself cannot be read."""
+    final hash, header, seq order and ownership, fields, counts), that every input record
+    appears in exactly one part, and the totals. ``path`` is the folder or its manifest; a
+    failure names the first bad part and line. ``header`` of the result is the manifest,
+    ``summary`` its totals. Memory is bounded whatever the files hold (the manifest is read
+    up to ``MAX_MANIFEST_BYTES``, each line of a part up to ``MAX_RECORD_BYTES``). Raises
+    OSError when the manifest itself cannot be read."""
     folder, file = _locate(path)
-    raw = file.read_bytes()
     where = str(file)
     try:
         try:
-            manifest = json.loads(raw)
-        except ValueError:
-            raise _Fail("the manifest is not JSON") from None
-        if not isinstance(manifest, dict):
-            raise _Fail("the manifest is not a JSON object")
+            manifest = _parse_manifest(_manifest_bytes(file))  # OSError goes to the caller
+        except ValueError as err:
+            raise _Fail(str(err)) from None
         _check_manifest_shape(manifest, engine)
         parts = manifest["partitions"]
-        if root_hash(p["final_hash"] for p in parts) != manifest["root_hash"]:
-            raise _Fail("`root_hash` does not match the parts' final hashes (the manifest was edited)")
         claimed = manifest["summary"]["records"]
         room = sum((folder / p["file"]).stat().st_size for p in parts if (folder / p["file"]).is_file())
-        if claimed > room:  # each record takes far more than one byte: refuse before allocating for it
-            raise _Fail(f"the manifest counts {claimed} records, more than its parts can hold")
+        if claimed * _MIN_RECORD_BYTES > room:  # refuse before allocating for them
+            raise _Fail(f"the manifest counts {quote(claimed)} records, more than its parts can hold")
         seen = _Seen(claimed)
         totals: dict[str, Any] = dict.fromkeys(_TOTALS, 0)
         totals["by_kind"] = dict.fromkeys(KINDS, 0)
@@ -759,12 +865,10 @@ def verify_manifest(path: str | os.PathLike[str], engine: str = ENGINE) -> Verif
                 lines = _Lines(fh)
                 try:
                     records, final, summary = _verify_part(lines, engine, index, manifest, seen)
+                    for _ in lines:  # unreachable after a summary, but keep the file hash honest
+                        pass
                 except BadLine as bad:
                     raise _Fail(bad.message, bad.line) from None
-                except (KeyError, TypeError, AttributeError) as err:
-                    raise _Fail(f"a record lacks a required field ({err})") from None
-                for _ in lines:  # unreachable after a summary, but keep the file hash honest
-                    pass
             if final != entry["final_hash"]:
                 raise _Fail(f"the part's final hash is {final}, the manifest says {entry['final_hash']}")
             if records != entry["records"]:
@@ -776,9 +880,9 @@ def verify_manifest(path: str | os.PathLike[str], engine: str = ENGINE) -> Verif
             for kind, n in summary["by_kind"].items():
                 totals["by_kind"][kind] = totals["by_kind"].get(kind, 0) + n
         where = str(file)
-        if totals != manifest["summary"]:
-            bad_keys = sorted(k for k in totals if totals[k] != manifest["summary"].get(k)) or sorted(manifest["summary"])
-            raise _Fail(f"the manifest's summary differs from the parts' totals ({', '.join(bad_keys)})")
+        if not _same(totals, manifest["summary"]):
+            bad_keys = sorted(k for k in totals if k not in manifest["summary"] or not _same(totals[k], manifest["summary"][k]))
+            raise _Fail(f"the manifest's summary differs from the parts' totals ({', '.join(bad_keys or sorted(set(manifest['summary']) - set(totals)))})")
         if seen.count != claimed:
             raise _Fail(f"the parts hold {seen.count} input records, the manifest counts {claimed}: records are missing")
     except _Fail as fail:
@@ -787,50 +891,36 @@ def verify_manifest(path: str | os.PathLike[str], engine: str = ENGINE) -> Verif
     return VerifyResult(True, "intact", None, manifest, manifest["summary"])
 
 
-class _Differs(Exception):
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
-
-
-class _CompareSink:
-    """Stands where a part file would be written: each line must equal the next line of the existing part."""
-
-    def __init__(self, fh: IO[bytes]) -> None:
-        self._fh = fh
-        self.number = 0
-
-    def write(self, data: bytes) -> int:
-        self.number += 1
-        if self._fh.readline() != data:
-            raise _Differs(self.number, "differs from a fresh replay of the inputs")
-        return len(data)
-
-    def end(self) -> None:
-        if self._fh.readline():
-            raise _Differs(self.number + 1, "goes on after a fresh replay of the inputs ends")
-
-
 def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, inputs: list[Input]) -> VerifyResult:
     """Replay ``inputs`` in this process, partitioned as the manifest says, and compare every part byte for byte.
 
     The inputs are named as the manifest names them (so the bytes can match); their
     digests, the policy's and ``as_of`` must be the manifest's. Memory is that of a serial
-    replay. Run :func:`verify_manifest` first; this names the first part and line that differ.
+    replay, plus one line of each part. Run :func:`verify_manifest` first; this names the
+    first part and line that differ.
     """
     folder, file = _locate(path)
-    manifest = read_manifest(path)
-    if manifest.get("policy", {}).get("sha256") != policy.sha256:
-        return VerifyResult(False, f"{file}: the audit was made with another policy (sha256 {manifest.get('policy', {}).get('sha256')})")
-    recorded = manifest.get("inputs", [])
+    try:
+        manifest = read_manifest(path)
+        _check_manifest_shape(manifest, None)
+    except (ValueError, _Fail) as err:
+        return VerifyResult(False, f"{file}: {err}")
+    recorded_policy = manifest.get("policy")
+    if type(recorded_policy) is not dict or recorded_policy.get("sha256") != policy.sha256:
+        shown = recorded_policy.get("sha256") if type(recorded_policy) is dict else None
+        return VerifyResult(False, f"{file}: the audit was made with another policy (sha256 {quote(shown)})")
+    recorded = manifest.get("inputs")
+    if type(recorded) is not list or not all(type(i) is dict and type(i.get("path")) is str for i in recorded):
+        return VerifyResult(False, f"{file}: the manifest's `inputs` is not a list of {{path, sha256}}")
     if [i.get("sha256") for i in recorded] != [i.sha256 for i in inputs]:
         return VerifyResult(False, f"{file}: the audit was made from other inputs ({', '.join(str(i.get('path')) for i in recorded)}) than those given")
-    named = [Input(str(r.get("path")), i.file, i.sha256) for r, i in zip(recorded, inputs, strict=True)]
+    if not (manifest.get("as_of") is None or is_time(manifest.get("as_of"))):
+        return VerifyResult(False, f"{file}: the manifest's `as_of` is {quote(manifest.get('as_of'))}, neither null nor a time")
+    named = [Input(str(r["path"]), i.file, i.sha256) for r, i in zip(recorded, inputs, strict=True)]
     as_of = parse_time(manifest["as_of"]) if manifest.get("as_of") else None
     count = len(manifest["partitions"])
     with contextlib.ExitStack() as stack:
-        sinks = [_CompareSink(stack.enter_context(open(folder / part_name(i), "rb"))) for i in range(count)]
+        sinks = [LineComparer(stack.enter_context(open(folder / part_name(i), "rb"))) for i in range(count)]
         index = 0
         try:
             writers = []
@@ -846,6 +936,6 @@ def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, input
             for index in range(count):
                 writers[index].finish()
                 sinks[index].end()
-        except _Differs as diff:
+        except Differs as diff:
             return VerifyResult(False, f"{folder / part_name(index)}:{diff.line}: {diff.message}", diff.line)
     return VerifyResult(True, "identical to a fresh replay of its inputs", None, manifest, manifest.get("summary"))
