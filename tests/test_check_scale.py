@@ -252,3 +252,36 @@ def test_a_huge_policy_file_is_refused_without_reading_it(tmp_path: Path) -> Non
         assert int(code) == 1, out
         assert "E004" in out and "too large" in out and "Traceback" not in out
         assert int(peak_kb) < 150_000, f"{verb}: peak RSS {peak_kb} kB"
+
+
+class _CountingStr(str):
+    """A member name that counts how often it is compared for equality."""
+
+    compared = 0
+
+    def __eq__(self, other: object) -> bool:
+        _CountingStr.compared += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_an_event_value_is_looked_up_in_a_large_enum_without_a_scan() -> None:
+    """An event's enum value was found by scanning the enum's members at every event; a rejection listed them all."""
+    from escalation.errors import EventError
+    from escalation.events import convert_attribute
+    from escalation.vocabulary import EnumType, EventType, Field
+
+    members = tuple(_CountingStr(f"v{i}") for i in range(5_000))
+    enum = EnumType("ticket.kind", members)
+    event = EventType("ticket.note", False, (Field("kind", enum),))
+    _CountingStr.compared = 0
+    for i in range(0, 5_000, 50):
+        assert convert_attribute(event, "kind", f"v{i}") == f"v{i}"
+    assert _CountingStr.compared <= 200  # a scan made about 250,000 comparisons
+    try:
+        convert_attribute(event, "kind", "nope")
+    except EventError as err:
+        reason = str(err)
+    assert "v0, v1" in reason and "and 4988 more" in reason and "v4999" not in reason
+    assert len(reason) < 400

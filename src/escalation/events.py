@@ -234,13 +234,13 @@ def convert_attribute(event: EventType, name: str, value: Any) -> Any:
     assert spec is not None
     t = spec.type
     if isinstance(t, EnumType):
-        if isinstance(value, str) and value in t.members:
+        if isinstance(value, str) and value in t.member_set:
             return value
         if isinstance(value, str):
             guess = did_you_mean(value, t.members) if len(value) <= _SUGGEST_MAX_CHARS else None
             extra = f" (did you mean {guess!r}?)" if guess else ""
-            raise EventError(f"`{name}` of `{event.name}` is {_show(value)}, which is not one of {', '.join(t.members)}{extra}")
-        raise EventError(f"`{name}` of `{event.name}` must be one of {', '.join(t.members)} as a string, not {_show(value)}")
+            raise EventError(f"`{name}` of `{event.name}` is {_show(value)}, which is not one of {t.listed()}{extra}")
+        raise EventError(f"`{name}` of `{event.name}` must be one of {t.listed()} as a string, not {_show(value)}")
     if t == INT:
         if isinstance(value, int) and not isinstance(value, bool):
             return value

@@ -126,9 +126,9 @@ def _last_value(policy: CompiledPolicy, op: Op, value: Any, where: str) -> Any:
     assert field is not None
     t = field.type
     if isinstance(t, EnumType):
-        if isinstance(value, str) and value in t.members:
+        if isinstance(value, str) and value in t.member_set:
             return value
-        expected = f"null or one of {', '.join(t.members)}"
+        expected = f"null or one of {t.listed()}"
     elif t == INT:
         if _is_int(value):
             return int(value)

@@ -19,9 +19,21 @@ class EnumType:
 
     owner: str
     members: tuple[str, ...]
+    #: The members as a set, for lookups in constant time (an enum may be large).
+    member_set: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+
+    @member_set.default
+    def _member_set(self) -> frozenset[str]:
+        return frozenset(self.members)
 
     def __str__(self) -> str:
         return f"`{self.owner}` ({' | '.join(self.members)})"
+
+    def listed(self, most: int = 12) -> str:
+        """The members for a message: all of them, or the first ``most`` and how many more."""
+        if len(self.members) <= most:
+            return ", ".join(self.members)
+        return ", ".join(self.members[:most]) + f" and {len(self.members) - most} more"
 
 
 Type = Union[str, EnumType]
