@@ -826,7 +826,7 @@ def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, input
     recorded = manifest.get("inputs", [])
     if [i.get("sha256") for i in recorded] != [i.sha256 for i in inputs]:
         return VerifyResult(False, f"{file}: the audit was made from other inputs ({', '.join(str(i.get('path')) for i in recorded)}) than those given")
-    named = [Input(str(r.get("path")), i.file, i.sha256) for r, i in zip(recorded, inputs, strict=True)]
+    named = [attrs.evolve(i, path=str(r.get("path"))) for r, i in zip(recorded, inputs, strict=True)]  # a spooled input keeps its copy
     as_of = parse_time(manifest["as_of"]) if manifest.get("as_of") else None
     count = len(manifest["partitions"])
     with contextlib.ExitStack() as stack:
@@ -838,7 +838,7 @@ def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, input
                 writers.append(_PartWriter(policy, named, as_of, index, count, sinks[index]))
             seq = 1
             for inp in named:
-                with inp.file.open("rb") as fh:
+                with inp.open() as fh:
                     for line in iter_lines(inp.path, fh, seq):
                         seq = line.seq + 1
                         index = partition_of(line.data, line.seq, count)
