@@ -485,18 +485,20 @@ def test_ctrl_c_while_waiting_for_a_fifo_exits_130(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_while_python_imports_leaves_nothing(tmp_path: Path) -> None:
-    """Known gap: SIGINT before the command line's code runs (Python importing it) ends the process by SIGINT.
+    """Known gap: SIGINT before the command line's code runs (Python starting, importing it) is Python's to handle.
 
-    The status is still SIGINT's (a shell reports 130) and nothing is written; Python may print its
-    traceback of the import (docs/security.md, Known gaps).
+    While Python imports the package the process ends by SIGINT (a shell reports 130), while Python
+    itself starts (its `site` module) it exits 1, and either may print a traceback; nothing is
+    written (docs/security.md, Known gaps).
     """
     out = tmp_path / "audit.jsonl"
-    proc = subprocess.Popen([*escalation_command(), "replay", str(POLICY), str(SAMPLE), "-o", str(out)], stderr=subprocess.PIPE)
-    time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert proc.returncode in (130, -signal.SIGINT)
-    assert list(tmp_path.iterdir()) == []
+    for delay in (0.0, 0.02, 0.05, 0.1):
+        proc = subprocess.Popen([*escalation_command(), "replay", str(POLICY), str(SAMPLE), "-o", str(out)], stderr=subprocess.PIPE)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        assert proc.returncode in (1, 130, -signal.SIGINT)
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_a_closed_standard_input_is_one_sentence(tmp_path: Path) -> None:
