@@ -484,6 +484,7 @@ def test_ctrl_c_while_waiting_for_a_fifo_exits_130(tmp_path: Path) -> None:
     assert list(out_dir.iterdir()) == []
 
 
+@linux_only
 def test_ctrl_c_while_python_imports_leaves_nothing(tmp_path: Path) -> None:
     """Known gap: SIGINT before the command line's code runs (Python starting, importing it) is Python's to handle.
 
@@ -494,6 +495,9 @@ def test_ctrl_c_while_python_imports_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "audit.jsonl"
     for delay in (0.0, 0.02, 0.05, 0.1):
         proc = subprocess.Popen([*escalation_command(), "replay", str(POLICY), str(SAMPLE), "-o", str(out)], stderr=subprocess.PIPE)
+        cmdline = Path(f"/proc/{proc.pid}/cmdline")
+        while str(out).encode() not in cmdline.read_bytes():  # until the new program runs (before, SIGINT would reach the forked test process)
+            time.sleep(0.001)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
