@@ -6,6 +6,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -18,10 +20,22 @@ from .audit import MAX_IDLE_HORIZON_S, compare_log, verify_stream
 from .checker import check_source, check_test_file
 from .compiler import CompiledPolicy, load_compiled
 from .errors import Diagnostic, EscalationError, PolicyError, render_all
+from .outputs import OutputError, check_target, temp_beside, write_atomically
 from .parallel import ParallelError, replay_parallel
 from .parallel import usable as parallel_usable
 from .parser import read_source
-from .replay import ENGINE, Input, InputError, Replayer, StrictStop, open_inputs, replay_records, write_log
+from .replay import (
+    ENGINE,
+    Input,
+    InputError,
+    Replayer,
+    SpillError,
+    StrictStop,
+    discard_inputs,
+    open_inputs,
+    replay_records,
+    write_log,
+)
 from .timefmt import TimeError, format_time, parse_time
 
 # Exit codes (interfaces.md §3).
@@ -31,6 +45,11 @@ EXIT_USAGE = 2
 EXIT_VIOLATIONS = 3
 EXIT_REJECTED = 4
 EXIT_TAMPERED = 5
+#: A closed standard output (`escalation replay ... | head`): the status of a Unix tool killed by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
+#: SIGINT (Ctrl-C) and SIGTERM: 128 + the signal's number, as a shell reports a process they ended.
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 def _policy_files(paths: tuple[str, ...], with_tests: bool = False) -> list[str]:
@@ -49,7 +68,26 @@ def _render(diags: list[Diagnostic], source: str | None) -> str:
     return render_all(diags, source)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The command group; a closed standard output ends any command quietly with :data:`EXIT_BROKEN_PIPE`.
+
+    Click would exit 1 on a broken pipe; this catches it first. Standard output is then
+    pointed at the null device, so that Python's last flush at exit cannot fail again.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            with_devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(with_devnull, 1)
+            finally:
+                os.close(with_devnull)
+            sys.exit(EXIT_BROKEN_PIPE)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="escalation")
 def cli() -> None:
     """Check, format, test and replay `.esc` policies for handling angry and abusive customers."""
@@ -92,7 +130,7 @@ def fmt(policies: tuple[str, ...], check_only: bool) -> None:
     """Rewrite POLICIES in the canonical layout, keeping comments."""
     from .formatter import format_source, format_tests_source
 
-    changed = failed = 0
+    changed = failed = unwritable = 0
     for path in _policy_files(policies, with_tests=True):
         try:
             source = read_source(path)
@@ -111,28 +149,22 @@ def fmt(policies: tuple[str, ...], check_only: bool) -> None:
         if check_only:
             click.echo(f"would reformat {path}")
         else:
-            _write_atomically(Path(path), formatted.encode("utf-8"))
+            try:  # a symbolic link stays a link (its target is rewritten); the file keeps its mode
+                write_atomically(path, formatted.encode("utf-8"))
+            except OutputError as err:
+                click.echo(f"error: {err}", err=True)
+                unwritable += 1
+                continue
+            except OSError as err:
+                click.echo(f"error: cannot rewrite {path}: {err.strerror or err}", err=True)
+                unwritable += 1
+                continue
             click.echo(f"reformatted {path}")
     if failed:
         sys.exit(EXIT_POLICY)
+    if unwritable:
+        sys.exit(EXIT_USAGE)
     sys.exit(EXIT_POLICY if (check_only and changed) else EXIT_OK)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` beside ``path`` and rename it into place: the file is whole or untouched."""
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent) or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_policy(path: str) -> CompiledPolicy:
@@ -148,20 +180,33 @@ def _parse_as_of(value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        return parse_time(value)
+        us = parse_time(value)
+        format_time(us)  # the close records write it: it must be within the years 0001-9999 in UTC
     except TimeError as err:
         raise click.BadParameter(str(err).replace("`time`", "the time"), param_hint="--as-of") from None
+    except (OverflowError, ValueError):
+        raise click.BadParameter(f"the time {value!r} is outside the years 0001-9999 in UTC, which an audit log can hold", param_hint="--as-of") from None
+    return us
+
+
+#: The longest --idle-horizon: 10,000 years (in seconds), more than any two writable times are apart.
 
 
 def _parse_horizon(value: str | None) -> int | None:
     if value is None:
         return None
-    m = re.fullmatch(r"([0-9]{1,20})([smhd])", value.strip())
-    if m is None or int(m.group(1)) == 0:
-        raise click.BadParameter(f"{value!r} is not a positive duration such as 30m, 2h or 7d", param_hint="--idle-horizon")
-    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
+    m = re.fullmatch(r"([0-9]+)([smhd])", value.strip())
+    if m is None or not m.group(1).strip("0"):
+        raise click.BadParameter(f"{shown} is not a positive duration such as 30m, 2h or 7d", param_hint="--idle-horizon")
+    digits = m.group(1).lstrip("0")
+    # more than 15 digits is more than the limit in any unit (and is never converted: Python refuses 4,300 digits)
+    seconds = int(digits) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)] if len(digits) <= 15 else MAX_IDLE_HORIZON_S + 1
     if seconds > MAX_IDLE_HORIZON_S:  # longer than the span of the times a log can write: the header could not hold it
-        raise click.BadParameter(f"{value!r} is longer than the years 0001-9999 (at most {MAX_IDLE_HORIZON_S}s)", param_hint="--idle-horizon")
+        raise click.BadParameter(
+            f"{shown} is longer than the years 0001-9999 (at most {MAX_IDLE_HORIZON_S // 86400}d), more than any two times of a replay are apart",
+            param_hint="--idle-horizon",
+        )
     return seconds * 1_000_000
 
 
@@ -233,54 +278,122 @@ def replay(
     compiled = _load_policy(policy)
     if dask_scheduler is not None and out_dir is not None:
         _replay_dask(compiled, policy, events, dask_scheduler, out_dir, partitions, as_of_us, fail_on_violation)
-    target = Path(output) if output else None
-    spool_dir = str(target.parent) if target is not None else None
+    if output is None and sys.stdout is None:
+        click.echo("error: standard output is closed: give -o FILE for the audit log", err=True)
+        sys.exit(EXIT_USAGE)
+    protected = _protected(policy, events)
+    like = _check_output(output, protected)
+    spool_dir = (os.path.dirname(output) or ".") if output is not None else None
     inputs = _open_inputs(events, spool_dir)
     replayer = Replayer(compiled, as_of_us, strict, horizon_us)
-    tmp_fd, tmp_name = tempfile.mkstemp(prefix=".escalation-", suffix=".tmp", dir=spool_dir)
-    tmp = Path(tmp_name)
+    tmp: str | None = None
     try:
-        total = sum(i.file.stat().st_size for i in inputs)
+        folder = spool_dir or tempfile.gettempdir()
+        try:
+            tmp_fd, tmp = temp_beside(output, like) if output is not None else tempfile.mkstemp(prefix=".escalation-", suffix=".tmp")
+        except OSError as err:
+            raise OutputError(f"cannot create a temporary file in the folder {folder}: {err.strerror or err}") from None
+        total = sum(i.size or 0 for i in inputs)
         with os.fdopen(tmp_fd, "wb", buffering=1 << 20) as fh:
             if jobs > 1 and not strict and horizon_us is None and parallel_usable():
                 replayer.stats = replay_parallel(compiled, inputs, as_of_us, jobs, fh, spool_dir)
                 replayer.conversations = {}
-            elif sys.stderr.isatty() and total > 1 << 20:
+            elif sys.stderr is not None and sys.stderr.isatty() and total > 1 << 20:
                 with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
                     write_log(replay_records(compiled, inputs, as_of_us, strict, bar.update, replayer), fh)
             else:
                 write_log(replay_records(compiled, inputs, as_of_us, strict, None, replayer), fh)
             fh.flush()
             os.fsync(fh.fileno())
-        if target is not None:
-            os.replace(tmp, target)
+        if output is not None:
+            check_target(output, protected)  # again: something may have appeared at the path during the replay
+            os.replace(tmp, output)
         else:
-            with tmp.open("rb") as src:
+            with open(tmp, "rb") as src:
                 shutil.copyfileobj(src, sys.stdout.buffer)
             sys.stdout.flush()
     except StrictStop as stop:
         click.echo(f"error: {stop} (--strict: no audit log was written)", err=True)
         sys.exit(EXIT_REJECTED)
-    except ParallelError as err:
+    except (InputError, OutputError, SpillError, ParallelError) as err:
         click.echo(f"error: {err} (no audit log was written)", err=True)
         sys.exit(EXIT_USAGE)
-    except OSError as err:  # an input that went away, a full disk
-        if isinstance(err, BrokenPipeError):  # `escalation replay ... | head`: main() handles it
+    except OSError as err:  # a full disk, a failing device
+        if isinstance(err, BrokenPipeError):  # `escalation replay ... | head`: the command group handles it
             raise
         where = f" {err.filename}" if err.filename else ""
         click.echo(f"error:{where} {err.strerror or err} (no audit log was written)", err=True)
         sys.exit(EXIT_USAGE)
     finally:
-        tmp.unlink(missing_ok=True)
-        for i in inputs:
-            if i.path == "-":
-                i.file.unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        discard_inputs(inputs)
     click.echo(_summary_text(replayer, output or "standard output"), err=True)
     if replayer.stats.rejected:
         sys.exit(EXIT_REJECTED)
     if fail_on_violation and replayer.stats.violations:
         sys.exit(EXIT_VIOLATIONS)
     sys.exit(EXIT_OK)
+
+
+def _protected(policy: str, events: tuple[str, ...]) -> list[tuple[str, os.stat_result]]:
+    """The files -o must not be: the policy and the inputs (standard input too, when it is a file)."""
+    out: list[tuple[str, os.stat_result]] = []
+    for words, path in [(f"the policy {policy}", policy)] + [(f"the input {e}", e) for e in events]:
+        try:
+            if path == "-":
+                if sys.stdin is None:
+                    continue
+                st = os.fstat(sys.stdin.fileno())
+            else:
+                st = os.stat(path)
+        except (OSError, ValueError):  # reported where it is read
+            continue
+        out.append((words if path != "-" else "the file given as standard input", st))
+    return out
+
+
+def _check_output(output: str | None, protected: list[tuple[str, os.stat_result]]) -> os.stat_result | None:
+    """Exit 2 with a sentence unless -o is a new path in a folder, or a regular file that is not an input; its stat."""
+    if output is None:
+        return None
+    try:
+        return check_target(output, protected)
+    except OutputError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _needs_spool(event: str) -> bool:
+    """Whether a --dask shard must be copied first: standard input, or a local path that is not a regular file (a pipe)."""
+    if event == "-":
+        return True
+    try:
+        mode = os.stat(event).st_mode
+    except (OSError, ValueError):  # a URL, or missing: the distributed replay reports it
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _spool_named(event: str, folder: str) -> Path:
+    """Copy a shard that can be read only once to a named file in ``folder`` (the workers open it by name)."""
+    spool = tempfile.NamedTemporaryFile(prefix="escalation-stdin-", suffix=".jsonl", dir=folder, delete=False)  # noqa: SIM115
+    try:
+        with spool:
+            if event == "-":
+                if sys.stdin is None:
+                    raise InputError("cannot read standard input (`-`): it is closed")
+                shutil.copyfileobj(sys.stdin.buffer, spool)
+            else:
+                with open(event, "rb") as src:
+                    shutil.copyfileobj(src, spool)
+    except OSError as err:
+        Path(spool.name).unlink(missing_ok=True)
+        raise InputError(f"cannot copy {event} to {folder}: {err.strerror or err}") from None
+    except BaseException:
+        Path(spool.name).unlink(missing_ok=True)
+        raise
+    return Path(spool.name)
 
 
 def _replay_dask(
@@ -292,14 +405,13 @@ def _replay_dask(
     spool_dir = str(Path(out_dir).absolute().parent)
     shards: list[str] = []
     spooled: list[Path] = []
-    for event in events:
-        if event == "-":
-            spool = _open_inputs(("-",), spool_dir)[0].file
-            spooled.append(spool)
-            shards.append(str(spool))
-        else:
-            shards.append(event)
     try:
+        for event in events:
+            if _needs_spool(event):  # read once, here: the workers could not read a pipe again
+                spooled.append(_spool_named(event, spool_dir))
+                shards.append(str(spooled[-1]))
+            else:
+                shards.append(event)
         manifest = replay_distributed(policy, shards, out_dir, scheduler=scheduler, as_of=as_of_us, partitions=partitions, names=list(events))
     except PolicyError as err:
         click.echo(err.render(), err=True)
@@ -392,12 +504,6 @@ def _trust_note(recorded: tuple[int | None, int | None], as_of: Claim, horizon: 
     )
 
 
-def _remove_spools(inputs: list[Input]) -> None:
-    for i in inputs:
-        if i.path == "-":
-            i.file.unlink(missing_ok=True)
-
-
 def _verify_partitioned(audit: str, policy_path: str | None, event_paths: list[str], as_of: Claim, horizon: Claim) -> NoReturn:
     """`verify DIR`: a partitioned audit (a folder with manifest.json, or the manifest itself)."""
     from .distributed import compare_manifest, verify_manifest
@@ -418,11 +524,14 @@ def _verify_partitioned(audit: str, policy_path: str | None, event_paths: list[s
         inputs = _open_inputs(tuple(event_paths))
         try:
             result = compare_manifest(audit, compiled, inputs)
+        except InputError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(EXIT_USAGE)
         except OSError as err:
             click.echo(f"error: cannot read {err.filename or audit}: {err.strerror or err}", err=True)
             sys.exit(EXIT_USAGE)
         finally:
-            _remove_spools(inputs)
+            discard_inputs(inputs)
         if not result.ok:
             click.echo(result.message, err=True)
             sys.exit(EXIT_TAMPERED)
@@ -504,11 +613,14 @@ def verify(audit: str, policy_path: str | None, events: tuple[str, ...], as_of: 
             inp.path = path
         with open(audit, "rb") as fh:  # the fresh replay's lines, one at a time, against the file's
             compared = compare_log(fh, replay_records(compiled, inputs, as_of_us, idle_horizon=horizon_us))
+    except (InputError, SpillError) as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_USAGE)
     except OSError as err:
         click.echo(f"error: cannot read {err.filename or audit}: {err.strerror or err}", err=True)
         sys.exit(EXIT_USAGE)
     finally:
-        _remove_spools(inputs)
+        discard_inputs(inputs)
     if not compared.ok:
         click.echo(f"{audit}:{compared.line}: {compared.message}", err=True)
         sys.exit(EXIT_TAMPERED)
@@ -546,17 +658,20 @@ def explain(policy: str, events: tuple[str, ...], conversation: str, seq: int | 
                 click.echo(text)
 
     next_seq = 1
-    for inp in inputs:
-        with inp.file.open("rb") as fh:
-            for line in iter_lines(inp.path, fh, next_seq):
-                next_seq = line.seq + 1
-                if seq is not None and line.seq > seq:
-                    break
-                replayer.record(line, hook)
-    replayer.close()
-    for i in inputs:
-        if i.path == "-":
-            i.file.unlink(missing_ok=True)
+    try:
+        for inp in inputs:
+            with inp.open() as fh:
+                for line in iter_lines(inp.path, fh, next_seq):
+                    next_seq = line.seq + 1
+                    if seq is not None and line.seq > seq:
+                        break
+                    replayer.record(line, hook)
+    except (InputError, SpillError) as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_USAGE)
+    finally:
+        replayer.close()
+        discard_inputs(inputs)
     if not found:
         where = f"record {seq}" if seq is not None else "any accepted record"
         click.echo(f"error: conversation {conversation!r} has no event at {where}", err=True)
@@ -590,16 +705,35 @@ def _register() -> None:
 _register()
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt for SIGINT, so that clean-up runs on the way out."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+    raise Terminated
+
+
 def main() -> None:
-    """Entry point: never shows a Python traceback for an expected failure; Ctrl-C exits 130."""
+    """Entry point: never shows a Python traceback for an expected failure; Ctrl-C exits 130, SIGTERM 143.
+
+    Both remove what the command was writing (a temporary log; a private copy of an
+    input is deleted with the process in any case). A closed standard output exits 141
+    (:class:`_Group`).
+    """
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # not when the caller chose to ignore it
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = cli.main(standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except Terminated:
+        click.echo("terminated", err=True)
+        sys.exit(EXIT_TERMINATED)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
-    except BrokenPipeError:  # `escalation replay ... | head`
-        sys.exit(0)
+    except BrokenPipeError:  # written outside a command (click's own output)
+        sys.exit(EXIT_BROKEN_PIPE)
     sys.exit(code if isinstance(code, int) else 0)

@@ -916,7 +916,7 @@ def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, input
         return VerifyResult(False, f"{file}: the audit was made from other inputs ({', '.join(str(i.get('path')) for i in recorded)}) than those given")
     if not (manifest.get("as_of") is None or is_time(manifest.get("as_of"))):
         return VerifyResult(False, f"{file}: the manifest's `as_of` is {quote(manifest.get('as_of'))}, neither null nor a time")
-    named = [Input(str(r["path"]), i.file, i.sha256) for r, i in zip(recorded, inputs, strict=True)]
+    named = [attrs.evolve(i, path=str(r["path"])) for r, i in zip(recorded, inputs, strict=True)]  # a spooled input keeps its copy
     as_of = parse_time(manifest["as_of"]) if manifest.get("as_of") else None
     count = len(manifest["partitions"])
     with contextlib.ExitStack() as stack:
@@ -928,7 +928,7 @@ def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, input
                 writers.append(_PartWriter(policy, named, as_of, index, count, sinks[index]))
             seq = 1
             for inp in named:
-                with inp.file.open("rb") as fh:
+                with inp.open() as fh:
                     for line in iter_lines(inp.path, fh, seq):
                         seq = line.seq + 1
                         index = partition_of(line.data, line.seq, count)

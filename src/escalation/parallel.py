@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import signal
 import struct
 import threading
 import zlib
@@ -184,6 +185,7 @@ def _work(index: int, conn: Any) -> None:
     the parent neither reads nor scans the input. Everything is sent by one thread, the
     sender, so that messages never interleave.
     """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent ends its workers with SIGTERM: at once, no clean-up to run
     for fd in _JOB.get("receivers", ()):  # so that a pipe has no reader left once the parent is gone
         with contextlib.suppress(OSError):
             os.close(fd)
@@ -217,8 +219,10 @@ def _work(index: int, conn: Any) -> None:
                 send(b"B" + _N.pack(in_block) + body)
             bodies.clear()
 
-        for k, (path, file) in enumerate(job["inputs"]):
-            with open(file, "rb") as fh:
+        inp: Input
+        for k, inp in enumerate(job["inputs"]):
+            path = inp.path
+            with inp.open() as fh:  # the bytes digested for the header, or InputError at their end
                 for number, data in iter_numbered(fh, limits):
                     o = slot(conversation_key(data, seq), jobs, share)
                     if o == index:
@@ -284,7 +288,7 @@ def replay_parallel(
     share = parent_share(jobs)
     ctx = multiprocessing.get_context("fork")
     _JOB.clear()
-    _JOB.update(policy=policy, jobs=jobs, share=share, as_of=as_of, limits=limits, inputs=[(i.path, str(i.file)) for i in inputs])
+    _JOB.update(policy=policy, jobs=jobs, share=share, as_of=as_of, limits=limits, inputs=list(inputs))
     conns: list[Any] = []
     processes: list[Any] = []
     r = Replayer(policy, as_of, limits=limits)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
+import io
+import os
 import pickle
-import shutil
 import sqlite3
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ParamSpec, TypeVar
 
 import attrs
 
@@ -30,6 +33,46 @@ class InputError(EscalationError):
     """An input file cannot be read."""
 
 
+class SpillError(EscalationError):
+    """The on-disk store of ended conversations failed (a full disk, an unwritable temporary folder)."""
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _spill_error(err: BaseException) -> SpillError:
+    where = os.environ.get("SQLITE_TMPDIR") or tempfile.gettempdir()
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    return SpillError(f"the replay could not keep its ended conversations on disk in {where}: {reason}")
+
+
+def _guarded(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A :class:`Spill` method whose SQLite or OS errors become :class:`SpillError`."""
+
+    @functools.wraps(method)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except (sqlite3.Error, OSError) as err:
+            raise _spill_error(err) from None
+
+    return guarded
+
+
+def _guarded_iter(method: Callable[_P, Iterator[_R]]) -> Callable[_P, Iterator[_R]]:
+    """A :class:`Spill` generator whose SQLite or OS errors, while it is iterated, become :class:`SpillError`."""
+
+    @functools.wraps(method)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> Iterator[_R]:
+        try:
+            yield from method(*args, **kwargs)
+        except (sqlite3.Error, OSError) as err:
+            raise _spill_error(err) from None
+
+    return guarded
+
+
 class StrictStop(EscalationError):
     """`--strict`: the first rejected record stops the replay."""
 
@@ -39,35 +82,208 @@ class StrictStop(EscalationError):
         self.reason = reason
 
 
+#: The read size when an input is digested or copied.
+_BLOCK = 1 << 20
+#: The buffer through which the replay reads an input (as fast as any larger one, and it stays in the cache).
+_BUFFER = 1 << 16
+
+
 @attrs.define
 class Input:
-    """One input as given on the command line, spooled if it is standard input."""
+    """One input as given on the command line: a regular file, or a private copy of anything else.
+
+    ``sha256`` is the digest the header records. A regular file is read twice: once for
+    the digest, and again by the replay (in each process of `--jobs`), which digests
+    the bytes it reads and checks, when it reaches the end, that they are the bytes
+    digested and that the file's identity, size and modification time are as they were
+    (``stamp``); otherwise it raises :class:`InputError`, so that no log can name one
+    content and hold the records of another. Anything else (standard input, a pipe such as
+    ``<(zcat x.gz)`` or ``/dev/stdin``, a named FIFO, a device) can be read only once: it
+    is copied to ``spool``, a private temporary file with no name (it disappears when it
+    is closed or the process ends), and digested from the bytes copied.
+    """
 
     path: str
     file: Path
     sha256: str
+    size: int | None = None
+    stamp: tuple[int, int, int, int] | None = None  # (st_dev, st_ino, st_size, st_mtime_ns) once digested
+    spool: IO[bytes] | None = attrs.field(default=None, eq=False, repr=False)
+
+    def open(self) -> io.BufferedReader:
+        """A binary stream of the bytes to replay; at their end it raises InputError if they are not those digested."""
+        if self.spool is not None:
+            return io.BufferedReader(_CheckedReader(self, self.spool.fileno(), own=False), _BUFFER)
+        try:
+            fd = os.open(self.file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as err:
+            raise InputError(f"cannot read {self.path}: {err.strerror or err}") from None
+        if self.stamp is not None:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != self.stamp[:2]:
+                os.close(fd)
+                raise InputError(_changed(self.path))
+        return io.BufferedReader(_CheckedReader(self, fd, own=True), _BUFFER)
+
+    def finished(self, digest: str, size: int, fd: int) -> None:
+        """The replay has read ``size`` bytes whose SHA-256 is ``digest``: they must be those digested."""
+        if digest != self.sha256 or (self.size is not None and size != self.size):
+            raise InputError(_changed(self.path))
+        if self.stamp is not None:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != self.stamp:
+                raise InputError(_changed(self.path))
+
+    def discard(self) -> None:
+        """Close (and so delete) the private copy, if there is one; safe to call again."""
+        if self.spool is not None:
+            self.spool.close()
+
+
+def _changed(path: str) -> str:
+    return f"{path} changed while it was being replayed: its bytes, size or modification time are no longer those digested for the header"
+
+
+class _CheckedReader(io.RawIOBase):
+    """Positional reads of a descriptor, digested; at the end, :meth:`Input.finished` checks them.
+
+    Positional (``pread``), so that the processes of `--jobs`, which inherit a spool's
+    descriptor, each read it from the start without sharing a file offset.
+    """
+
+    def __init__(self, inp: Input, fd: int, own: bool) -> None:
+        super().__init__()
+        self._inp = inp
+        self._fd = fd
+        self._own = own
+        self._pos = 0
+        self._digest = hashlib.sha256()
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._done:
+            return 0
+        view = memoryview(buffer).cast("B")
+        if _preadv is not None:
+            n: int = _preadv(self._fd, [view], self._pos)
+        else:  # pragma: no cover - platforms without preadv
+            data = os.pread(self._fd, len(view), self._pos) if hasattr(os, "pread") else _seek_read(self._fd, len(view), self._pos)
+            n = len(data)
+            view[:n] = data
+        if n:
+            self._pos += n
+            self._digest.update(view[:n])
+        else:
+            self._done = True
+            self._inp.finished(self._digest.hexdigest(), self._pos, self._fd)
+        return n
+
+    def close(self) -> None:
+        if not self.closed and self._own:
+            os.close(self._fd)
+        super().close()
+
+
+_preadv = getattr(os, "preadv", None)
+
+
+def _seek_read(fd: int, n: int, pos: int) -> bytes:  # pragma: no cover - platforms without pread
+    os.lseek(fd, pos, os.SEEK_SET)
+    return os.read(fd, n)
+
+
+def _read_stdin() -> IO[bytes]:
+    """Standard input as a binary stream, or InputError when it is closed (``<&-``)."""
+    stream = getattr(sys.stdin, "buffer", None) if sys.stdin is not None else None
+    if stream is None:
+        raise InputError("cannot read standard input (`-`): it is closed")
+    return stream  # type: ignore[no-any-return]
+
+
+def _spool(source: IO[bytes] | int, path: str, spool_dir: str | None) -> Input:
+    """Copy a stream (or descriptor) that can be read only once to a private nameless file, digesting it."""
+    try:
+        spool = tempfile.TemporaryFile(prefix="escalation-spool-", dir=spool_dir)  # noqa: SIM115
+    except OSError as err:
+        raise InputError(f"cannot copy {path} to a temporary file in {spool_dir or tempfile.gettempdir()}: {err.strerror or err}") from None
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        while True:
+            try:
+                block = os.read(source, _BLOCK) if isinstance(source, int) else source.read(_BLOCK)
+            except OSError as err:
+                raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+            if not block:
+                break
+            digest.update(block)
+            size += len(block)
+            try:
+                spool.write(block)
+            except OSError as err:
+                raise InputError(f"cannot copy {path} to a temporary file: {err.strerror or err}") from None
+        try:
+            spool.flush()
+        except OSError as err:
+            raise InputError(f"cannot copy {path} to a temporary file: {err.strerror or err}") from None
+    except BaseException:
+        spool.close()
+        raise
+    return Input(path, Path(path), digest.hexdigest(), size, None, spool)
+
+
+def _digest_file(fd: int, path: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        while block := os.read(fd, _BLOCK):
+            digest.update(block)
+            size += len(block)
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+    return digest.hexdigest(), size
+
+
+def open_input(path: str, spool_dir: str | None = None) -> Input:
+    """Digest one input (``-`` is standard input); what is not a regular file is spooled, read once."""
+    if path == "-":
+        return _spool(_read_stdin(), path, spool_dir)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))  # a FIFO waits here for its writer
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"cannot read {path}: it is a folder, not a file of events")
+        if not stat.S_ISREG(st.st_mode):
+            return _spool(fd, path, spool_dir)
+        digest, size = _digest_file(fd, path)
+        st = os.fstat(fd)
+        return Input(path, Path(path), digest, size, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    finally:
+        os.close(fd)
 
 
 def open_inputs(paths: list[str], spool_dir: str | None = None) -> list[Input]:
-    """Digest every input first (the header needs them); standard input is spooled to a file."""
-    out = []
-    for path in paths:
-        try:
-            if path == "-":
-                spool = tempfile.NamedTemporaryFile(prefix="escalation-stdin-", suffix=".jsonl", dir=spool_dir, delete=False)  # noqa: SIM115
-                with spool:
-                    shutil.copyfileobj(sys.stdin.buffer, spool)
-                file = Path(spool.name)
-            else:
-                file = Path(path)
-            digest = hashlib.sha256()
-            with file.open("rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):  # type: ignore[misc]
-                    digest.update(block)
-        except OSError as err:
-            raise InputError(f"cannot read {path}: {err.strerror or err}") from None
-        out.append(Input(path, file, digest.hexdigest()))
+    """Digest every input first (the header needs them); what is not a regular file is spooled (see :class:`Input`)."""
+    out: list[Input] = []
+    try:
+        for path in paths:
+            out.append(open_input(path, spool_dir))
+    except BaseException:
+        discard_inputs(out)
+        raise
     return out
+
+
+def discard_inputs(inputs: list[Input]) -> None:
+    """Delete the private copies of the inputs that have one."""
+    for inp in inputs:
+        inp.discard()
 
 
 def decision_record(line: Line, conversation: str, raw: dict[str, Any], d: Decision) -> dict[str, Any]:
@@ -166,6 +382,7 @@ class Spill:
     process only.
     """
 
+    @_guarded
     def __init__(self) -> None:
         self.db = sqlite3.connect("", check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=OFF")
@@ -180,44 +397,53 @@ class Spill:
         self.db.execute("CREATE TABLE closes (ord INTEGER, k INTEGER, record BLOB, PRIMARY KEY (ord, k)) WITHOUT ROWID")
         self.closes = 0
 
+    @_guarded
     def put(self, conversation: str, parked: bool, owing: bool, last_time: int, entry: tuple[Any, ...]) -> None:
         blob = pickle.dumps(entry, pickle.HIGHEST_PROTOCOL)
         row = (conversation, int(parked), int(owing), entry[0], last_time, blob)
         self.db.execute("INSERT OR REPLACE INTO away VALUES (?, ?, ?, ?, ?, ?)", row)
 
+    @_guarded
     def get(self, conversation: str) -> tuple[bool, int, tuple[Any, ...]] | None:
         """(parked, last time, entry) of a conversation out of memory, or None."""
         row = self.db.execute("SELECT parked, last_time, entry FROM away WHERE conversation = ?", (conversation,)).fetchone()
         return None if row is None else (bool(row[0]), row[1], pickle.loads(row[2]))
 
+    @_guarded
     def forget(self, conversation: str) -> None:
         """The conversation is back in memory: its row would only go stale (and be counted at the next sweep)."""
         self.db.execute("DELETE FROM away WHERE conversation = ?", (conversation,))
 
+    @_guarded
     def owing_idle(self, cutoff: int) -> list[tuple[str, tuple[Any, ...]]]:
         """--idle-horizon: the parked conversations that owe something and have been idle since before ``cutoff``."""
         rows = self.db.execute("SELECT conversation, entry FROM away WHERE parked = 1 AND owing = 1 AND last_time < ?", (cutoff,))
         return [(c, pickle.loads(blob)) for c, blob in rows.fetchall()]
 
+    @_guarded
     def retire_idle(self, cutoff: int) -> int:
         """--idle-horizon: parked conversations idle since before ``cutoff`` come back fresh; returns how many."""
         return self.db.execute("UPDATE away SET parked = 0, owing = 0 WHERE parked = 1 AND last_time < ?", (cutoff,)).rowcount
 
+    @_guarded_iter
     def iter_owing(self) -> Iterator[tuple[str, tuple[Any, ...]]]:
         """At the end: the parked conversations that owe something, in order of first appearance."""
         for conversation, blob in self.db.execute("SELECT conversation, entry FROM away WHERE parked = 1 AND owing = 1 ORDER BY ord"):
             yield conversation, pickle.loads(blob)
 
+    @_guarded
     def add_close(self, order: int, record: dict[str, Any]) -> None:
         self.db.execute(
             "INSERT INTO closes VALUES (?, ?, ?)", (order, self.closes, pickle.dumps(record, pickle.HIGHEST_PROTOCOL))
         )
         self.closes += 1
 
+    @_guarded_iter
     def iter_closes(self) -> Iterator[tuple[int, int, dict[str, Any]]]:
         for order, k, blob in self.db.execute("SELECT ord, k, record FROM closes ORDER BY ord, k"):
             yield order, k, pickle.loads(blob)
 
+    @_guarded
     def close(self) -> None:
         self.db.close()
 
@@ -447,7 +673,7 @@ def replay_records(
     yield header_record(policy, inputs, as_of, r.idle_horizon)
     seq = 1
     for inp in inputs:
-        with inp.file.open("rb") as fh:
+        with inp.open() as fh:
             for line in iter_lines(inp.path, fh, seq, r.limits):
                 yield r.record(line)
                 seq = line.seq + 1
