@@ -314,7 +314,10 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
             "        pending.extend(created)",
             "    self.pending = pending",
             "    self.last_time = t",
-            "    permitted, forbidden, names = permissions(self.active)",
+            "    if self.grants_for is not self.active:  # the permissions of these active rules, looked up once",
+            "        self.grants = permissions(self.active)",
+            "        self.grants_for = self.active",
+            "    permitted, forbidden, names = self.grants",
             f"    return Decision(t, {et}, violations, fulfilled, created, fired, names, permitted, forbidden, tuple(pending))",
             "",
         ]

@@ -224,7 +224,9 @@ def codegen_helpers(policy: CompiledPolicy) -> dict[str, Any]:
 class Interaction:
     """The state of one interaction (conversation) under one policy. Not shared between threads."""
 
-    __slots__ = ("active", "conversation", "flags", "last_time", "next_due", "next_n", "pending", "policy", "state", "wake", "wake_at")
+    __slots__ = (
+        "active", "conversation", "flags", "grants", "grants_for", "last_time", "next_due", "next_n", "pending", "policy", "state", "wake", "wake_at",
+    )  # fmt: skip
 
     def __init__(self, policy: CompiledPolicy, conversation: str) -> None:
         self.policy = policy
@@ -240,6 +242,10 @@ class Interaction:
         # wake_at is at most the least of them. Not part of snapshots: a resumed interaction evaluates them all once.
         self.wake: list[float] = [DUE] * policy.timers
         self.wake_at: float = DUE
+        # policy.permissions(active) for the tuple ``grants_for``: an event whose rules left ``active`` as it was (the
+        # same object) reuses it instead of hashing the tuple again; any other tuple, assigned by anyone, is looked up
+        self.grants: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
+        self.grants_for: tuple[int, ...] | None = None
 
     # -- queries
     def active_at(self, now: int) -> tuple[int, ...]:
@@ -372,7 +378,10 @@ class Interaction:
         self.last_time = t
 
         # 6. permissions
-        permitted, forbidden, names = policy.permissions(self.active)
+        if self.grants_for is not self.active:
+            self.grants = policy.permissions(self.active)
+            self.grants_for = self.active
+        permitted, forbidden, names = self.grants
         return Decision(
             t,
             etype,
