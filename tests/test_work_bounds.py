@@ -219,3 +219,36 @@ def test_timed_rules_are_evaluated_again_once_their_instant_has_come() -> None:
         feed(_event(policy, 0, "ticket.note", n=1))
         assert "quiet_1" in feed(_event(policy, 600 * US - 1, "agent.warn")).active
         assert "quiet_1" not in feed(_event(policy, 600 * US, "agent.warn")).active
+
+
+def test_the_lets_benchmark_runs() -> None:
+    """benchmarks/bench_lets.py (the figures of benchmarks/RESULTS.md section 7) runs and prints its three tables."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    args = ["--sizes", "5,10", "--bursts", "100", "--timed", "1,2"]
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_lets.py"), *args], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for head in ("| doubling lets |", "| burst N |", "| timed while rules about ticket.note |"):
+        assert head in proc.stdout
+
+
+@pytest.mark.parametrize("back_end", BACK_ENDS)
+def test_a_query_after_a_burst_neither_walks_nor_changes_the_window(back_end: str) -> None:
+    """`permissions(now)` later than the last event reads the window without dropping from it, and without walking it."""
+    policy = _compiled(BURST_POLICY)
+
+    def query(n: int) -> tuple[int, int, tuple[tuple[str, ...], tuple[str, ...]]]:
+        inter = Interaction(policy, "c")
+        message = _event(policy, 0, "customer.message")
+        for _ in range(n):
+            getattr(inter, back_end)(message)
+        answer: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        inter.permissions(BASE + 11 * US)  # fills the policy's cache of permissions
+        lines = _lines_executed(lambda: answer.append(inter.permissions(BASE + 11 * US)))
+        assert len(inter.state[0]) == n  # a query leaves the state as it was
+        return lines, len(answer), answer[0]
+
+    few, many = query(100), query(2_000)
+    assert few == many and "agent.hang_up" in few[2][0], (few, many)

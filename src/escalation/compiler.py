@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -658,13 +659,14 @@ def _crossing(d: Any, k: int, now: int) -> float:
 
 
 def _window_count(times: deque[int], low: int) -> int:
-    """How many of the (ascending) ``times`` are at or after ``low``."""
-    n = len(times)
-    for t in times:
-        if t >= low:
-            break
-        n -= 1
-    return n
+    """How many of the (ascending) ``times`` are at or after ``low``.
+
+    In a step the window has just dropped what left it, so the first test answers; a query
+    (a later ``now``, which must not change the state) bisects, in C, instead of walking.
+    """
+    if not times or times[0] >= low:
+        return len(times)
+    return len(times) - bisect_left(times, low)
 
 
 def compile_policy(checked: CheckedPolicy, source_bytes: bytes | None = None) -> CompiledPolicy:
