@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["INLINE_NODES", "INLINE_WHILE", "build", "generate", "source_of"]
 
+#: The operators as printed: a fixed table, so that no text of the policy is pasted into the source.
+_OPERATORS = {op: op for op in ("and", "or", "+", "-", "==", "!=", "<", "<=", ">", ">=")}
+
 
 class _Printer:
     """Expressions -> Python source over ``s`` (state), ``a`` (event attributes), ``now``."""
@@ -77,23 +80,23 @@ class _Printer:
         if isinstance(e, ast.BoolLit):
             return "True" if e.value else "False"
         if isinstance(e, ast.IntLit):
-            return str(e.value)
+            return repr(int(e.value))
         if isinstance(e, ast.StringLit):
-            return repr(e.value)
+            return repr(str(e.value))
         if isinstance(e, ast.DurationLit):
-            return str(e.seconds * US)
+            return repr(int(e.seconds * US))
         if isinstance(e, ast.NameRef):
             if scope is not None and scope.field(e.name) is not None:
                 return f"a[{e.name!r}]"
             if e.name in self.comp.lets_ast:
                 return self.let(e.name)
-            return repr(e.name)
+            return repr(str(e.name))
         if isinstance(e, ast.Group):
             return self.expr(e.expr, scope)
         if isinstance(e, ast.Not):
             return f"(not {self.expr(e.operand, scope)})"
         if isinstance(e, ast.BoolOp | ast.Arith | ast.Compare):
-            return f"({self.expr(e.left, scope)} {e.op} {self.expr(e.right, scope)})"
+            return f"({self.expr(e.left, scope)} {_OPERATORS[e.op]} {self.expr(e.right, scope)})"
         if isinstance(e, ast.In):
             from .compiler import literal_value
 
@@ -104,7 +107,7 @@ class _Printer:
             window = e.window.seconds * US if isinstance(e, ast.Count) and e.window is not None else None
             i = self.comp.op_index[("count", e.pattern, e.since, window)]
             if window is not None:
-                return f"window_count(s[{i}], now - {window})"
+                return f"window_count(s[{i}], now - {int(window)})"
             return f"(s[{i}] > 0)" if isinstance(e, ast.Seen) else f"s[{i}]"
         if isinstance(e, ast.Last):
             i = self.comp.op_index[("last", e.attr.text, e.pattern)]
@@ -251,7 +254,7 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
             "    pending = self.pending",
         ]
         for i, window in plan.windows:  # windows forget what fell out of them before anything reads them
-            body += [f"    w = s[{i}]", f"    while w and w[0] < t - {window}:", "        w.popleft()"]
+            body += [f"    w = s[{i}]", f"    while w and w[0] < t - {int(window)}:", "        w.popleft()"]
         if deadlines:
             body += ["    if pending and t > self.next_due:", "        pending = expire(self, pending, t, violations)"]
         if plan.is_action:
