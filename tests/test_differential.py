@@ -272,3 +272,56 @@ def test_grouped_while_rules_match_the_reference(data: st.DataObject) -> None:
         _run_both(result.checked, records, 60 * US)
     finally:
         codegen.INLINE_WHILE = saved
+
+
+# ---------------------------------------------------------------- lets read twice, clocks about other events
+
+
+def _doubling(n: int) -> str:
+    """``n`` lets, each the previous added to itself (a{n} is 2^n warnings): memoised, not expanded."""
+    lets = "let a0 = count agent.warn\n" + "".join(f"let a{i} = a{i - 1} + a{i - 1}\n" for i in range(1, n + 1))
+    return (
+        f'policy "Doubling" version "1"\ndefault forbid agent.hang_up\n{lets}'
+        f"rule r {{\n  while a{n} >= a{n - 1} + a{n - 1} and a{n - 1} - a{n - 2} >= a0 + a0 + a0\n  permit agent.hang_up\n}}\n"
+        f"rule o {{\n  on agent.warn if a{n} - a{n - 1} == a{n - 1} and a{n} >= 1\n  require agent.summarize within 1m\n}}\n"
+        f"rule w {{\n  while count customer.message[abuse != none] within 1m >= 1 and a{n // 2} >= 1\n  forbid agent.hang_up\n}}\n"
+    )
+
+
+@pytest.mark.parametrize("n", [22, 60])
+def test_doubling_lets_agree_with_the_reference(n: int) -> None:
+    steps = [(0, "agent.hang_up", {}), (1, "agent.warn", {}), (2, "agent.hang_up", {}), (3, "customer.message", {"abuse": "insult"})]
+    steps += [(4, "agent.warn", {}), (5, "agent.hang_up", {}), (70, "agent.hang_up", {}), (71, "agent.summarize", {})]
+    _one_conversation(_doubling(n), steps)
+
+
+TIMED_ELSEWHERE = """policy "Clocks" version "1"
+event ticket.note { n: int = 0 }
+default forbid agent.offer_compensation
+rule fresh { while time since ticket.note[n == 1] < 10m permit agent.offer_compensation }
+rule stale { while time since ticket.note >= 10m and seen ticket.note require agent.follow_up within 1m }
+rule busy { while count ticket.note within 1m >= 2 forbid agent.offer_compensation severity low }
+rule quiet { while count ticket.note[n == 2] within 30s == 0 and time since agent.warn > 20s require agent.summarize within 1m }
+rule mixed { while time since ticket.note < time since agent.warn or time since ticket.note in {30s, 1m} require agent.apologize within 1m }
+rule warned { on agent.warn if count ticket.note within 1m >= 1 require agent.take_break within 1m }
+"""
+
+
+def test_timed_rules_about_other_events_change_at_their_instant() -> None:
+    """Events of other types land on, just before and just after each instant a clock can change."""
+    steps = [(0, "ticket.note", {"n": 1}), (0, "ticket.note", {"n": 2}), (1, "agent.warn", {}), (20, "agent.summarize", {})]
+    steps += [(21, "agent.offer_compensation", {}), (29, "agent.apologize", {}), (30, "agent.apologize", {}), (31, "agent.apologize", {})]
+    steps += [(60, "agent.offer_compensation", {}), (61, "agent.warn", {}), (62, "ticket.note", {"n": 3}), (91, "agent.apologize", {})]
+    steps += [(121, "agent.summarize", {}), (122, "agent.offer_compensation", {}), (599, "agent.follow_up", {})]
+    steps += [(600, "agent.offer_compensation", {}), (601, "agent.offer_compensation", {}), (662, "agent.follow_up", {}), (663, "agent.warn", {})]
+    _one_conversation(TIMED_ELSEWHERE, steps)
+
+
+@_PROPERTY
+@given(st.data())
+def test_timed_rules_about_other_events_match_the_reference(data: st.DataObject) -> None:
+    result = check_source(TIMED_ELSEWHERE)
+    assert result.checked is not None
+    names = ["ticket.note", "agent.warn", "agent.offer_compensation", "agent.apologize", "agent.summarize", "agent.follow_up"]
+    records = data.draw(event_streams(result.checked.vocabulary, max_events=30, prefer=names), label="events")
+    _run_both(result.checked, records, data.draw(st.sampled_from((0, 1, 30, 60, 600)), label="as_of offset (s)") * US)

@@ -8,6 +8,13 @@ function that performs §6's steps for exactly the operators and rules that type
 touch. The source is compiled once per policy and registered in ``linecache`` under
 ``<escalation:POLICY>``, so tracebacks and debuggers show it; :func:`source_of`
 returns it for inspection (`escalation compile --show`).
+
+Nothing from outside the engine enters the source but through ``repr``: names, strings
+and the file name are printed as Python string literals (or not at all), identifiers are
+the engine's own (``feed_3``, ``let_0``, ``w2``, ``K5``), numbers are ints the checker
+produced. A large ``let`` is printed once, as a function that stores its value in the
+per-evaluation memo ``L``, and read as ``(L[j] if j in L else let_j(s, now, L))``, so that
+the source, and the work per event, stay linear in the policy's size.
 """
 
 from __future__ import annotations
@@ -17,13 +24,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import ast
+from .compiler import INLINE_NODES
 from .timefmt import US
 
 if TYPE_CHECKING:
     from .compiler import CompiledPolicy, OnRule, WhileRule, _Compiler
 
-#: Lets with more nodes than this are called as functions rather than inlined.
-INLINE_NODES = 12
+__all__ = ["INLINE_NODES", "INLINE_WHILE", "build", "generate", "source_of"]
+
+#: The operators as printed: a fixed table, so that no text of the policy is pasted into the source.
+_OPERATORS = {op: op for op in ("and", "or", "+", "-", "==", "!=", "<", "<=", ">", ">=")}
 
 
 class _Printer:
@@ -37,7 +47,8 @@ class _Printer:
         self.let_funcs: list[str] = []
         self.while_funcs: dict[str, str] = {}
         self.rules = comp.checked.policy.rules  # a property that rebuilds the list: read it once
-        self.group_names: dict[tuple[int, ...], str] = {}
+        self.group_names: dict[tuple[tuple[int, bool], ...], str] = {}
+        self.memo_reads = 0  # memo reads printed so far: a section that printed some needs `L = {}`
 
     def const(self, value: Any) -> str:
         key = (type(value), value) if not isinstance(value, frozenset) else ("set", value)
@@ -49,40 +60,43 @@ class _Printer:
         return name
 
     def let(self, name: str) -> str:
+        """A read of a let: its expansion when small (as the compiler decided), else a read of the memo."""
         src = self.let_src.get(name)
         if src is None:
             expr = self.comp.lets_ast[name].expr
             body = self.expr(expr, None)
-            if len(ast.walk(expr)) <= INLINE_NODES:
+            j = self.comp.memo_index.get(name)
+            if j is None:
                 src = f"({body})"
             else:
-                fname = f"let_{name}"
-                self.let_funcs.append(f"def {fname}(s, now):\n    return {body}\n")
-                src = f"{fname}(s, now)"
+                self.let_funcs.append(f"def let_{j}(s, now, L):\n    v = L[{j}] = {body}\n    return v\n")
+                src = f"(L[{j}] if {j} in L else let_{j}(s, now, L))"
             self.let_src[name] = src
+        if name in self.comp.memo_index:
+            self.memo_reads += 1
         return src
 
     def expr(self, e: ast.Expr, scope: Any) -> str:
         if isinstance(e, ast.BoolLit):
             return "True" if e.value else "False"
         if isinstance(e, ast.IntLit):
-            return str(e.value)
+            return repr(int(e.value))
         if isinstance(e, ast.StringLit):
-            return repr(e.value)
+            return repr(str(e.value))
         if isinstance(e, ast.DurationLit):
-            return str(e.seconds * US)
+            return repr(int(e.seconds * US))
         if isinstance(e, ast.NameRef):
             if scope is not None and scope.field(e.name) is not None:
                 return f"a[{e.name!r}]"
             if e.name in self.comp.lets_ast:
                 return self.let(e.name)
-            return repr(e.name)
+            return repr(str(e.name))
         if isinstance(e, ast.Group):
             return self.expr(e.expr, scope)
         if isinstance(e, ast.Not):
             return f"(not {self.expr(e.operand, scope)})"
         if isinstance(e, ast.BoolOp | ast.Arith | ast.Compare):
-            return f"({self.expr(e.left, scope)} {e.op} {self.expr(e.right, scope)})"
+            return f"({self.expr(e.left, scope)} {_OPERATORS[e.op]} {self.expr(e.right, scope)})"
         if isinstance(e, ast.In):
             from .compiler import literal_value
 
@@ -93,7 +107,7 @@ class _Printer:
             window = e.window.seconds * US if isinstance(e, ast.Count) and e.window is not None else None
             i = self.comp.op_index[("count", e.pattern, e.since, window)]
             if window is not None:
-                return f"window_count(s[{i}], now - {window})"
+                return f"window_count(s[{i}], now - {int(window)})"
             return f"(s[{i}] > 0)" if isinstance(e, ast.Seen) else f"s[{i}]"
         if isinstance(e, ast.Last):
             i = self.comp.op_index[("last", e.attr.text, e.pattern)]
@@ -127,12 +141,25 @@ def _cond(p: _Printer, pattern: Any, etype: str) -> str:
 INLINE_WHILE = 3
 
 
-def _while_inline(p: _Printer, rule: WhileRule, specs: dict[int, str], indent: str) -> list[str]:
-    trig = p.rules[rule.index].trigger
-    assert isinstance(trig, ast.While)
+def _while_inline(p: _Printer, rule: WhileRule, specs: dict[int, str], indent: str, guarded: bool) -> list[str]:
     k = rule.position
-    out = [
-        f"{indent}v = {p.expr(trig.cond, None)}",
+    out: list[str] = []
+    if rule.timer >= 0:  # it reads the clock: its clock closure gives the value and when it may next change
+        c = rule.timer
+        if guarded:  # nothing it reads changed: only time can change it, and not before wake[c]
+            out.append(f"{indent}if t >= wake[{c}]:")
+            indent += "    "
+        out += [
+            f"{indent}v, n = {p.const(rule.clock)}(s, t)",
+            f"{indent}wake[{c}] = n",
+            f"{indent}if n < self.wake_at:",
+            f"{indent}    self.wake_at = n",
+        ]
+    else:
+        trig = p.rules[rule.index].trigger
+        assert isinstance(trig, ast.While)
+        out.append(f"{indent}v = {p.expr(trig.cond, None)}")
+    out += [
         f"{indent}if v != flags[{k}]:",
         f"{indent}    if not changed:",
         f"{indent}        flags = flags[:]",
@@ -145,36 +172,41 @@ def _while_inline(p: _Printer, rule: WhileRule, specs: dict[int, str], indent: s
     return out
 
 
-def _while_group(p: _Printer, rules: list[WhileRule], specs: dict[int, str], indent: str) -> list[str]:
+def _while_group(p: _Printer, rules: list[WhileRule], guarded: frozenset[int], indent: str) -> list[str]:
     for rule in rules:
         fname = f"w{rule.position}"
-        if fname not in p.while_funcs:
+        if rule.timer < 0 and fname not in p.while_funcs:
             trig = p.rules[rule.index].trigger
             assert isinstance(trig, ast.While)
-            p.while_funcs[fname] = f"def {fname}(s, now):\n    return {p.expr(trig.cond, None)}\n"
-    key = tuple(rule.position for rule in rules)
+            p.while_funcs[fname] = f"def {fname}(s, now, L):\n    return {p.expr(trig.cond, None)}\n"
+    key = tuple((rule.position, rule.position in guarded) for rule in rules)
     group = p.group_names.get(key)
     if group is None:  # built after the module runs (build()), so the source stays small
         group = f"G{len(p.group_names)}"
         p.group_names[key] = group
     return [
-        f"{indent}flags = rewhile(self, {group}, s, t, flags, created)",
+        f"{indent}flags = rewhile(self, {group}, s, t, flags, created, L)",
         f"{indent}changed = flags is not self.flags",
     ]
 
 
-def _step5(p: _Printer, rules: tuple[OnRule | WhileRule, ...], specs: dict[int, str], indent: str) -> list[str]:
+def _step5(p: _Printer, rules: tuple[OnRule | WhileRule, ...], specs: dict[int, str], indent: str, guarded: frozenset[int]) -> tuple[list[str], bool]:
+    """§6 step 5 for ``rules``; and whether it reads the memo ``L`` (memoised lets, or a loop over conditions)."""
     from .compiler import WhileRule
 
     out: list[str] = []
     run: list[WhileRule] = []
+    reads = p.memo_reads
+    grouped = False
 
     def flush() -> None:
+        nonlocal grouped
         if len(run) > INLINE_WHILE:
-            out.extend(_while_group(p, run, specs, indent))
+            out.extend(_while_group(p, run, guarded, indent))
+            grouped = True
         else:
             for rule in run:
-                out.extend(_while_inline(p, rule, specs, indent))
+                out.extend(_while_inline(p, rule, specs, indent, rule.position in guarded))
         run.clear()
 
     for rule in rules:
@@ -193,7 +225,7 @@ def _step5(p: _Printer, rules: tuple[OnRule | WhileRule, ...], specs: dict[int, 
         if not rule.requires:
             out.append(f"{indent}    pass")
     flush()
-    return out
+    return out or [f"{indent}pass"], grouped or p.memo_reads != reads
 
 
 def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, Any]]:
@@ -205,12 +237,12 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
     lines: list[str] = []
     names: dict[str, str] = {}
     for n, (etype, plan) in enumerate(policy.plans.items()):
-        fname = f"feed_{n}_{etype.replace('.', '_')}"
+        fname = f"feed_{n}"  # the type is data: it appears only as a string literal
         names[etype] = fname
         et = repr(etype)
         body = [
             f"def {fname}(self, event):",
-            f"    # {etype}",
+            f"    # {et}",
             "    t = now = event.time",
             "    s = self.state",
             "    a = event.attrs",
@@ -221,6 +253,8 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
             "    first = False",
             "    pending = self.pending",
         ]
+        for i, window in plan.windows:  # windows forget what fell out of them before anything reads them
+            body += [f"    w = s[{i}]", f"    while w and w[0] < t - {int(window)}:", "        w.popleft()"]
         if deadlines:
             body += ["    if pending and t > self.next_due:", "        pending = expire(self, pending, t, violations)"]
         if plan.is_action:
@@ -234,16 +268,21 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
                 body += ["    if pending:", f"        pending = fulfil(pending, {et}, s, a, t, fulfilled)"]
         if etype in befores:
             body += ["    if pending:", f"        pending = break_before(pending, {et}, violations)"]
+        reads = p.memo_reads
+        matches: list[str] = []  # patterns are matched on the state before the event: one memo for them
         for rule in plan.on_rules:
-            body.append(f"    m{rule.index} = {_cond(p, rule.pattern, etype)}")
+            matches.append(f"    m{rule.index} = {_cond(p, rule.pattern, etype)}")
         for i, op in plan.ops:
             hit = _cond(p, op.pattern, etype) if op.pattern.event == etype else "False"
             if op.since is not None and op.since.event == etype:
-                body.append(f"    r{i} = {_cond(p, op.since, etype)}")
-                body.append(f"    h{i} = not r{i} and {hit}" if hit != "False" else f"    h{i} = False")
+                matches.append(f"    r{i} = {_cond(p, op.since, etype)}")
+                matches.append(f"    h{i} = not r{i} and {hit}" if hit != "False" else f"    h{i} = False")
             else:
-                body.append(f"    r{i} = False")
-                body.append(f"    h{i} = {hit}")
+                matches.append(f"    r{i} = False")
+                matches.append(f"    h{i} = {hit}")
+        if p.memo_reads != reads:
+            body.append("    L = {}")
+        body += matches
         for i, op in plan.ops:
             if op.kind == "count":
                 body += [f"    if r{i}:", f"        s[{i}] = 0", f"    elif h{i}:", f"        s[{i}] += 1"]
@@ -253,24 +292,40 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
                 body += [f"    if h{i}:", f"        s[{i}] = a[{op.attr!r}]"]
             else:
                 body += [f"    if h{i}:", f"        s[{i}] = t"]
-        for i, window in plan.windows:
-            body += [f"    w = s[{i}]", f"    while w and w[0] < t - {window}:", "        w.popleft()"]
         body += ["    fired = []", "    created = []", "    flags = self.flags", "    changed = False"]
-        body += _step5(p, plan.step5, specs, "    ") or ["    pass"]
+        if policy.timers:
+            body.append("    wake = self.wake")
+        if plan.guarded:  # timed rules this type does not touch: evaluated once their instant has come
+            fast, memo_fast = _step5(p, plan.step5, specs, "        ", frozenset())
+            full, memo_full = _step5(p, plan.step5_full, specs, "        ", plan.guarded)
+            if memo_fast:
+                body.append("    L = {}")
+            body += ["    if t < self.wake_at:", *fast, "    else:"]
+            if memo_full and not memo_fast:
+                body.append("        L = {}")
+            body += [*full, "        self.wake_at = min(wake)"]
+        else:
+            step5, memo = _step5(p, plan.step5, specs, "    ", frozenset())
+            if memo:
+                body.append("    L = {}")
+            body += step5
         body += [
             "    if changed:",
             "        self.flags = flags",
-            "        self.active = tuple([k for k, on in enumerate(flags) if on])",
+            "        self.active = tuple(compress(range(len(flags)), flags))",  # in C: no Python line per while rule
             "    if created:",
             "        pending.extend(created)",
             "    self.pending = pending",
             "    self.last_time = t",
-            "    permitted, forbidden, names = permissions(self.active)",
+            "    if self.grants_for is not self.active:  # the permissions of these active rules, looked up once",
+            "        self.grants = permissions(self.active)",
+            "        self.grants_for = self.active",
+            "    permitted, forbidden, names = self.grants",
             f"    return Decision(t, {et}, violations, fulfilled, created, fired, names, permitted, forbidden, tuple(pending))",
             "",
         ]
         lines += body
-    header = [f"# generated from {policy.checked.path} (sha256 {policy.sha256[:12]})", ""]
+    header = [f"# generated from {policy.checked.path!r} (sha256 {policy.sha256[:12]})", ""]
     source = "\n".join(header + p.let_funcs + list(p.while_funcs.values()) + lines) + "\n"
     table = "FEEDERS = {" + ", ".join(f"{k!r}: {v}" for k, v in names.items()) + "}\n"
     consts = dict(p.consts)
@@ -281,13 +336,17 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
 def build(comp: _Compiler, policy: CompiledPolicy, helpers: dict[str, Any]) -> tuple[dict[str, Callable[..., Any]], str]:
     """Compile the generated module; returns the per-type step functions and the source."""
     source, consts = generate(comp, policy)
-    filename = f"<escalation:{policy.checked.path}:{policy.sha256[:12]}>"
+    filename = f"<escalation:{policy.checked.path!r}:{policy.sha256[:12]}>"
     namespace: dict[str, Any] = {**helpers, **consts}
-    groups: dict[str, tuple[int, ...]] = namespace.pop("__groups__")
+    groups: dict[str, tuple[tuple[int, bool], ...]] = namespace.pop("__groups__")
     code = compile(source, filename, "exec")
-    exec(code, namespace)  # the source is ours, printed from a checked policy
-    for name, positions in groups.items():  # runs of while rules: (position, condition, requires)
-        namespace[name] = tuple((k, namespace[f"w{k}"], policy.while_rules[k].requires) for k in positions)
+    exec(code, namespace)  # the source is ours, printed from a checked policy (outside data only through repr)
+    for name, entries in groups.items():  # runs of while rules: (position, condition or clock, requires, timer, guarded)
+        rules = policy.while_rules
+        namespace[name] = tuple(
+            (k, namespace[f"w{k}"] if rules[k].timer < 0 else rules[k].clock, rules[k].requires, rules[k].timer, guarded)
+            for k, guarded in entries
+        )
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     feeders: dict[str, Callable[..., Any]] = namespace["FEEDERS"]
     return feeders, source

@@ -5,12 +5,20 @@ temporal-operator values of one conversation, ``attrs`` the attributes of the
 event a pattern is matched against (inside brackets), ``now`` the time in
 microseconds. Identical temporal expressions share one slot of state. Tables
 indexed by event type let the evaluator touch only what an event can change.
+
+A ``let`` is evaluated at most once per evaluation: inside, closures take a fourth
+argument, a memo of the values of the lets already computed, so that lets reading
+others several times (``let a2 = a1 + a1``) cost their size, not the size of their
+expansion. A ``while`` rule that reads the clock (a window or a ``time since``) also
+gets a *clock* closure that returns its value and the earliest instant at which that
+value can change with time alone, so that events of other types skip it until then.
 """
 
 from __future__ import annotations
 
 import hashlib
 import operator
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +31,15 @@ from .timefmt import US
 from .vocabulary import EventType
 
 Fn = Callable[[list[Any], dict[str, Any] | None, int], Any]
+#: The inner form of a compiled expression: ``fn(state, attrs, now, memo)``; ``memo`` maps a let's index to its value.
+Fn4 = Callable[[list[Any], dict[str, Any] | None, int, dict[int, Any]], Any]
+#: A clock closure ``fn(state, now, memo) -> (value, slope, next)``: ``value`` changes with time alone at the
+#: rate ``slope`` (per microsecond; numbers only) until ``next``, the earliest instant it may do otherwise.
+Clock = Callable[[list[Any], int, dict[int, Any]], tuple[Any, int, float]]
 INF = float("inf")
+#: Lets whose expansion (lets they read inlined) has at most this many nodes are inlined; larger ones are memoised.
+INLINE_NODES = 12
+_UNSET: Any = object()
 LEVEL_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 _CMP: dict[str, Callable[[Any, Any], bool]] = {
@@ -98,6 +114,8 @@ class WhileRule:
     message: str | None
     reads: frozenset[int] = frozenset()  # the operator slots its condition reads (through lets)
     timed: bool = False  # it reads a window or a `time since`, so its value changes with time alone
+    timer: int = -1  # among the timed rules (Interaction.wake), -1 when not timed
+    clock: Callable[[list[Any], int], tuple[Any, float]] | None = None  # timed: (value, next instant it may change)
 
 
 @attrs.frozen(slots=True)
@@ -107,9 +125,11 @@ class TypePlan:
     is_action: bool
     on_rules: tuple[OnRule, ...]
     ops: tuple[tuple[int, Op], ...]  # operators whose pattern or since-pattern has this type
-    windows: tuple[tuple[int, int], ...]  # (slot, window) of the windowed ones among them
-    step5: tuple[OnRule | WhileRule, ...]  # on rules of this type and the while rules to re-evaluate, source order
+    windows: tuple[tuple[int, int], ...]  # (slot, window) of every window the step reads outside clock closures: expired first
+    step5: tuple[OnRule | WhileRule, ...]  # on rules of this type and the while rules whose inputs it changes, source order
     judges: tuple[WhileRule, ...]  # while rules that permit or forbid this action
+    step5_full: tuple[OnRule | WhileRule, ...] = ()  # step5 and the other timed while rules, once one of them may have changed
+    guarded: frozenset[int] = frozenset()  # positions of those other timed rules: re-evaluated only when their instant has come
 
 
 @attrs.frozen(slots=True, eq=False)
@@ -140,6 +160,7 @@ class CompiledPolicy:
     step_rules_cache: dict[str, tuple[OnRule | WhileRule, ...]] = attrs.field(factory=dict)
     state_template: tuple[Any, ...] = ()
     window_slots: tuple[int, ...] = ()
+    timers: int = 0  # how many while rules are timed (the length of Interaction.wake)
 
     def initial_state(self) -> list[Any]:
         """A new conversation's operator slots (windows get their own deques)."""
@@ -181,6 +202,10 @@ class _Compiler:
         self.vocab = checked.vocabulary
         self.lets_ast = {let.name.text: let for let in checked.policy.lets}
         self.let_fns: dict[str, Fn] = {}
+        self.let_refs: dict[str, Fn4] = {}  # a let's value, inlined or memoised
+        self.let_clocks: dict[str, Clock] = {}
+        self.let_cost: dict[str, int] = {}  # nodes of its expansion (a memoised let read counts 1)
+        self.memo_index: dict[str, int] = {}  # the memoised lets: their index in a memo
         self.ops: list[Op] = []
         self.op_index: dict[tuple[Any, ...], int] = {}
         self.all_requires: list[RequireSpec] = []
@@ -200,80 +225,253 @@ class _Compiler:
         return index
 
     def let_fn(self, name: str) -> Fn:
+        """A let's value as a closure of three arguments (each call has its own memo)."""
         fn = self.let_fns.get(name)
         if fn is None:
-            # lets are compiled in dependency order, so this is only reached for forward references
-            fn = self.expr(self.lets_ast[name].expr, None)
-            self.let_fns[name] = fn
+            fn = self.let_fns[name] = _outer(self.let_ref(name))
         return fn
 
+    def cost(self, e: ast.Expr) -> int:
+        """How many nodes ``e`` evaluates, lets expanded as the compiler inlines them (brackets of patterns excluded)."""
+        n = 0
+        stack: list[Any] = [e]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.NameRef) and node.name in self.lets_ast:
+                self.let_ref(node.name)
+                n += 1 if node.name in self.memo_index else self.let_cost[node.name]
+            elif not isinstance(node, ast.Pattern):
+                n += 1
+                stack.extend(ast.children(node))
+        return n
+
+    def let_ref(self, name: str) -> Fn4:
+        """A let read: its body itself when its expansion is small, else a read of the memo that computes it once."""
+        ref = self.let_refs.get(name)
+        if ref is None:
+            expr = self.lets_ast[name].expr
+            body = self.expr4(expr, None)  # compiles the lets it reads first
+            cost = self.cost(expr)
+            self.let_cost[name] = cost
+            if cost <= INLINE_NODES:
+                ref = body
+            else:
+                j = self.memo_index[name] = len(self.memo_index)
+
+                def ref(s: list[Any], a: dict[str, Any] | None, now: int, m: dict[int, Any]) -> Any:
+                    v = m.get(j, _UNSET)
+                    if v is _UNSET:
+                        v = m[j] = body(s, None, now, m)
+                    return v
+
+            self.let_refs[name] = ref
+        return ref
+
+    def last_default(self, e: ast.Last) -> Any:
+        """The value of ``last a of P`` before P happens, when its ``else`` is not a let."""
+        field = self.vocab[e.pattern.event.text].field(e.attr.text)
+        assert field is not None
+        default: Any = literal_value(e.default) if e.default is not None else field.default
+        if field.type == "duration" and e.default is None and isinstance(default, int):
+            default = default * US
+        return default
+
     def expr(self, e: ast.Expr, scope: EventType | None) -> Fn:
+        """``e`` as a closure ``fn(state, attrs, now)``."""
+        return _outer(self.expr4(e, scope))
+
+    def expr4(self, e: ast.Expr, scope: EventType | None) -> Fn4:
         if isinstance(e, ast.IntLit | ast.StringLit | ast.BoolLit):
             value: Any = e.value
-            return lambda s, a, now: value
+            return lambda s, a, now, m: value
         if isinstance(e, ast.DurationLit):
             micro = e.seconds * US
-            return lambda s, a, now: micro
+            return lambda s, a, now, m: micro
         if isinstance(e, ast.NameRef):
             name = e.name
             if scope is not None and scope.field(name) is not None:
-                return lambda s, a, now: a[name]  # type: ignore[index]
+                return lambda s, a, now, m: a[name]  # type: ignore[index]
             if name in self.lets_ast:
-                return self.let_fn(name)
-            return lambda s, a, now: name  # an enum member
+                return self.let_ref(name)
+            return lambda s, a, now, m: name  # an enum member
         if isinstance(e, ast.Group):
-            return self.expr(e.expr, scope)
+            return self.expr4(e.expr, scope)
         if isinstance(e, ast.Not):
-            inner = self.expr(e.operand, scope)
-            return lambda s, a, now: not inner(s, a, now)
+            inner = self.expr4(e.operand, scope)
+            return lambda s, a, now, m: not inner(s, a, now, m)
         if isinstance(e, ast.BoolOp):
-            left, right = self.expr(e.left, scope), self.expr(e.right, scope)
+            left, right = self.expr4(e.left, scope), self.expr4(e.right, scope)
             if e.op == "and":
-                return lambda s, a, now: left(s, a, now) and right(s, a, now)
-            return lambda s, a, now: left(s, a, now) or right(s, a, now)
+                return lambda s, a, now, m: left(s, a, now, m) and right(s, a, now, m)
+            return lambda s, a, now, m: left(s, a, now, m) or right(s, a, now, m)
         if isinstance(e, ast.Arith):
-            left, right = self.expr(e.left, scope), self.expr(e.right, scope)
+            left, right = self.expr4(e.left, scope), self.expr4(e.right, scope)
             if e.op == "+":
-                return lambda s, a, now: left(s, a, now) + right(s, a, now)
-            return lambda s, a, now: left(s, a, now) - right(s, a, now)
+                return lambda s, a, now, m: left(s, a, now, m) + right(s, a, now, m)
+            return lambda s, a, now, m: left(s, a, now, m) - right(s, a, now, m)
         if isinstance(e, ast.Compare):
-            left, right = self.expr(e.left, scope), self.expr(e.right, scope)
+            left, right = self.expr4(e.left, scope), self.expr4(e.right, scope)
             cmp = _CMP[e.op]
-            return lambda s, a, now: cmp(left(s, a, now), right(s, a, now))
+            return lambda s, a, now, m: cmp(left(s, a, now, m), right(s, a, now, m))
         if isinstance(e, ast.In):
-            left = self.expr(e.left, scope)
-            members = [self.expr(m, scope) for m in e.members]
+            left = self.expr4(e.left, scope)
+            members = [self.expr4(m, scope) for m in e.members]
             try:
-                constant = frozenset(m([], None, 0) for m in members)
+                constant = frozenset(m([], None, 0, {}) for m in members)
             except (IndexError, TypeError, KeyError):
-                return lambda s, a, now: left(s, a, now) in {m(s, a, now) for m in members}
-            return lambda s, a, now: left(s, a, now) in constant
+                return lambda s, a, now, m: left(s, a, now, m) in {f(s, a, now, m) for f in members}
+            return lambda s, a, now, m: left(s, a, now, m) in constant
         if isinstance(e, ast.Count | ast.Seen):
             window = e.window.seconds * US if isinstance(e, ast.Count) and e.window is not None else None
             key: tuple[Any, ...] = ("count", e.pattern, e.since, window)
             kind = "wcount" if window is not None else "count"
             i = self.op(key, lambda: Op(kind, self.pattern(e.pattern), self.pattern(e.since) if e.since else None, window or 0, source=e))
             if isinstance(e, ast.Seen) and window is None:
-                return lambda s, a, now: s[i] > 0
+                return lambda s, a, now, m: s[i] > 0
             if window is not None:
-                return lambda s, a, now: _window_count(s[i], now - window)
-            return lambda s, a, now: s[i]
+                return lambda s, a, now, m: _window_count(s[i], now - window)
+            return lambda s, a, now, m: s[i]
         if isinstance(e, ast.Last):
-            field = self.vocab[e.pattern.event.text].field(e.attr.text)
-            assert field is not None
-            default: Any = literal_value(e.default) if e.default is not None else field.default
-            if field.type == "duration" and e.default is None and isinstance(default, int):
-                default = default * US
+            default = self.last_default(e)
             key = ("last", e.attr.text, e.pattern)
             i = self.op(key, lambda: Op("last", self.pattern(e.pattern), attr=e.attr.text, source=e))
             if isinstance(e.default, ast.NameRef) and e.default.name in self.lets_ast:  # `else` a let: its value
-                fallback = self.let_fn(e.default.name)
-                return lambda s, a, now: fallback(s, a, now) if s[i] is None else s[i]
-            return lambda s, a, now: default if s[i] is None else s[i]
+                fallback = self.let_ref(e.default.name)
+                return lambda s, a, now, m: fallback(s, None, now, m) if s[i] is None else s[i]
+            return lambda s, a, now, m: default if s[i] is None else s[i]
         if isinstance(e, ast.TimeSince):
             key = ("time", e.pattern)
             i = self.op(key, lambda: Op("time", self.pattern(e.pattern), source=e))
-            return lambda s, a, now: INF if s[i] is None else now - s[i]
+            return lambda s, a, now, m: INF if s[i] is None else now - s[i]
+        raise AssertionError(f"cannot compile {e!r}")  # pragma: no cover
+
+    # -- clocks: a value with the instant it may next change with time alone (compiled after expr4)
+    def let_clock(self, name: str) -> Clock:
+        clock = self.let_clocks.get(name)
+        if clock is None:
+            body = self.clock(self.lets_ast[name].expr)
+            j = self.memo_index.get(name)
+            if j is None:
+                clock = body
+            else:
+
+                def clock(s: list[Any], now: int, m: dict[int, Any]) -> tuple[Any, int, float]:
+                    r: tuple[Any, int, float] | None = m.get(j)
+                    if r is None:
+                        r = m[j] = body(s, now, m)
+                    return r
+
+            self.let_clocks[name] = clock
+        return clock
+
+    def clock(self, e: ast.Expr) -> Clock:
+        """``e`` (outside brackets) as a :data:`Clock`: same value as :meth:`expr4`, with its slope and next change.
+
+        Only windows and ``time since`` change with time alone. A window's count drops when its
+        oldest event leaves it; ``time since`` grows by one per microsecond; a comparison of two
+        sides growing at different rates changes no earlier than where the lines cross. So a
+        comparison's next instant is a lower bound of the true one: evaluating again before it
+        is never wrong, only wasted. Windows read here are expired at ``now`` (the step's time).
+        """
+        if isinstance(e, ast.IntLit | ast.StringLit | ast.BoolLit | ast.DurationLit) or (
+            isinstance(e, ast.NameRef) and e.name not in self.lets_ast
+        ):
+            value = self.expr4(e, None)([], None, 0, {})
+            return lambda s, now, m: (value, 0, INF)
+        if isinstance(e, ast.NameRef):
+            return self.let_clock(e.name)
+        if isinstance(e, ast.Group):
+            return self.clock(e.expr)
+        if isinstance(e, ast.Not):
+            inner = self.clock(e.operand)
+
+            def not_(s: list[Any], now: int, m: dict[int, Any]) -> tuple[Any, int, float]:
+                v, _, n = inner(s, now, m)
+                return (not v, 0, n)
+
+            return not_
+        if isinstance(e, ast.BoolOp):
+            left, right = self.clock(e.left), self.clock(e.right)
+            is_and = e.op == "and"
+
+            def boolop(s: list[Any], now: int, m: dict[int, Any]) -> tuple[Any, int, float]:
+                v, _, n = left(s, now, m)
+                if (not v) if is_and else v:  # decided by the left side until it changes
+                    return (v, 0, n)
+                w, _, n2 = right(s, now, m)
+                return (w, 0, n if n < n2 else n2)
+
+            return boolop
+        if isinstance(e, ast.Arith):
+            left, right = self.clock(e.left), self.clock(e.right)
+            sign = 1 if e.op == "+" else -1
+
+            def arith(s: list[Any], now: int, m: dict[int, Any]) -> tuple[Any, int, float]:
+                a, ka, na = left(s, now, m)
+                b, kb, nb = right(s, now, m)
+                v = a + b if sign == 1 else a - b
+                k = ka + sign * kb if -INF < v < INF else 0  # INF (never happened) and NaN stay as they are
+                return (v, k, na if na < nb else nb)
+
+            return arith
+        if isinstance(e, ast.Compare):
+            left, right = self.clock(e.left), self.clock(e.right)
+            cmp = _CMP[e.op]
+
+            def compare(s: list[Any], now: int, m: dict[int, Any]) -> tuple[Any, int, float]:
+                a, ka, na = left(s, now, m)
+                b, kb, nb = right(s, now, m)
+                n = na if na < nb else nb
+                if ka != kb:
+                    c = _crossing(a - b, ka - kb, now)
+                    n = c if c < n else n
+                return (cmp(a, b), 0, n)
+
+            return compare
+        if isinstance(e, ast.In):
+            left = self.clock(e.left)
+            members = [self.clock(x) for x in e.members]
+
+            def in_(s: list[Any], now: int, m: dict[int, Any]) -> tuple[Any, int, float]:
+                a, ka, n = left(s, now, m)
+                values = set()
+                for member in members:
+                    b, kb, nb = member(s, now, m)
+                    values.add(b)
+                    n = nb if nb < n else n
+                    if ka != kb:
+                        c = _crossing(a - b, ka - kb, now)
+                        n = c if c < n else n
+                return (a in values, 0, n)
+
+            return in_
+        if isinstance(e, ast.Count | ast.Seen):
+            window = e.window.seconds * US if isinstance(e, ast.Count) and e.window is not None else None
+            i = self.op_index[("count", e.pattern, e.since, window)]
+            if window is None:
+                if isinstance(e, ast.Seen):
+                    return lambda s, now, m: (s[i] > 0, 0, INF)
+                return lambda s, now, m: (s[i], 0, INF)
+            span = window
+
+            def wcount(s: list[Any], now: int, m: dict[int, Any]) -> tuple[Any, int, float]:
+                w: deque[int] = s[i]
+                low = now - span
+                while w and w[0] < low:
+                    w.popleft()
+                return (len(w), 0, w[0] + span + 1 if w else INF)  # the oldest leaves at w[0] + span + 1
+
+            return wcount
+        if isinstance(e, ast.Last):
+            i = self.op_index[("last", e.attr.text, e.pattern)]
+            if isinstance(e.default, ast.NameRef) and e.default.name in self.lets_ast:
+                fallback = self.let_clock(e.default.name)
+                return lambda s, now, m: fallback(s, now, m) if s[i] is None else (s[i], 0, INF)
+            default = self.last_default(e)
+            return lambda s, now, m: (default if s[i] is None else s[i], 0, INF)
+        if isinstance(e, ast.TimeSince):
+            i = self.op_index[("time", e.pattern)]
+            return lambda s, now, m: (INF, 0, INF) if s[i] is None else (now - s[i], 1, INF)
         raise AssertionError(f"cannot compile {e!r}")  # pragma: no cover
 
     # -- policy
@@ -317,13 +515,34 @@ class _Compiler:
                 stack.extend(ast.children(node))
         return frozenset(out)
 
+    def expired_windows(self, etype: str, judges: tuple[WhileRule, ...], on_rules: list[OnRule], ops: list[int]) -> tuple[tuple[int, int], ...]:
+        """(slot, window) of the windows an event of ``etype`` reads outside clock closures, or appends to.
+
+        The step expires them at the event's time before it reads any, so a count over a window
+        never walks past events that have left it: each event leaves its window once.
+        """
+        slots: set[int] = set(ops)
+        conds: list[ast.Expr | None] = [self.rules_ast[r.index].trigger.cond for r in judges]
+        for rule in on_rules:
+            conds += [rule.pattern.source.cond, self.rules_ast[rule.index].trigger.cond]
+        for i in ops:
+            op = self.ops[i]
+            conds += [p.source.cond for p in (op.pattern, op.since) if p is not None and p.event == etype]
+        conds += [p.source.cond for spec in self.all_requires for p in spec.alternatives if p.event == etype]
+        for cond in conds:
+            if cond is not None:
+                slots |= self.reads(cond)
+        return tuple(sorted((i, self.ops[i].window) for i in slots if self.ops[i].kind == "wcount"))
+
     def run(self) -> CompiledPolicy:
         policy = self.checked.policy
+        self.rules_ast = policy.rules  # a property that rebuilds the list: read it once
         self.let_reads: dict[str, frozenset[int]] = {}
         for name in self.checked.let_order:
-            self.let_fns[name] = self.expr(self.lets_ast[name].expr, None)
+            self.let_fn(name)
             self.let_reads[name] = self.reads(self.lets_ast[name].expr)
         while_rules: list[WhileRule] = []
+        timers = 0
         on_rules: dict[str, list[OnRule]] = {}
         for index, rule in enumerate(policy.rules):
             trigger = rule.trigger
@@ -333,8 +552,13 @@ class _Compiler:
                 cond = self.expr(trigger.cond, None)
                 reads = self.reads(trigger.cond)
                 timed = any(self.ops[i].kind in ("wcount", "time") for i in reads)
+                timer, clock = -1, None
+                if timed:
+                    timer, clock = timers, _clock_outer(self.clock(trigger.cond))
+                    timers += 1
+                requires = self.requires(rule)
                 while_rules.append(
-                    WhileRule(index, len(while_rules), rule.name.text, cond, permits, forbids, self.requires(rule), rule.severity or "medium", rule.because, reads, timed)
+                    WhileRule(index, len(while_rules), rule.name.text, cond, permits, forbids, requires, rule.severity or "medium", rule.because, reads, timed, timer, clock)
                 )
             else:
                 on = OnRule(
@@ -353,14 +577,19 @@ class _Compiler:
         plans: dict[str, TypePlan] = {}
         for etype, et in self.vocab.items():
             touched = set(ops_by_type.get(etype, ()))
-            again = [r for r in while_rules if r.timed or (r.reads & touched)]
+            again = [r for r in while_rules if r.reads & touched]  # their inputs change
+            later = [r for r in while_rules if r.timed and not r.reads & touched]  # only time changes them
+            judges = tuple(r for r in while_rules if etype in r.permits or etype in r.forbids)
+            by_order: Callable[[OnRule | WhileRule], int] = lambda r: r.index  # noqa: E731
             plans[etype] = TypePlan(
                 et.is_action,
                 tuple(on_rules.get(etype, ())),
                 tuple((i, self.ops[i]) for i in ops_by_type.get(etype, ())),
-                tuple((i, self.ops[i].window) for i in ops_by_type.get(etype, ()) if self.ops[i].kind == "wcount"),
-                tuple(sorted([*on_rules.get(etype, ()), *again], key=lambda r: r.index)),
-                tuple(r for r in while_rules if etype in r.permits or etype in r.forbids),
+                self.expired_windows(etype, judges, on_rules.get(etype, []), ops_by_type.get(etype, [])),
+                tuple(sorted([*on_rules.get(etype, ()), *again], key=by_order)),
+                judges,
+                tuple(sorted([*on_rules.get(etype, ()), *again, *later], key=by_order)),
+                frozenset(r.position for r in later),
             )
         source = self.checked.source.encode("utf-8")
         compiled = CompiledPolicy(
@@ -384,6 +613,7 @@ class _Compiler:
             plans=plans,
             state_template=tuple(None if op.kind == "wcount" else op.initial() for op in self.ops),
             window_slots=tuple(i for i, op in enumerate(self.ops) if op.kind == "wcount"),
+            timers=timers,
         )
         from . import codegen
         from .evaluator import codegen_helpers
@@ -402,14 +632,41 @@ def literal_value(lit: ast.Literal) -> Any:
     return lit.value
 
 
+def _outer(fn: Fn4) -> Fn:
+    """The three-argument form of an inner closure: each call has a memo of its own."""
+    return lambda s, a, now: fn(s, a, now, {})
+
+
+def _clock_outer(fn: Clock) -> Callable[[list[Any], int], tuple[Any, float]]:
+    """A rule's clock: (its value, the earliest instant after ``now`` at which it may change), with a memo of its own."""
+
+    def clock(s: list[Any], now: int) -> tuple[Any, float]:
+        v, _, n = fn(s, now, {})
+        return v, n
+
+    return clock
+
+
+def _crossing(d: Any, k: int, now: int) -> float:
+    """The earliest instant after ``now`` at which ``d + k * (t - now)`` (k != 0) can reach or leave zero."""
+    if not -INF < d < INF:  # never happened (INF) or undefined (NaN): constant
+        return INF
+    if d == 0:
+        return now + 1
+    if (d > 0) == (k > 0):  # moving away from zero
+        return INF
+    return now + max(1, int(abs(d) // abs(k)))
+
+
 def _window_count(times: deque[int], low: int) -> int:
-    """How many of the (ascending) ``times`` are at or after ``low``."""
-    n = len(times)
-    for t in times:
-        if t >= low:
-            break
-        n -= 1
-    return n
+    """How many of the (ascending) ``times`` are at or after ``low``.
+
+    In a step the window has just dropped what left it, so the first test answers; a query
+    (a later ``now``, which must not change the state) bisects, in C, instead of walking.
+    """
+    if not times or times[0] >= low:
+        return len(times)
+    return len(times) - bisect_left(times, low)
 
 
 def compile_policy(checked: CheckedPolicy, source_bytes: bytes | None = None) -> CompiledPolicy:

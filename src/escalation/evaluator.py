@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from itertools import compress
 from typing import Any, NamedTuple
 
 from .compiler import LEVEL_RANK, CompiledPolicy, OnRule, PatternFn, RequireSpec, WhileRule
@@ -160,10 +161,36 @@ def break_before(pending: list[Obligation], etype: str, violations: list[Violati
     return [ob for ob in pending if ob.spec.before != etype]
 
 
-def rewhile(inter: Interaction, group: tuple[tuple[int, Any, tuple[RequireSpec, ...]], ...], s: list[Any], t: int, flags: list[bool], created: list[Obligation]) -> list[bool]:
-    """Re-evaluate a run of while rules (generated conditions); copies ``flags`` before the first change."""
-    for k, cond, specs in group:
-        v = cond(s, t)
+#: ``Interaction.wake`` of a timed rule not evaluated yet: earlier than any event time.
+DUE = -(2**63)
+
+
+def rewhile(
+    inter: Interaction,
+    group: tuple[tuple[int, Any, tuple[RequireSpec, ...], int, bool], ...],
+    s: list[Any],
+    t: int,
+    flags: list[bool],
+    created: list[Obligation],
+    memo: dict[int, Any],
+) -> list[bool]:
+    """Re-evaluate a run of while rules; copies ``flags`` before the first change.
+
+    Each entry is (position, condition, requires, timer, guarded): an untimed rule's generated
+    condition takes ``(s, now, memo)``; a timed one's is its clock, which also gives the instant
+    it may next change (``inter.wake``); a guarded one is skipped until that instant has come.
+    """
+    wake = inter.wake
+    for k, cond, specs, c, guarded in group:
+        if c < 0:
+            v = cond(s, t, memo)
+        else:
+            if guarded and t < wake[c]:
+                continue
+            v, n = cond(s, t)
+            wake[c] = n
+            if n < inter.wake_at:
+                inter.wake_at = n
         if v != flags[k]:
             if flags is inter.flags:
                 flags = flags[:]
@@ -188,13 +215,16 @@ def codegen_helpers(policy: CompiledPolicy) -> dict[str, Any]:
         "Decision": Decision,
         "window_count": _window_count,
         "INF": INF,
+        "compress": compress,
     }
 
 
 class Interaction:
     """The state of one interaction (conversation) under one policy. Not shared between threads."""
 
-    __slots__ = ("active", "conversation", "flags", "last_time", "next_due", "next_n", "pending", "policy", "state")
+    __slots__ = (
+        "active", "conversation", "flags", "grants", "grants_for", "last_time", "next_due", "next_n", "pending", "policy", "state", "wake", "wake_at",
+    )  # fmt: skip
 
     def __init__(self, policy: CompiledPolicy, conversation: str) -> None:
         self.policy = policy
@@ -206,6 +236,14 @@ class Interaction:
         self.next_due = NEVER  # no pending deadline is earlier (it may be later: fulfilled ones are not subtracted)
         self.next_n = 1
         self.last_time: int | None = None
+        # per timed while rule, an instant before which time alone cannot change it (DUE: evaluate it at the next event);
+        # wake_at is at most the least of them. Not part of snapshots: a resumed interaction evaluates them all once.
+        self.wake: list[float] = [DUE] * policy.timers
+        self.wake_at: float = DUE
+        # policy.permissions(active) for the tuple ``grants_for``: an event whose rules left ``active`` as it was (the
+        # same object) reuses it instead of hashing the tuple again; any other tuple, assigned by anyone, is looked up
+        self.grants: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
+        self.grants_for: tuple[int, ...] | None = None
 
     # -- queries
     def active_at(self, now: int) -> tuple[int, ...]:
@@ -241,6 +279,12 @@ class Interaction:
         violations: list[Violation] = []
         fulfilled: list[str] = []
         pending = self.pending
+
+        for i, window in plan.windows:  # windows forget what fell out of them, before anything reads them
+            w: deque[int] = s[i]
+            low = t - window
+            while w and w[0] < low:
+                w.popleft()
 
         # 1. deadlines
         if pending and t > self.next_due:
@@ -283,18 +327,17 @@ class Interaction:
                 s[i] = attrs_[op.attr]
             else:  # time
                 s[i] = t
-        for i, window in plan.windows:  # windows forget what fell out of them
-            w: deque[int] = s[i]
-            low = t - window
-            while w and w[0] < low:
-                w.popleft()
 
-        # 5. rules, in source order (a while rule is re-evaluated only when what it reads changed)
+        # 5. rules, in source order: a while rule is re-evaluated when what it reads changed, or when it reads
+        # the clock and the instant at which it may change has come
         fired: list[str] = []
         created: list[Obligation] = []
         flags = self.flags
         changed = False
-        for rule in (policy.step_rules(etype) if first else plan.step5):
+        wake = self.wake
+        full = first or t >= self.wake_at
+        guarded = frozenset() if first else plan.guarded
+        for rule in (policy.step_rules(etype) if first else plan.step5_full if full else plan.step5):
             if isinstance(rule, OnRule):
                 if id(rule) in fires and (rule.cond is None or rule.cond(s, None, t)):
                     fired.append(rule.name)
@@ -302,7 +345,18 @@ class Interaction:
                         created.append(self._create(spec, t))
             else:
                 k = rule.position
-                now_on = bool(rule.cond(s, None, t))
+                c = rule.timer
+                if c < 0:
+                    now_on = bool(rule.cond(s, None, t))
+                else:
+                    if k in guarded and t < wake[c]:
+                        continue
+                    assert rule.clock is not None
+                    value, n = rule.clock(s, t)
+                    now_on = bool(value)
+                    wake[c] = n
+                    if n < self.wake_at:
+                        self.wake_at = n
                 if now_on != flags[k]:
                     if not changed:
                         flags = list(flags)
@@ -311,16 +365,21 @@ class Interaction:
                     if now_on:
                         for spec in rule.requires:
                             created.append(self._create(spec, t))
+        if full and wake:
+            self.wake_at = min(wake)
         if changed:
             self.flags = flags
-            self.active = tuple(k for k, on in enumerate(flags) if on)
+            self.active = tuple(compress(range(len(flags)), flags))
         if created:
             pending.extend(created)
         self.pending = pending
         self.last_time = t
 
         # 6. permissions
-        permitted, forbidden, names = policy.permissions(self.active)
+        if self.grants_for is not self.active:
+            self.grants = policy.permissions(self.active)
+            self.grants_for = self.active
+        permitted, forbidden, names = self.grants
         return Decision(
             t,
             etype,

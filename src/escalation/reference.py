@@ -4,7 +4,9 @@ It keeps the whole history of one interaction and answers every expression by
 walking the AST and rescanning that history; nothing is incremental. It shares
 no code with the compiler or the evaluator, so the two can be checked against
 each other (tests/test_differential.py). Only the results of matching a pattern
-against an event already in the history are remembered: they never change.
+against an event already in the history, and the value of a ``let`` on the first
+``upto`` events at a time, are remembered: they never change (without the second,
+lets that read others twice, ``let a2 = a1 + a1``, would cost exponential time).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class ReferenceInteraction:
         self.pending: list[_Obligation] = []
         self.created = 0
         self._match_memo: dict[tuple[int, int], bool] = {}
+        self._let_memo: dict[tuple[str, int, int], Any] = {}  # (let, upto, now) -> value; emptied at each event
 
     # ------------------------------------------------------------ expressions
 
@@ -107,7 +110,10 @@ class ReferenceInteraction:
             if subject is not None and self.vocabulary[subject.type].field(expr.name) is not None:
                 return subject.attrs[expr.name]
             if expr.name in self.lets:
-                return self.value(self.lets[expr.name], upto, now)
+                key = (expr.name, upto, now)
+                if key not in self._let_memo:
+                    self._let_memo[key] = self.value(self.lets[expr.name], upto, now)
+                return self._let_memo[key]
             return expr.name  # an enum member
         if isinstance(expr, ast.Group):
             return self.value(expr.expr, upto, now, subject)
@@ -226,6 +232,7 @@ class ReferenceInteraction:
         t = event.time
         before = len(self.history)
         violations: list[Record] = []
+        self._let_memo.clear()
 
         # 1. deadlines strictly earlier than t, by deadline then creation
         missed = sorted((ob for ob in self.pending if ob.due is not None and ob.due < t), key=lambda ob: (ob.due, ob.n))
