@@ -21,7 +21,7 @@ import operator
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import attrs
 
@@ -31,8 +31,12 @@ from .timefmt import US
 from .vocabulary import EventType
 
 Fn = Callable[[list[Any], dict[str, Any] | None, int], Any]
-#: The inner form of a compiled expression: ``fn(state, attrs, now, memo)``; ``memo`` maps a let's index to its value.
-Fn4 = Callable[[list[Any], dict[str, Any] | None, int, dict[int, Any]], Any]
+#: The inner form of a compiled expression: ``fn(state, attrs, now, memo)``; ``memo`` maps a let's index to its value
+#: (it defaults to None, so that an expression that reads no memoised let is its own three-argument closure).
+class Fn4(Protocol):
+    def __call__(self, s: list[Any], a: dict[str, Any] | None, now: int, m: dict[int, Any] | None = None, /) -> Any: ...
+
+
 #: A clock closure ``fn(state, now, memo) -> (value, slope, next)``: ``value`` changes with time alone at the
 #: rate ``slope`` (per microsecond; numbers only) until ``next``, the earliest instant it may do otherwise.
 Clock = Callable[[list[Any], int, dict[int, Any]], tuple[Any, int, float]]
@@ -206,6 +210,7 @@ class _Compiler:
         self.let_clocks: dict[str, Clock] = {}
         self.let_cost: dict[str, int] = {}  # nodes of its expansion (a memoised let read counts 1)
         self.memo_index: dict[str, int] = {}  # the memoised lets: their index in a memo
+        self.let_memo_use: dict[str, bool] = {}
         self.ops: list[Op] = []
         self.op_index: dict[tuple[Any, ...], int] = {}
         self.all_requires: list[RequireSpec] = []
@@ -225,11 +230,36 @@ class _Compiler:
         return index
 
     def let_fn(self, name: str) -> Fn:
-        """A let's value as a closure of three arguments (each call has its own memo)."""
+        """A let's value as a closure of three arguments (each call has its own memo, if it needs one)."""
         fn = self.let_fns.get(name)
         if fn is None:
-            fn = self.let_fns[name] = _outer(self.let_ref(name))
+            ref = self.let_ref(name)
+            fn = self.let_fns[name] = _outer(ref) if self.let_uses_memo(name) else cast(Fn, ref)
         return fn
+
+    def let_uses_memo(self, name: str) -> bool:
+        """Does reading this let read a memoised one (itself, or one it reads)?"""
+        uses = self.let_memo_use.get(name)
+        if uses is None:
+            self.let_ref(name)
+            uses = self.let_memo_use[name] = name in self.memo_index or self.uses_memo(self.lets_ast[name].expr, None)
+        return uses
+
+    def uses_memo(self, e: ast.Expr, scope: EventType | None) -> bool:
+        """Does evaluating ``e`` read a memoised let? (If not, its inner closure runs without a memo.)"""
+        stack: list[Any] = [e]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.NameRef):
+                if (scope is None or scope.field(node.name) is None) and node.name in self.lets_ast and self.let_uses_memo(node.name):
+                    return True
+            elif isinstance(node, ast.Last):
+                default = node.default
+                if isinstance(default, ast.NameRef) and default.name in self.lets_ast and self.let_uses_memo(default.name):
+                    return True
+            elif not isinstance(node, ast.Pattern):
+                stack.extend(ast.children(node))
+        return False
 
     def cost(self, e: ast.Expr) -> int:
         """How many nodes ``e`` evaluates, lets expanded as the compiler inlines them (brackets of patterns excluded)."""
@@ -258,10 +288,10 @@ class _Compiler:
             else:
                 j = self.memo_index[name] = len(self.memo_index)
 
-                def ref(s: list[Any], a: dict[str, Any] | None, now: int, m: dict[int, Any]) -> Any:
-                    v = m.get(j, _UNSET)
+                def ref(s: list[Any], a: dict[str, Any] | None, now: int, m: dict[int, Any] | None = None, /) -> Any:
+                    v = m.get(j, _UNSET)  # type: ignore[union-attr]  # a memoised let is only read with a memo
                     if v is _UNSET:
-                        v = m[j] = body(s, None, now, m)
+                        v = m[j] = body(s, None, now, m)  # type: ignore[index]
                     return v
 
             self.let_refs[name] = ref
@@ -277,72 +307,73 @@ class _Compiler:
         return default
 
     def expr(self, e: ast.Expr, scope: EventType | None) -> Fn:
-        """``e`` as a closure ``fn(state, attrs, now)``."""
-        return _outer(self.expr4(e, scope))
+        """``e`` as a closure ``fn(state, attrs, now)``: the inner one itself, or with a memo of its own when it needs one."""
+        inner = self.expr4(e, scope)
+        return _outer(inner) if self.uses_memo(e, scope) else cast(Fn, inner)
 
     def expr4(self, e: ast.Expr, scope: EventType | None) -> Fn4:
         if isinstance(e, ast.IntLit | ast.StringLit | ast.BoolLit):
             value: Any = e.value
-            return lambda s, a, now, m: value
+            return lambda s, a, now, m=None: value
         if isinstance(e, ast.DurationLit):
             micro = e.seconds * US
-            return lambda s, a, now, m: micro
+            return lambda s, a, now, m=None: micro
         if isinstance(e, ast.NameRef):
             name = e.name
             if scope is not None and scope.field(name) is not None:
-                return lambda s, a, now, m: a[name]  # type: ignore[index]
+                return lambda s, a, now, m=None: a[name]
             if name in self.lets_ast:
                 return self.let_ref(name)
-            return lambda s, a, now, m: name  # an enum member
+            return lambda s, a, now, m=None: name  # an enum member
         if isinstance(e, ast.Group):
             return self.expr4(e.expr, scope)
         if isinstance(e, ast.Not):
             inner = self.expr4(e.operand, scope)
-            return lambda s, a, now, m: not inner(s, a, now, m)
+            return lambda s, a, now, m=None: not inner(s, a, now, m)
         if isinstance(e, ast.BoolOp):
             left, right = self.expr4(e.left, scope), self.expr4(e.right, scope)
             if e.op == "and":
-                return lambda s, a, now, m: left(s, a, now, m) and right(s, a, now, m)
-            return lambda s, a, now, m: left(s, a, now, m) or right(s, a, now, m)
+                return lambda s, a, now, m=None: left(s, a, now, m) and right(s, a, now, m)
+            return lambda s, a, now, m=None: left(s, a, now, m) or right(s, a, now, m)
         if isinstance(e, ast.Arith):
             left, right = self.expr4(e.left, scope), self.expr4(e.right, scope)
             if e.op == "+":
-                return lambda s, a, now, m: left(s, a, now, m) + right(s, a, now, m)
-            return lambda s, a, now, m: left(s, a, now, m) - right(s, a, now, m)
+                return lambda s, a, now, m=None: left(s, a, now, m) + right(s, a, now, m)
+            return lambda s, a, now, m=None: left(s, a, now, m) - right(s, a, now, m)
         if isinstance(e, ast.Compare):
             left, right = self.expr4(e.left, scope), self.expr4(e.right, scope)
             cmp = _CMP[e.op]
-            return lambda s, a, now, m: cmp(left(s, a, now, m), right(s, a, now, m))
+            return lambda s, a, now, m=None: cmp(left(s, a, now, m), right(s, a, now, m))
         if isinstance(e, ast.In):
             left = self.expr4(e.left, scope)
             members = [self.expr4(m, scope) for m in e.members]
             try:
                 constant = frozenset(m([], None, 0, {}) for m in members)
             except (IndexError, TypeError, KeyError):
-                return lambda s, a, now, m: left(s, a, now, m) in {f(s, a, now, m) for f in members}
-            return lambda s, a, now, m: left(s, a, now, m) in constant
+                return lambda s, a, now, m=None: left(s, a, now, m) in {f(s, a, now, m) for f in members}
+            return lambda s, a, now, m=None: left(s, a, now, m) in constant
         if isinstance(e, ast.Count | ast.Seen):
             window = e.window.seconds * US if isinstance(e, ast.Count) and e.window is not None else None
             key: tuple[Any, ...] = ("count", e.pattern, e.since, window)
             kind = "wcount" if window is not None else "count"
             i = self.op(key, lambda: Op(kind, self.pattern(e.pattern), self.pattern(e.since) if e.since else None, window or 0, source=e))
             if isinstance(e, ast.Seen) and window is None:
-                return lambda s, a, now, m: s[i] > 0
+                return lambda s, a, now, m=None: s[i] > 0
             if window is not None:
-                return lambda s, a, now, m: _window_count(s[i], now - window)
-            return lambda s, a, now, m: s[i]
+                return lambda s, a, now, m=None: _window_count(s[i], now - window)
+            return lambda s, a, now, m=None: s[i]
         if isinstance(e, ast.Last):
             default = self.last_default(e)
             key = ("last", e.attr.text, e.pattern)
             i = self.op(key, lambda: Op("last", self.pattern(e.pattern), attr=e.attr.text, source=e))
             if isinstance(e.default, ast.NameRef) and e.default.name in self.lets_ast:  # `else` a let: its value
                 fallback = self.let_ref(e.default.name)
-                return lambda s, a, now, m: fallback(s, None, now, m) if s[i] is None else s[i]
-            return lambda s, a, now, m: default if s[i] is None else s[i]
+                return lambda s, a, now, m=None: fallback(s, None, now, m) if s[i] is None else s[i]
+            return lambda s, a, now, m=None: default if s[i] is None else s[i]
         if isinstance(e, ast.TimeSince):
             key = ("time", e.pattern)
             i = self.op(key, lambda: Op("time", self.pattern(e.pattern), source=e))
-            return lambda s, a, now, m: INF if s[i] is None else now - s[i]
+            return lambda s, a, now, m=None: INF if s[i] is None else now - s[i]
         raise AssertionError(f"cannot compile {e!r}")  # pragma: no cover
 
     # -- clocks: a value with the instant it may next change with time alone (compiled after expr4)
