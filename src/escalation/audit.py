@@ -283,7 +283,7 @@ def _is_sha256(value: Any) -> bool:
 
 def is_time(value: Any) -> bool:
     """Whether ``value`` is a time as the log writes it (UTC, ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``)."""
-    from .timefmt import TimeError, format_time, parse_time
+    from .lang.units import TimeError, format_time, parse_time
 
     if type(value) is not str or len(value) > 27:
         return False

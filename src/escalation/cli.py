@@ -20,6 +20,7 @@ from .audit import MAX_IDLE_HORIZON_S, compare_log, verify_stream
 from .checker import check_source, check_test_file
 from .compiler import CompiledPolicy, load_compiled
 from .errors import Diagnostic, EscalationError, PolicyError, render_all
+from .lang.units import TimeError, format_time, parse_time
 from .outputs import OutputError, check_target, temp_beside, write_atomically
 from .parallel import ParallelError, replay_parallel
 from .parallel import usable as parallel_usable
@@ -36,7 +37,6 @@ from .replay import (
     replay_records,
     write_log,
 )
-from .timefmt import TimeError, format_time, parse_time
 
 # Exit codes (interfaces.md §3).
 EXIT_OK = 0

@@ -86,10 +86,10 @@ from .checker import check_source
 from .compiler import CompiledPolicy, compile_policy
 from .errors import EscalationError, PolicyError
 from .events import Line, iter_lines
+from .lang.units import format_time, parse_time
 from .parallel import conversation_key
 from .parser import read_source
 from .replay import ENGINE, Input, InputError, Replayer, Stats, header_record
-from .timefmt import format_time, parse_time
 
 try:
     import orjson

@@ -23,8 +23,9 @@ from collections.abc import Sequence
 
 import attrs
 
-from . import ast, parser
+from . import parser
 from .errors import EscalationError, PolicyError
+from .lang import ast
 
 __all__ = ["FormatError", "format_expr", "format_policy", "format_source"]
 

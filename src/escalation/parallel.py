@@ -43,7 +43,7 @@ from .audit import AuditWriter, engine_canonical, placeholder_record
 from .compiler import CompiledPolicy
 from .errors import EscalationError, EventError
 from .events import Line, decode_line, iter_numbered
-from .limits import DEFAULT_LIMITS, Limits
+from .lang.limits import DEFAULT_LIMITS, Limits
 from .replay import Input, Replayer, Stats, header_record, replay_records, write_log
 
 try:

@@ -23,8 +23,8 @@ from .compiler import CompiledPolicy
 from .errors import EscalationError, EventError
 from .evaluator import Decision, Interaction
 from .events import Event, Line, admit_conversation, decode_line, iter_lines, validate
-from .limits import DEFAULT_LIMITS, Limits
-from .timefmt import US, format_time
+from .lang.limits import DEFAULT_LIMITS, Limits
+from .lang.units import US, format_time
 
 ENGINE = f"escalation {__version__}"
 
