@@ -6,6 +6,8 @@ import functools
 import re
 from datetime import datetime, timedelta, timezone
 
+from ..errors import EXIT_USAGE, EscalationError
+
 _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))\Z"
 )
@@ -15,8 +17,10 @@ _NAIVE_EPOCH = datetime(1970, 1, 1)
 US = 1_000_000
 
 
-class TimeError(ValueError):
+class TimeError(EscalationError, ValueError):
     """A time that is not RFC 3339 with a zone, or is finer than a microsecond."""
+
+    exit_code = EXIT_USAGE
 
 
 @functools.lru_cache(maxsize=4096)
