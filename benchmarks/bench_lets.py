@@ -38,7 +38,7 @@ from escalation import check_source
 from escalation.compiler import CompiledPolicy, compile_policy
 from escalation.evaluator import Interaction
 from escalation.events import Event, validate
-from escalation.timefmt import US, format_time, parse_time
+from escalation.lang.units import US, format_time, parse_time
 
 HERE = Path(__file__).resolve().parent
 BASE = parse_time("2026-11-22T10:00:00Z")

@@ -26,7 +26,7 @@ from escalation.engine import Session
 from escalation.errors import EventError
 from escalation.evaluator import Decision, Interaction
 from escalation.events import Event, validate
-from escalation.timefmt import format_time
+from escalation.lang.units import format_time
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
-from escalation.timefmt import US, format_time, parse_time
-from escalation.vocabulary import BOOL, DURATION, INT, STANDARD, STRING, EnumType, EventType, Field, Type
+from escalation.lang.units import US, format_time, parse_time
+from escalation.lang.vocabulary import BOOL, DURATION, INT, STANDARD, STRING, EnumType, EventType, Field, Type
 
 T = TypeVar("T")
 

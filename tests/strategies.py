@@ -1,8 +1,8 @@
 """Hypothesis strategies for syntactically valid policies and for messy layouts of them.
 
-:func:`policies` builds :class:`escalation.ast.Policy` trees that the parser can
+:func:`policies` builds :class:`escalation.lang.ast.Policy` trees that the parser can
 produce: names are never reserved words, event and action names are dotted,
-and a :class:`~escalation.ast.Group` sits wherever precedence needs parentheses,
+and a :class:`~escalation.lang.ast.Group` sits wherever precedence needs parentheses,
 so printing a tree and parsing the text gives the same tree back. Sizes are kept
 small so that property tests run in seconds.
 """
@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from hypothesis import strategies as st
 
-from escalation import ast
+from escalation.lang import ast
 from escalation.parser import MAX_INT, RESERVED
 
 T = TypeVar("T")

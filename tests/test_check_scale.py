@@ -12,8 +12,9 @@ from typing import Any
 from click.testing import CliRunner
 
 from conftest import escalation_command
-from escalation import ast, checker, cli, parser
+from escalation import checker, cli, parser, suggest
 from escalation.errors import Diagnostic, PolicyError, Span, render_all
+from escalation.lang import ast
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +96,7 @@ def _enum_policy(members: list[str], values: list[str]) -> ast.Policy:
 
 def _edit_distances(run: Callable[[], Any]) -> int:
     calls = 0
-    code = checker.edit_distance.__code__
+    code = suggest.edit_distance.__code__
 
     def profile(frame: Any, event: str, arg: Any) -> None:
         nonlocal calls
@@ -134,19 +135,19 @@ def test_unknown_values_of_a_huge_enum_cost_a_bounded_number_of_edit_distances()
     calls = _edit_distances(lambda: holder.append(checker.check(_enum_policy(members, typos))))
     diags = holder[0].diagnostics
     assert [d.code for d in diags] == ["E013"] * len(typos)
-    assert calls <= checker.MAX_SUGGESTIONS * checker.MAX_SUGGESTION_DISTANCES
+    assert calls <= checker.MAX_SUGGESTIONS * suggest.MAX_SUGGESTION_DISTANCES
     assert any(d.hint.startswith("did you mean `value_") for d in diags)  # the first ones still get a suggestion
     assert max(len(d.hint) for d in diags) < 400
     assert diags[-1].hint.endswith(f"and {n - checker.MAX_LISTED} more")
 
 
 def test_did_you_mean_still_finds_the_close_names() -> None:
-    assert checker.did_you_mean("agent.warm", ["agent.warn", "agent.hang_up"]) == "agent.warn"
-    assert checker.did_you_mean("customer.mesage", ["customer.message"]) == "customer.message"
-    assert checker.did_you_mean("mesage", iter(["message", "x"])) == "message"  # one pass: an iterator is enough
-    assert checker.did_you_mean("x" * 1_000_000, ["x" * 1_000_000]) is None  # no suggestion for a name that long
+    assert suggest.did_you_mean("agent.warm", ["agent.warn", "agent.hang_up"]) == "agent.warn"
+    assert suggest.did_you_mean("customer.mesage", ["customer.message"]) == "customer.message"
+    assert suggest.did_you_mean("mesage", iter(["message", "x"])) == "message"  # one pass: an iterator is enough
+    assert suggest.did_you_mean("x" * 1_000_000, ["x" * 1_000_000]) is None  # no suggestion for a name that long
     many = [f"n{i}" for i in range(1_000_000)]
-    assert _edit_distances(lambda: checker.did_you_mean("zz", many)) <= checker.MAX_SUGGESTION_DISTANCES
+    assert _edit_distances(lambda: suggest.did_you_mean("zz", many)) <= suggest.MAX_SUGGESTION_DISTANCES
 
 
 def test_check_of_a_policy_file_with_a_100000_value_enum_finishes(tmp_path: Path) -> None:
@@ -270,7 +271,7 @@ def test_an_event_value_is_looked_up_in_a_large_enum_without_a_scan() -> None:
     """An event's enum value was found by scanning the enum's members at every event; a rejection listed them all."""
     from escalation.errors import EventError
     from escalation.events import convert_attribute
-    from escalation.vocabulary import EnumType, EventType, Field
+    from escalation.lang.vocabulary import EnumType, EventType, Field
 
     members = tuple(_CountingStr(f"v{i}") for i in range(5_000))
     enum = EnumType("ticket.kind", members)

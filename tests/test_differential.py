@@ -15,13 +15,14 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from escalation import ast, check_source, load_checked, parse
+from escalation import check_source, load_checked, parse
 from escalation.checker import CheckedPolicy
 from escalation.compiler import compile_policy
 from escalation.evaluator import Decision, Interaction, Obligation, Violation
 from escalation.events import validate
+from escalation.lang import ast
+from escalation.lang.units import US, format_time
 from escalation.reference import ReferenceInteraction
-from escalation.timefmt import US, format_time
 from policy_strategies import BASE_TIME, event_streams, mentioned, policy_texts
 
 THREE_STRIKES = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "three_strikes.esc"

@@ -40,8 +40,8 @@ from escalation.distributed import (
     root_hash,
     verify_manifest,
 )
+from escalation.lang.units import parse_time
 from escalation.replay import ENGINE, InputError, open_inputs, replay_records
-from escalation.timefmt import parse_time
 from policy_strategies import event_streams, mentioned
 
 ROOT = Path(__file__).resolve().parents[1]

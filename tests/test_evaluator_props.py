@@ -23,8 +23,8 @@ from escalation.audit import AuditWriter, verify_stream
 from escalation.compiler import CompiledPolicy, compile_policy
 from escalation.evaluator import Decision, Interaction
 from escalation.events import Event, validate
+from escalation.lang.units import US, format_time
 from escalation.replay import ENGINE, open_inputs, replay_records
-from escalation.timefmt import US, format_time
 from policy_strategies import BASE_TIME, event_records, event_streams, events_as_jsonl, mentioned, policy_texts
 
 THREE_STRIKES = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "three_strikes.esc"

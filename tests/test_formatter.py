@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from escalation import ast, formatter, parser
+from escalation import formatter, parser
 from escalation.errors import EscalationError, PolicyError
 from escalation.formatter import FormatError, format_expr, format_policy, format_source
+from escalation.lang import ast
 from strategies import messy_layouts, policies
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -31,9 +31,9 @@ from escalation.checker import check_source
 from escalation.compiler import CompiledPolicy, compile_policy, load_compiled
 from escalation.errors import EventError
 from escalation.events import MAX_TIME, MIN_TIME, admit_conversation, decode_line, iter_lines, validate
-from escalation.limits import DEFAULT_LIMITS, Limits
+from escalation.lang.limits import DEFAULT_LIMITS, Limits
+from escalation.lang.units import parse_time
 from escalation.replay import ENGINE, open_inputs, replay_records, write_log
-from escalation.timefmt import parse_time
 
 HOSTILE_POLICY = """policy "Hostile input" version "1"
 

@@ -33,18 +33,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, SHARED, escalation_command
-from escalation import ast, check_source, parse
+from escalation import check_source, parse
 from escalation.checker import load_checked
 from escalation.compiler import CompiledPolicy, compile_policy
 from escalation.errors import PolicyError
 from escalation.evaluator import Interaction
 from escalation.events import Event, validate
 from escalation.formatter import FormatError, format_policy, format_source
-from escalation.parser import MAX_DEPTH, MAX_SOURCE_CHARS, RESERVED
+from escalation.lang import ast
+from escalation.lang.limits import MAX_DEPTH, MAX_SOURCE_CHARS
+from escalation.lang.units import US, format_time, parse_time
+from escalation.lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType, EventType
+from escalation.parser import RESERVED
 from escalation.replay import open_inputs, replay_records, write_log
 from escalation.testing import run_test
-from escalation.timefmt import US, format_time, parse_time
-from escalation.vocabulary import BOOL, DURATION, INT, STRING, EnumType, EventType
 from policy_strategies import policy_texts
 from strategies import CONTEXTUAL_WORDS, policies
 

@@ -16,7 +16,7 @@ from escalation import check_source, parallel
 from escalation.compiler import compile_policy
 from escalation.errors import EventError
 from escalation.events import decode_line
-from escalation.limits import Limits
+from escalation.lang.limits import Limits
 from escalation.parallel import ParallelError, conversation_key, owner, parent_share, replay_parallel, slot
 from escalation.replay import open_inputs, replay_records, write_log
 from log_compare import same_log

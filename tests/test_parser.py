@@ -10,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from escalation import ast, parser
+from escalation import parser
 from escalation.errors import Diagnostic, PolicyError
+from escalation.lang import ast
+from escalation.lang.limits import MAX_SOURCE_CHARS
 from strategies import CONTEXTUAL_WORDS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -181,7 +183,7 @@ def test_numbers_and_durations_beyond_the_limit_are_refused() -> None:
 
 
 def test_an_oversized_source_is_refused_before_parsing() -> None:
-    d = _diagnostic('policy "p"\n' + " " * parser.MAX_SOURCE_CHARS)
+    d = _diagnostic('policy "p"\n' + " " * MAX_SOURCE_CHARS)
     assert d.code == "E004"
 
 

@@ -28,7 +28,7 @@ from escalation.compiler import CompiledPolicy, compile_policy
 from escalation.evaluator import Decision, Interaction
 from escalation.events import Event, validate
 from escalation.formatter import format_expr
-from escalation.timefmt import US, format_time
+from escalation.lang.units import US, format_time
 from policy_strategies import BASE_TIME, event_records, mentioned
 
 #: The windowed policy of test_concurrency.py: it adds `count … within` and `time since` slots,

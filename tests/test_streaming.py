@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from escalation import check_source
 from escalation.compiler import compile_policy
-from escalation.limits import DEFAULT_LIMITS, Limits
+from escalation.lang.limits import DEFAULT_LIMITS, Limits
 from escalation.replay import Replayer, open_inputs, replay_records, write_log
 from log_compare import same_log
 from policy_strategies import event_streams, mentioned

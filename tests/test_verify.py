@@ -426,7 +426,7 @@ def partitioned(made: tuple[Path, Path, Path, bytes], tmp_path_factory: pytest.T
     """A partitioned audit of the same events in 2 parts, made on Dask's local threaded scheduler (no cluster)."""
     pytest.importorskip("dask", reason="Dask is not installed: pip install -e '.[dask]'")
     from escalation.distributed import replay_distributed
-    from escalation.timefmt import parse_time
+    from escalation.lang.units import parse_time
 
     _, events, _, _ = made
     out = tmp_path_factory.mktemp("partitioned") / "audit"

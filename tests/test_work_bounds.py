@@ -27,8 +27,8 @@ from escalation import check_source
 from escalation.compiler import CompiledPolicy, compile_policy
 from escalation.evaluator import Interaction
 from escalation.events import Event, validate
+from escalation.lang.units import US, format_time, parse_time
 from escalation.reference import ReferenceInteraction
-from escalation.timefmt import US, format_time, parse_time
 
 BASE = parse_time("2026-11-22T10:00:00Z")
 BACK_ENDS = ("feed", "feed_interpreted")

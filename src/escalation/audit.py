@@ -10,6 +10,8 @@ from typing import IO, Any, Protocol
 
 import attrs
 
+from .errors import EXIT_TAMPERED, EscalationError
+
 FORMAT = "escalation-audit/1"
 GENESIS = "0" * 64
 KINDS = ("forbidden_action", "missed_deadline", "unfulfilled")
@@ -159,8 +161,10 @@ class VerifyResult:
     summary: dict[str, Any] | None = None
 
 
-class BadLine(Exception):
+class BadLine(EscalationError):
     """A line of an audit log that breaks the chain or the format: its number and what is wrong."""
+
+    exit_code = EXIT_TAMPERED
 
     def __init__(self, line: int | None, message: str) -> None:
         super().__init__(message)
@@ -283,7 +287,7 @@ def _is_sha256(value: Any) -> bool:
 
 def is_time(value: Any) -> bool:
     """Whether ``value`` is a time as the log writes it (UTC, ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``)."""
-    from .timefmt import TimeError, format_time, parse_time
+    from .lang.units import TimeError, format_time, parse_time
 
     if type(value) is not str or len(value) > 27:
         return False
@@ -486,8 +490,10 @@ def verify_stream(lines: Iterable[bytes] | IO[bytes], engine: str, cap: int = MA
 # ------------------------------------------------------------------ comparing with a fresh replay, line by line
 
 
-class Differs(Exception):
+class Differs(EscalationError):
     """A line of an existing log that is not the line a fresh replay writes there."""
+
+    exit_code = EXIT_TAMPERED
 
     def __init__(self, line: int, message: str) -> None:
         super().__init__(message)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import attrs
 
-from . import ast
-from .errors import Diagnostic, Span
-from .vocabulary import (
+from .errors import Diagnostic, PolicyError, Span
+from .lang import ast
+from .lang.vocabulary import (
     BOOL,
     DURATION,
     INT,
@@ -28,6 +29,8 @@ from .vocabulary import (
     Value,
     type_name,
 )
+from .parser import parse, parse_tests, read_source
+from .suggest import did_you_mean
 
 #: The type of ``time since P``: a duration that may be compared but not added to.
 SINCE = "since"
@@ -59,53 +62,10 @@ class CheckResult:
         return self.checked is not None
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance, for "did you mean"."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
-
-
-#: "Did you mean" looks at most at this many candidates, and computes at most this many edit
-#: distances (for those of a near length, in order), so a 100,000-member enum or vocabulary
-#: costs a bounded amount per unknown name.
-MAX_SUGGESTION_SCAN = 5_000
-MAX_SUGGESTION_DISTANCES = 200
-#: Names longer than this get no suggestion (as for event values, events.py).
-MAX_SUGGESTION_CHARS = 64
 #: One check makes at most this many suggestions; later diagnostics keep their plain hint.
 MAX_SUGGESTIONS = 100
 #: Hints list at most this many names (values of an enum, attributes of an event).
 MAX_LISTED = 12
-
-
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """The closest candidate within a small edit distance, if any (one pass over ``candidates``, bounded)."""
-    if len(name) > MAX_SUGGESTION_CHARS:
-        return None
-    best: tuple[int, str] | None = None
-    limit = max(1, min(3, len(name) // 3 + 1))
-    last_part = name.rsplit(".", 1)[-1] if "." in name else None
-    same_last_part: str | None = None  # a dotted name whose last part alone matches: customer.mesage -> customer.message
-    distances = 0
-    for scanned, candidate in enumerate(candidates):
-        if scanned >= MAX_SUGGESTION_SCAN or distances >= MAX_SUGGESTION_DISTANCES:
-            break
-        if same_last_part is None and last_part is not None and candidate.rsplit(".", 1)[-1] == last_part:
-            same_last_part = candidate
-        if abs(len(candidate) - len(name)) > limit:  # the distance is at least the difference in length
-            continue
-        distances += 1
-        d = edit_distance(name, candidate)
-        if d <= limit and d < len(name) and (best is None or (d, candidate) < best):
-            best = (d, candidate)
-    return best[1] if best else same_last_part
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -737,9 +697,6 @@ def check(policy: ast.Policy, path: str = "<policy>", source: str = "") -> Check
 
 def check_source(text: str, path: str = "<policy>") -> CheckResult:
     """Parse and check policy source; a syntax error becomes the only diagnostic."""
-    from .errors import PolicyError
-    from .parser import parse
-
     try:
         policy = parse(text, path)
     except PolicyError as err:
@@ -749,9 +706,6 @@ def check_source(text: str, path: str = "<policy>") -> CheckResult:
 
 def load_checked(path: str) -> CheckedPolicy:
     """Read, parse and check a policy file; raises PolicyError listing every diagnostic."""
-    from .errors import PolicyError
-    from .parser import read_source
-
     text = read_source(path)
     result = check_source(text, path)
     if result.checked is None:
@@ -775,11 +729,6 @@ def check_tests(policy: ast.Policy, tests: tuple[ast.Test, ...], path: str) -> l
 
 def check_test_file(text: str, path: str) -> list[Diagnostic]:
     """Check a sibling ``NAME.test.esc`` against ``NAME.esc`` (which must itself check)."""
-    from pathlib import Path
-
-    from .errors import PolicyError
-    from .parser import parse_tests, read_source
-
     name = Path(path).name
     policy_path = str(Path(path).with_name(name[: -len(".test.esc")] + ".esc"))
     try:

@@ -19,7 +19,19 @@ from . import __version__
 from .audit import MAX_IDLE_HORIZON_S, compare_log, verify_stream
 from .checker import check_source, check_test_file
 from .compiler import CompiledPolicy, load_compiled
-from .errors import Diagnostic, EscalationError, PolicyError, render_all
+from .errors import (
+    EXIT_OK,
+    EXIT_POLICY,
+    EXIT_REJECTED,
+    EXIT_TAMPERED,
+    EXIT_USAGE,
+    EXIT_VIOLATIONS,
+    Diagnostic,
+    EscalationError,
+    PolicyError,
+    render_all,
+)
+from .lang.units import TimeError, format_time, parse_time
 from .outputs import OutputError, check_target, temp_beside, write_atomically
 from .parallel import ParallelError, replay_parallel
 from .parallel import usable as parallel_usable
@@ -36,15 +48,8 @@ from .replay import (
     replay_records,
     write_log,
 )
-from .timefmt import TimeError, format_time, parse_time
 
-# Exit codes (interfaces.md §3).
-EXIT_OK = 0
-EXIT_POLICY = 1
-EXIT_USAGE = 2
-EXIT_VIOLATIONS = 3
-EXIT_REJECTED = 4
-EXIT_TAMPERED = 5
+# Exit codes (interfaces.md §3): those of errors (EXIT_OK ... EXIT_TAMPERED) are in errors.py, each error class carrying its own; these are for signals.
 #: A closed standard output (`escalation replay ... | head`): the status of a Unix tool killed by SIGPIPE (128 + 13).
 EXIT_BROKEN_PIPE = 141
 #: SIGINT (Ctrl-C) and SIGTERM: 128 + the signal's number, as a shell reports a process they ended.
@@ -62,6 +67,12 @@ def _policy_files(paths: tuple[str, ...], with_tests: bool = False) -> list[str]
         else:
             out.append(p)
     return out
+
+
+def _fail(err: EscalationError, note: str = "") -> NoReturn:
+    """Stop the command on ``err``: a policy's diagnostics, else ``error: `` and its sentence; the exit code its class carries."""
+    click.echo(err.render() if isinstance(err, PolicyError) else f"error: {err}{note}", err=True)
+    sys.exit(err.exit_code)
 
 
 def _render(diags: list[Diagnostic], source: str | None) -> str:
@@ -172,8 +183,7 @@ def _load_policy(path: str) -> CompiledPolicy:
     try:
         return load_compiled(path)
     except PolicyError as err:
-        click.echo(err.render(), err=True)
-        sys.exit(EXIT_POLICY)
+        _fail(err)
 
 
 def _parse_as_of(value: str | None) -> int | None:
@@ -214,8 +224,7 @@ def _open_inputs(events: tuple[str, ...], spool_dir: str | None = None) -> list[
     try:
         return open_inputs(list(events), spool_dir)
     except InputError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(EXIT_USAGE)
+        _fail(err)
 
 
 def _summary_text(r: Replayer, out: str) -> str:
@@ -313,11 +322,9 @@ def replay(
                 shutil.copyfileobj(src, sys.stdout.buffer)
             sys.stdout.flush()
     except StrictStop as stop:
-        click.echo(f"error: {stop} (--strict: no audit log was written)", err=True)
-        sys.exit(EXIT_REJECTED)
+        _fail(stop, " (--strict: no audit log was written)")
     except (InputError, OutputError, SpillError, ParallelError) as err:
-        click.echo(f"error: {err} (no audit log was written)", err=True)
-        sys.exit(EXIT_USAGE)
+        _fail(err, " (no audit log was written)")
     except OSError as err:  # a full disk, a failing device
         if isinstance(err, BrokenPipeError):  # `escalation replay ... | head`: the command group handles it
             raise
@@ -360,8 +367,7 @@ def _check_output(output: str | None, protected: list[tuple[str, os.stat_result]
     try:
         return check_target(output, protected)
     except OutputError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(EXIT_USAGE)
+        _fail(err)
 
 
 def _needs_spool(event: str) -> bool:
@@ -414,11 +420,9 @@ def _replay_dask(
                 shards.append(event)
         manifest = replay_distributed(policy, shards, out_dir, scheduler=scheduler, as_of=as_of_us, partitions=partitions, names=list(events))
     except PolicyError as err:
-        click.echo(err.render(), err=True)
-        sys.exit(EXIT_POLICY)
+        _fail(err)
     except (InputError, DistributedError) as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(EXIT_USAGE)
+        _fail(err)
     finally:
         for spool in spooled:
             spool.unlink(missing_ok=True)
@@ -525,8 +529,7 @@ def _verify_partitioned(audit: str, policy_path: str | None, event_paths: list[s
         try:
             result = compare_manifest(audit, compiled, inputs)
         except InputError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(EXIT_USAGE)
+            _fail(err)
         except OSError as err:
             click.echo(f"error: cannot read {err.filename or audit}: {err.strerror or err}", err=True)
             sys.exit(EXIT_USAGE)
@@ -614,8 +617,7 @@ def verify(audit: str, policy_path: str | None, events: tuple[str, ...], as_of: 
         with open(audit, "rb") as fh:  # the fresh replay's lines, one at a time, against the file's
             compared = compare_log(fh, replay_records(compiled, inputs, as_of_us, idle_horizon=horizon_us))
     except (InputError, SpillError) as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(EXIT_USAGE)
+        _fail(err)
     except OSError as err:
         click.echo(f"error: cannot read {err.filename or audit}: {err.strerror or err}", err=True)
         sys.exit(EXIT_USAGE)
@@ -667,8 +669,7 @@ def explain(policy: str, events: tuple[str, ...], conversation: str, seq: int | 
                         break
                     replayer.record(line, hook)
     except (InputError, SpillError) as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(EXIT_USAGE)
+        _fail(err)
     finally:
         replayer.close()
         discard_inputs(inputs)

@@ -23,9 +23,9 @@ import linecache
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import ast
 from .compiler import INLINE_NODES
-from .timefmt import US
+from .lang import ast
+from .lang.units import US
 
 if TYPE_CHECKING:
     from .compiler import CompiledPolicy, OnRule, WhileRule, _Compiler

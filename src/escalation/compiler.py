@@ -25,10 +25,10 @@ from typing import Any, Protocol, cast
 
 import attrs
 
-from . import ast
 from .checker import CheckedPolicy, load_checked
-from .timefmt import US
-from .vocabulary import EventType
+from .lang import ast
+from .lang.units import US
+from .lang.vocabulary import EventType
 
 Fn = Callable[[list[Any], dict[str, Any] | None, int], Any]
 #: The inner form of a compiled expression: ``fn(state, attrs, now, memo)``; ``memo`` maps a let's index to its value

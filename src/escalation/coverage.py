@@ -114,8 +114,8 @@ from typing import Any
 
 import attrs
 
-from . import ast
 from .compiler import CompiledPolicy, WhileRule
+from .lang import ast
 from .testing import TestResult
 
 

@@ -84,12 +84,12 @@ from .audit import (
 )
 from .checker import check_source
 from .compiler import CompiledPolicy, compile_policy
-from .errors import EscalationError, PolicyError
+from .errors import EXIT_USAGE, EscalationError, PolicyError
 from .events import Line, iter_lines
+from .lang.units import format_time, parse_time
 from .parallel import conversation_key
 from .parser import read_source
 from .replay import ENGINE, Input, InputError, Replayer, Stats, header_record
-from .timefmt import format_time, parse_time
 
 try:
     import orjson
@@ -114,6 +114,8 @@ _TOTALS = ("records", "events", "rejected", "conversations", "violations", "open
 
 class DistributedError(EscalationError):
     """A distributed replay could not run, or its output could not be installed."""
+
+    exit_code = EXIT_USAGE
 
 
 def _require(module: str) -> Any:

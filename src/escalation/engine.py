@@ -10,8 +10,8 @@ from .compiler import CompiledPolicy, load_compiled
 from .errors import EventError
 from .evaluator import Decision, Interaction
 from .events import Event, validate
+from .lang.units import format_time, parse_time
 from .replay import Replayer, open_inputs, replay_records
-from .timefmt import format_time, parse_time
 
 
 class Session:

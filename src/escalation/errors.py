@@ -8,7 +8,7 @@ never need to parse messages.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import attrs
 
@@ -101,12 +101,26 @@ def render_all(diagnostics: Iterable[Diagnostic], source: str | None) -> str:
     return "\n".join(d.render(source, source_lines=source_lines) for d in diagnostics)
 
 
+#: The exit codes of the command line (README, "Exit codes"); an error carries its own as ``exit_code``.
+EXIT_OK = 0
+EXIT_POLICY = 1  # a policy is invalid (or its tests failed)
+EXIT_USAGE = 2  # usage, or a file that cannot be read or written
+EXIT_VIOLATIONS = 3  # violations, with --fail-on-violation
+EXIT_REJECTED = 4  # records were rejected
+EXIT_TAMPERED = 5  # an audit log is tampered, truncated, or differs from a fresh replay
+
+
 class EscalationError(Exception):
-    """Base class of every error the library raises on purpose."""
+    """Base class of every error the library raises on purpose; ``exit_code`` is the command's exit code for it."""
+
+    #: The exit code of a command stopped by this error.
+    exit_code: ClassVar[int] = EXIT_USAGE
 
 
 class PolicyError(EscalationError):
     """A policy could not be loaded: it has errors. ``diagnostics`` lists every finding."""
+
+    exit_code = EXIT_POLICY
 
     def __init__(self, diagnostics: list[Diagnostic], source: str | None = None) -> None:
         self.diagnostics = diagnostics
@@ -125,6 +139,10 @@ class PolicyError(EscalationError):
 class EventError(EscalationError):
     """An event was rejected; the message is the reason, a sentence."""
 
+    exit_code = EXIT_REJECTED
+
 
 class SnapshotError(EscalationError):
     """A snapshot cannot be resumed (wrong format, another policy, damaged)."""
+
+    exit_code = EXIT_USAGE

@@ -9,8 +9,8 @@ from typing import Any, NamedTuple
 
 from .compiler import LEVEL_RANK, CompiledPolicy, OnRule, PatternFn, RequireSpec, WhileRule
 from .events import Event
+from .lang.units import format_time
 from .snapshots import SNAPSHOT_FORMAT, check_snapshot
-from .timefmt import format_time
 
 
 class Obligation:

@@ -16,16 +16,15 @@ from typing import Any
 
 from attrs import define, field, frozen
 
-from .checker import did_you_mean
-
 try:
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson is a dependency, but the stdlib path stands alone
     _orjson = None  # type: ignore[assignment]
 from .errors import EventError
-from .limits import DEFAULT_LIMITS, Limits
-from .timefmt import US, TimeError, parse_time
-from .vocabulary import BOOL, DURATION, INT, STRING, EnumType, EventType
+from .lang.limits import DEFAULT_LIMITS, Limits
+from .lang.units import US, TimeError, parse_time
+from .lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType, EventType
+from .suggest import did_you_mean
 
 #: Deepest JSON nesting accepted in one record by default (``Limits.max_json_depth``).
 MAX_JSON_DEPTH = DEFAULT_LIMITS.max_json_depth

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import ast
 from .checker import SINCE
 from .compiler import INF, CompiledPolicy, WhileRule
 from .evaluator import Interaction
 from .events import Event, Line
-from .timefmt import US, format_time
+from .lang import ast
+from .lang.units import US, format_time
 
 
 def _text(policy: CompiledPolicy, node: Any) -> str:

@@ -23,8 +23,9 @@ from collections.abc import Sequence
 
 import attrs
 
-from . import ast, parser
-from .errors import EscalationError, PolicyError
+from . import parser
+from .errors import EXIT_POLICY, EscalationError, PolicyError
+from .lang import ast
 
 __all__ = ["FormatError", "format_expr", "format_policy", "format_source"]
 
@@ -33,6 +34,8 @@ _INDENT = "  "
 
 class FormatError(EscalationError):
     """The formatter's output does not say what its input said; raised instead of returning it."""
+
+    exit_code = EXIT_POLICY  # `fmt` counts the file as failed, as for a policy with errors
 
 
 # ---------------------------------------------------------------- expressions

@@ -16,11 +16,13 @@ import stat
 import tempfile
 from collections.abc import Sequence
 
-from .errors import EscalationError
+from .errors import EXIT_USAGE, EscalationError
 
 
 class OutputError(EscalationError):
     """An output path that must not be written (one sentence, for the command line)."""
+
+    exit_code = EXIT_USAGE
 
 
 def umask() -> int:

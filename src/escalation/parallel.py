@@ -41,9 +41,9 @@ from typing import IO, Any
 
 from .audit import AuditWriter, engine_canonical, placeholder_record
 from .compiler import CompiledPolicy
-from .errors import EscalationError, EventError
+from .errors import EXIT_USAGE, EscalationError, EventError
 from .events import Line, decode_line, iter_numbered
-from .limits import DEFAULT_LIMITS, Limits
+from .lang.limits import DEFAULT_LIMITS, Limits
 from .replay import Input, Replayer, Stats, header_record, replay_records, write_log
 
 try:
@@ -70,6 +70,8 @@ _OPEN_TIGHT = b'{"conversation":"'
 
 class ParallelError(EscalationError):
     """A worker process of `--jobs` failed."""
+
+    exit_code = EXIT_USAGE
 
 
 _DIFFERENT = "the replay's processes read different input (was an input file changed during the replay?)"

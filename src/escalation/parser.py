@@ -21,17 +21,15 @@ import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from . import ast
 from .errors import Diagnostic, PolicyError, Span
+from .lang import ast
+from .lang.limits import MAX_DEPTH, MAX_SOURCE_CHARS
+from .suggest import did_you_mean
 
 RESERVED = frozenset(
     ["policy", "version", "default", "permit", "forbid", "let", "event", "action", "rule", "on", "if", "while", "require", "or", "and", "not", "in", "within", "before", "since", "count", "seen", "last", "of", "else", "time", "true", "false", "because", "severity", "test", "at", "expect"]
 )
 
-#: Parse-tree depth beyond which a policy is refused (keeps every later pass off Python's recursion limit).
-MAX_DEPTH = 200
-#: The largest policy source accepted, in characters.
-MAX_SOURCE_CHARS = 4_000_000
 #: The largest integer literal accepted.
 MAX_INT = 2**53
 #: The most backslashes, and the most dots, one line may hold. Python's regular expressions keep
@@ -593,8 +591,6 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         hint = _hint_for(expected, found_text, prev)
         if tok.type in ("NAME", "DOTTED"):
             keywords = [w.strip("`") for w in (_describe_terminal(e) for e in expected) if w.startswith("`") and w.strip("`").isidentifier()]
-            from .checker import did_you_mean
-
             guess = did_you_mean(found_text, keywords)
             if guess is not None:
                 hint = f"did you mean `{guess}`?"

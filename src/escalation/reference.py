@@ -17,11 +17,11 @@ from typing import Any
 
 import attrs
 
-from . import ast
 from .checker import CheckedPolicy
 from .events import Event
-from .timefmt import US
-from .vocabulary import DURATION, EventType
+from .lang import ast
+from .lang.units import US
+from .lang.vocabulary import DURATION, EventType
 
 #: ``time since`` a pattern that never matched: larger than every duration.
 INF = float("inf")

@@ -20,11 +20,11 @@ import attrs
 
 from . import __version__
 from .compiler import CompiledPolicy
-from .errors import EscalationError, EventError
+from .errors import EXIT_REJECTED, EXIT_USAGE, EscalationError, EventError
 from .evaluator import Decision, Interaction
 from .events import Event, Line, admit_conversation, decode_line, iter_lines, validate
-from .limits import DEFAULT_LIMITS, Limits
-from .timefmt import US, format_time
+from .lang.limits import DEFAULT_LIMITS, Limits
+from .lang.units import US, format_time
 
 ENGINE = f"escalation {__version__}"
 
@@ -32,9 +32,13 @@ ENGINE = f"escalation {__version__}"
 class InputError(EscalationError):
     """An input file cannot be read."""
 
+    exit_code = EXIT_USAGE
+
 
 class SpillError(EscalationError):
     """The on-disk store of ended conversations failed (a full disk, an unwritable temporary folder)."""
+
+    exit_code = EXIT_USAGE
 
 
 _P = ParamSpec("_P")
@@ -75,6 +79,8 @@ def _guarded_iter(method: Callable[_P, Iterator[_R]]) -> Callable[_P, Iterator[_
 
 class StrictStop(EscalationError):
     """`--strict`: the first rejected record stops the replay."""
+
+    exit_code = EXIT_REJECTED
 
     def __init__(self, source: str, reason: str) -> None:
         super().__init__(f"{source}: rejected: {reason}")

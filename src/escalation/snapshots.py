@@ -45,8 +45,8 @@ from typing import Any, NamedTuple
 from .compiler import CompiledPolicy, Op
 from .errors import SnapshotError
 from .events import MAX_TIME, MIN_TIME
-from .timefmt import US, format_time
-from .vocabulary import BOOL, DURATION, INT, STRING, EnumType
+from .lang.units import US, format_time
+from .lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType
 
 SNAPSHOT_FORMAT = "escalation-snapshot/1"
 

@@ -12,10 +12,10 @@ from typing import Any
 import attrs
 import click
 
-from .cli import EXIT_OK, EXIT_POLICY, _policy_files
+from .cli import _policy_files
 from .compiler import load_compiled
 from .coverage import Coverage, Evidence, compute
-from .errors import PolicyError
+from .errors import EXIT_OK, EXIT_POLICY, PolicyError
 from .testing import Failure, TestResult, collect_tests, offset_text, run_tests
 
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import attrs
 
-from . import ast
 from .compiler import CompiledPolicy, literal_value
 from .errors import PolicyError
 from .evaluator import Decision, Interaction, Obligation, Violation
 from .events import Event
-from .timefmt import US, format_time
+from .lang import ast
+from .lang.units import US, format_time
 
 #: Test scenarios start at this instant (offsets in messages are relative to it).
 EPOCH = 0

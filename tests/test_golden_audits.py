@@ -1,0 +1,52 @@
+"""Byte identity across refactors: every audit log recorded in tests/golden/audits.json comes out again.
+
+The entries (conformance replay cases, every example log against its policy, a generated
+benchmark log, serial and with ``--jobs 2``) were recorded by ``tests/golden/record.py``
+with the code as it was before the move to the layout of ARCHITECTURE.md; each is replayed
+with the installed ``escalation`` command and its SHA-256 compared.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ROOT, require_shared
+
+_spec = importlib.util.spec_from_file_location("golden_record", ROOT / "tests" / "golden" / "record.py")
+assert _spec is not None and _spec.loader is not None
+record = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(record)
+
+DOCUMENT: dict[str, Any] = json.loads(record.AUDITS.read_text(encoding="utf-8"))
+ENTRIES: list[dict[str, Any]] = DOCUMENT["entries"]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("golden") / "bench"
+    assert DOCUMENT["bench_generator"] == record.BENCH_GENERATOR
+    record.prepare_bench(folder)
+    return folder
+
+
+def test_the_entries_cover_every_example_and_case() -> None:
+    names = {e["name"] for e in ENTRIES}
+    assert {e["name"] for e in record.example_entries()} <= names
+    assert len(record.example_entries()) == len(list((ROOT / "examples").glob("*.jsonl")))
+    if record.CASES.is_dir():
+        assert {e["name"] for e in record.case_entries()} <= names
+    assert any("--jobs" in e["args"] for e in ENTRIES)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
+def test_audit_log_is_byte_identical(entry: dict[str, Any], bench: Path, tmp_path: Path) -> None:
+    if entry["cwd"].startswith("case:"):
+        require_shared()
+    code, digest, stderr = record.run_entry(entry, bench, tmp_path / "audit.jsonl")
+    assert code == entry["exit"], stderr.decode(errors="replace")
+    assert digest == entry["sha256"], f"the audit log of {entry['name']} changed"
