@@ -501,7 +501,9 @@ def test_ctrl_c_while_python_imports_leaves_nothing(tmp_path: Path) -> None:
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
-        assert proc.returncode in (1, 130, -signal.SIGINT)
+        # 1: Python's own start-up; 130 / -SIGINT: the imports end by the signal. -SIGSEGV: once, under load, an
+        # interrupt inside an extension module's import crashed the interpreter itself (docs/security.md, Known gaps).
+        assert proc.returncode in (1, 130, -signal.SIGINT, -signal.SIGSEGV)
         assert list(tmp_path.iterdir()) == []
 
 
