@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import signal
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -73,6 +75,28 @@ def _fail(err: EscalationError, note: str = "") -> NoReturn:
     """Stop the command on ``err``: a policy's diagnostics, else ``error: `` and its sentence; the exit code its class carries."""
     click.echo(err.render() if isinstance(err, PolicyError) else f"error: {err}{note}", err=True)
     sys.exit(err.exit_code)
+
+
+@contextlib.contextmanager
+def _fresh_replay(audit: str, inputs: list[Input]) -> Iterator[None]:
+    """Around `verify`'s fresh replay of ``inputs``: a failure to read or spill is one sentence, exit 2; the inputs' copies go."""
+    try:
+        yield
+    except (InputError, SpillError) as err:
+        _fail(err)
+    except OSError as err:
+        click.echo(f"error: cannot read {err.filename or audit}: {err.strerror or err}", err=True)
+        sys.exit(EXIT_USAGE)
+    finally:
+        discard_inputs(inputs)
+
+
+def _identical(audit: str, note: str | None, parts: str = "") -> NoReturn:
+    """`verify` found the log identical to a fresh replay: the trust note, if any, then the verdict."""
+    if note is not None:
+        click.echo(note, err=True)
+    click.echo(f"{audit}: intact, and identical to a fresh replay of its inputs{parts}", err=True)
+    sys.exit(EXIT_OK)
 
 
 def _render(diags: list[Diagnostic], source: str | None) -> str:
@@ -526,23 +550,12 @@ def _verify_partitioned(audit: str, policy_path: str | None, event_paths: list[s
     if policy_path is not None:
         compiled = _load_policy(policy_path)
         inputs = _open_inputs(tuple(event_paths))
-        try:
+        with _fresh_replay(audit, inputs):
             result = compare_manifest(audit, compiled, inputs)
-        except InputError as err:
-            _fail(err)
-        except OSError as err:
-            click.echo(f"error: cannot read {err.filename or audit}: {err.strerror or err}", err=True)
-            sys.exit(EXIT_USAGE)
-        finally:
-            discard_inputs(inputs)
         if not result.ok:
             click.echo(result.message, err=True)
             sys.exit(EXIT_TAMPERED)
-        note = _trust_note(recorded, as_of, horizon)
-        if note is not None:
-            click.echo(note, err=True)
-        click.echo(f"{audit}: intact, and identical to a fresh replay of its inputs ({len(manifest.get('partitions', []))} parts)", err=True)
-        sys.exit(EXIT_OK)
+        _identical(audit, _trust_note(recorded, as_of, horizon), f" ({len(manifest.get('partitions', []))} parts)")
     summary = result.summary or {}
     click.echo(
         f"{audit}: intact ({len(manifest.get('partitions', []))} parts, {summary.get('records')} records, {summary.get('violations')} violations)", err=True
@@ -606,7 +619,7 @@ def verify(audit: str, policy_path: str | None, events: tuple[str, ...], as_of: 
         click.echo(f"{audit}:1: the log was made with another policy (sha256 {header['policy']['sha256']}), not {policy_path} ({compiled.sha256})", err=True)
         sys.exit(EXIT_TAMPERED)
     inputs = _open_inputs(tuple(event_paths))
-    try:
+    with _fresh_replay(audit, inputs):
         recorded_inputs = [(i["path"], i["sha256"]) for i in header["inputs"]]
         if [d for _, d in recorded_inputs] != [i.sha256 for i in inputs]:
             click.echo(f"{audit}:1: the log was made from other inputs ({', '.join(p for p, _ in recorded_inputs)}) than those given", err=True)
@@ -616,21 +629,10 @@ def verify(audit: str, policy_path: str | None, events: tuple[str, ...], as_of: 
             inp.path = path
         with open(audit, "rb") as fh:  # the fresh replay's lines, one at a time, against the file's
             compared = compare_log(fh, replay_records(compiled, inputs, as_of_us, idle_horizon=horizon_us))
-    except (InputError, SpillError) as err:
-        _fail(err)
-    except OSError as err:
-        click.echo(f"error: cannot read {err.filename or audit}: {err.strerror or err}", err=True)
-        sys.exit(EXIT_USAGE)
-    finally:
-        discard_inputs(inputs)
     if not compared.ok:
         click.echo(f"{audit}:{compared.line}: {compared.message}", err=True)
         sys.exit(EXIT_TAMPERED)
-    note = _trust_note(recorded, as_of_claim, horizon_claim)
-    if note is not None:
-        click.echo(note, err=True)
-    click.echo(f"{audit}: intact, and identical to a fresh replay of its inputs", err=True)
-    sys.exit(EXIT_OK)
+    _identical(audit, _trust_note(recorded, as_of_claim, horizon_claim))
 
 
 @cli.command()
