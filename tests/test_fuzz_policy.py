@@ -49,6 +49,8 @@ from escalation.replay import open_inputs, replay_records, write_log
 from escalation.testing import run_test
 from policy_strategies import policy_texts
 from strategies import CONTEXTUAL_WORDS, policies
+from work_counting import compiled as _compiled
+from work_counting import lines_executed as _lines_executed
 
 # ------------------------------------------------------------------ the corpus of real policies
 
@@ -64,6 +66,7 @@ def _corpus() -> dict[str, bytes]:
 
 CORPUS = _corpus()
 CORPUS_NAMES = sorted(CORPUS)
+
 BASE = parse_time("2026-11-22T10:00:00Z")
 
 
@@ -431,30 +434,6 @@ def test_evaluation_does_no_io_imports_nothing_and_generates_no_code(text: str) 
 def test_the_audit_hook_sees_io_when_there_is_some() -> None:
     """The watch above is not blind: opening a file while it is on is recorded."""
     assert "open" in _watching(lambda: open(os.devnull, "rb").close())
-
-
-def _lines_executed(fn: Callable[[], Any]) -> int:
-    """Python lines executed by ``fn`` (loop iterations included): a measure of work that ignores timing noise."""
-    count = 0
-
-    def tracer(frame: Any, event: str, arg: Any) -> Any:
-        nonlocal count
-        if event == "line":
-            count += 1
-        return tracer
-
-    sys.settrace(tracer)
-    try:
-        fn()
-    finally:
-        sys.settrace(None)
-    return count
-
-
-def _compiled(text: str) -> CompiledPolicy:
-    result = check_source(text)
-    assert result.checked is not None, [d.message for d in result.diagnostics]
-    return compile_policy(result.checked)
 
 
 def _event(policy: CompiledPolicy, second: int, etype: str, **attrs: Any) -> Event:

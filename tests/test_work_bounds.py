@@ -18,44 +18,21 @@ from __future__ import annotations
 
 import sys
 import tracemalloc
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from escalation import check_source
-from escalation.compiler import CompiledPolicy, compile_policy
+from escalation.compiler import CompiledPolicy
 from escalation.evaluator import Interaction
 from escalation.events import Event, validate
 from escalation.lang.units import US, format_time, parse_time
 from escalation.reference import ReferenceInteraction
+from work_counting import compiled as _compiled
+from work_counting import lines_executed as _lines_executed
 
 BASE = parse_time("2026-11-22T10:00:00Z")
 BACK_ENDS = ("feed", "feed_interpreted")
-
-
-def _lines_executed(fn: Callable[[], Any]) -> int:
-    """Python lines executed by ``fn`` (loop iterations included): a measure of work that ignores timing noise."""
-    count = 0
-
-    def tracer(frame: Any, event: str, arg: Any) -> Any:
-        nonlocal count
-        if event == "line":
-            count += 1
-        return tracer
-
-    sys.settrace(tracer)
-    try:
-        fn()
-    finally:
-        sys.settrace(None)
-    return count
-
-
-def _compiled(text: str) -> CompiledPolicy:
-    result = check_source(text)
-    assert result.checked is not None, [d.message for d in result.diagnostics]
-    return compile_policy(result.checked)
 
 
 def _event(policy: CompiledPolicy, micros: int, etype: str, **attrs: Any) -> Event:

@@ -1,0 +1,35 @@
+"""Helpers shared by the tests that bound work per event: compile a policy text, count the lines a call executes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from escalation.checker import check_source
+from escalation.compiler import CompiledPolicy, compile_policy
+
+
+def lines_executed(fn: Callable[[], Any]) -> int:
+    """Python lines executed by ``fn`` (loop iterations included): a measure of work that ignores timing noise."""
+    count = 0
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal count
+        if event == "line":
+            count += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        fn()
+    finally:
+        sys.settrace(None)
+    return count
+
+
+def compiled(text: str) -> CompiledPolicy:
+    """The compiled policy of ``text``, which must check without errors."""
+    result = check_source(text)
+    assert result.checked is not None, [d.message for d in result.diagnostics]
+    return compile_policy(result.checked)
