@@ -35,10 +35,10 @@ from typing import Any
 
 import escalation
 from escalation import check_source
-from escalation.compiler import CompiledPolicy, compile_policy
-from escalation.evaluator import Interaction
-from escalation.events import Event, validate
+from escalation.compile.lower import CompiledPolicy, compile_policy
 from escalation.lang.units import US, format_time, parse_time
+from escalation.runtime.events import Event, validate
+from escalation.runtime.interaction import Interaction
 
 HERE = Path(__file__).resolve().parent
 BASE = parse_time("2026-11-22T10:00:00Z")

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import escalation
-from escalation.engine import Session
+from escalation.api import Session
 from escalation.errors import EventError
-from escalation.evaluator import Decision, Interaction
-from escalation.events import Event, validate
 from escalation.lang.units import format_time
+from escalation.runtime.events import Event, validate
+from escalation.runtime.interaction import Decision, Interaction
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -16,8 +16,8 @@ import argparse
 import time
 from collections.abc import Callable
 
-from escalation.events import iter_numbered
-from escalation.replay import open_inputs
+from escalation.replay.core import open_inputs
+from escalation.runtime.events import iter_numbered
 
 
 def main() -> None:

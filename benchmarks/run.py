@@ -425,8 +425,8 @@ def handwritten_counts(records: list[dict[str, Any]]) -> Counter[tuple[str, str]
 
 
 def validated_events(policy: escalation.Policy, records: list[dict[str, Any]]) -> list[Any]:
-    """Pre-validated `escalation.events.Event` objects (internal API: the caller copes with its absence)."""
-    from escalation.events import validate
+    """Pre-validated `escalation.runtime.events.Event` objects (internal API: the caller copes with its absence)."""
+    from escalation.runtime.events import validate
 
     vocabulary = policy.compiled.vocabulary
     return [validate(r, vocabulary) for r in records]

@@ -24,7 +24,7 @@ def main() -> None:
         import outcomes
         from hypothesis import strategies as st
 
-        from escalation.formatter import format_policy
+        from escalation.tooling.format import format_policy
         from strategies import policies
         from test_fuzz_policy import _tokens, mutated
 

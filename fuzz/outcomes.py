@@ -26,19 +26,19 @@ from typing import Any
 
 from lark.exceptions import VisitError
 
-from escalation.audit import verify_stream
-from escalation.checker import check_source
-from escalation.compiler import CompiledPolicy, compile_policy, load_compiled
+from escalation.audit.chain import verify_stream
+from escalation.check.checker import check_source
+from escalation.compile.lower import CompiledPolicy, compile_policy, load_compiled
 from escalation.errors import PolicyError
-from escalation.evaluator import Interaction
-from escalation.events import validate
-from escalation.formatter import FormatError, format_source
+from escalation.runtime.interaction import Interaction
+from escalation.runtime.events import validate
+from escalation.tooling.format import FormatError, format_source
 from escalation.lang import ast
 from escalation.lang.units import US, format_time, parse_time
 from escalation.lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType
-from escalation.parser import parse
-from escalation.replay import ENGINE, open_inputs, replay_records, write_log
-from escalation.testing import run_test
+from escalation.syntax.parser import parse
+from escalation.replay.core import ENGINE, open_inputs, replay_records, write_log
+from escalation.tooling.testing import run_test
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = parse_time("2026-11-22T10:00:00Z")

@@ -9,8 +9,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from escalation.audit import GENESIS, AuditWriter, _stdlib_canonical, canonical, chained_line, verify_stream
-from escalation.replay import ENGINE
+from escalation.audit.chain import GENESIS, AuditWriter, _stdlib_canonical, canonical, chained_line, verify_stream
+from escalation.replay.core import ENGINE
 
 
 def _log(records: list[dict[str, object]]) -> bytes:

@@ -270,8 +270,8 @@ class _CountingStr(str):
 def test_an_event_value_is_looked_up_in_a_large_enum_without_a_scan() -> None:
     """An event's enum value was found by scanning the enum's members at every event; a rejection listed them all."""
     from escalation.errors import EventError
-    from escalation.events import convert_attribute
     from escalation.lang.vocabulary import EnumType, EventType, Field
+    from escalation.runtime.events import convert_attribute
 
     members = tuple(_CountingStr(f"v{i}") for i in range(5_000))
     enum = EnumType("ticket.kind", members)

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from conftest import escalation_command
 from escalation import check_source
-from escalation.checker import CheckedPolicy
-from escalation.compiler import CompiledPolicy, compile_policy
+from escalation.check.checker import CheckedPolicy
+from escalation.compile.lower import CompiledPolicy, compile_policy
 
 BENIGN = '''policy "lit_policy_name" version "1"
 event zz.note { zkind: zalpha | zbeta = zalpha, ztext: string = "", zn: int = 0 }

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 import escalation
 from conftest import ROOT
-from escalation.checker import check_source
-from escalation.compiler import compile_policy
-from escalation.engine import Policy
+from escalation.api import Policy
+from escalation.check.checker import check_source
+from escalation.compile.lower import compile_policy
 from policy_strategies import event_streams, mentioned, policy_texts
 
 THREADS = 8

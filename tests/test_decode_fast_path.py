@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from escalation.errors import EventError
-from escalation.events import _fast_decode, decode_line
+from escalation.runtime.events import _fast_decode, decode_line
 
 _scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
 

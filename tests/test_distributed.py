@@ -25,9 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from escalation import check_source
-from escalation.audit import canonical
-from escalation.compiler import compile_policy
-from escalation.distributed import (
+from escalation.audit.chain import canonical
+from escalation.compile.lower import compile_policy
+from escalation.lang.units import parse_time
+from escalation.replay.core import ENGINE, InputError, open_inputs, replay_records
+from escalation.replay.dask import (
     MANIFEST,
     DistributedError,
     compare_manifest,
@@ -40,8 +42,6 @@ from escalation.distributed import (
     root_hash,
     verify_manifest,
 )
-from escalation.lang.units import parse_time
-from escalation.replay import ENGINE, InputError, open_inputs, replay_records
 from policy_strategies import event_streams, mentioned
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,7 +248,7 @@ def test_verify_refuses_an_audit_of_another_engine(audit: Path) -> None:
 
 def test_compare_finds_a_consistently_forged_part(audit: Path, shards: list[str], tmp_path: Path) -> None:
     """A part rewritten with a fresh chain (and a manifest to match) passes verify, but not a fresh replay."""
-    from escalation.audit import AuditWriter
+    from escalation.audit.chain import AuditWriter
 
     copy = _copy(audit, tmp_path)
     part = copy / part_name(0)
@@ -402,7 +402,7 @@ def test_the_command_line_refuses_a_decoy_out_dir_with_one_sentence(cluster: str
 
 def test_replacing_an_audit_removes_only_the_files_its_manifest_lists(shards: list[str], tmp_path: Path) -> None:
     """An audit replaced: the new one in its place, nothing else left; a file that appeared during the replay stops the swap."""
-    from escalation.distributed import _install
+    from escalation.replay.dask import _install
 
     out = tmp_path / "out"
     replay_distributed(POLICY_PATH, shards[:1], str(out), scheduler=None, partitions=3)

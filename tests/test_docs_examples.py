@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 import escalation
-from escalation.cli import cli
+from escalation.cli.main import cli
 from escalation.errors import PolicyError
-from escalation.parser import read_source
+from escalation.syntax.parser import read_source
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGE_DOC = ROOT / "docs" / "language.md"

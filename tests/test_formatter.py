@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from escalation import formatter, parser
 from escalation.errors import EscalationError, PolicyError
-from escalation.formatter import FormatError, format_expr, format_policy, format_source
 from escalation.lang import ast
+from escalation.tooling.format import FormatError, format_expr, format_policy, format_source
 from strategies import messy_layouts, policies
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -34,19 +34,19 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, SHARED, escalation_command
 from escalation import check_source, parse
-from escalation.checker import load_checked
-from escalation.compiler import CompiledPolicy, compile_policy
+from escalation.check.checker import load_checked
+from escalation.compile.lower import CompiledPolicy, compile_policy
 from escalation.errors import PolicyError
-from escalation.evaluator import Interaction
-from escalation.events import Event, validate
-from escalation.formatter import FormatError, format_policy, format_source
 from escalation.lang import ast
 from escalation.lang.limits import MAX_DEPTH, MAX_SOURCE_CHARS
 from escalation.lang.units import US, format_time, parse_time
 from escalation.lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType, EventType
-from escalation.parser import RESERVED
-from escalation.replay import open_inputs, replay_records, write_log
-from escalation.testing import run_test
+from escalation.replay.core import open_inputs, replay_records, write_log
+from escalation.runtime.events import Event, validate
+from escalation.runtime.interaction import Interaction
+from escalation.syntax.parser import RESERVED
+from escalation.tooling.format import FormatError, format_policy, format_source
+from escalation.tooling.testing import run_test
 from policy_strategies import policy_texts
 from strategies import CONTEXTUAL_WORDS, policies
 from work_counting import compiled as _compiled
@@ -374,7 +374,7 @@ def test_the_grammar_has_only_the_documented_words_and_tokens() -> None:
     """No keyword beyond the documented ones: nothing for I/O, imports, loops or functions can be written."""
     import lark
 
-    from escalation.parser import lark_parser
+    from escalation.syntax.parser import lark_parser
 
     terminals = lark_parser().terminals
     words = {t.pattern.value for t in terminals if isinstance(t.pattern, lark.lexer.PatternStr)}

@@ -26,10 +26,10 @@ import pytest
 
 from conftest import ROOT, escalation_command
 from escalation import check_source
-from escalation.compiler import compile_policy
+from escalation.compile.lower import compile_policy
 from escalation.errors import EscalationError
-from escalation.parallel import ParallelError, replay_parallel
-from escalation.replay import InputError, open_inputs, replay_records, write_log
+from escalation.replay.core import InputError, open_inputs, replay_records, write_log
+from escalation.replay.parallel import ParallelError, replay_parallel
 from log_compare import same_log
 
 POLICY = ROOT / "policies" / "three_strikes.esc"
@@ -558,7 +558,7 @@ def test_a_huge_idle_horizon_is_one_sentence(tmp_path: Path, horizon: str) -> No
 
 
 def test_the_longest_idle_horizon_is_accepted_and_verifies(tmp_path: Path) -> None:
-    from escalation.audit import MAX_IDLE_HORIZON_S  # the span of the years 0001-9999: what a verifiable header holds
+    from escalation.audit.chain import MAX_IDLE_HORIZON_S  # the span of the years 0001-9999: what a verifiable header holds
 
     out = tmp_path / "audit.jsonl"
     done = run("replay", str(POLICY), str(SAMPLE), "--idle-horizon", f"{MAX_IDLE_HORIZON_S}s", "-o", str(out))
@@ -580,7 +580,7 @@ class FullDisk(sqlite3.Connection):
         return super().execute(sql, *args)
 
 sqlite3.connect = functools.partial(sqlite3.connect, factory=FullDisk)
-from escalation.cli import main
+from escalation.cli.main import main
 sys.argv[0] = "escalation"
 main()
 """

@@ -92,7 +92,7 @@ def hook(event, args):
     elif event.startswith("pickle."):
         seen.append([event, str(args)])
 sys.addaudithook(hook)
-from escalation.cli import main
+from escalation.cli.main import main
 sys.argv = ["escalation", "check", sys.argv[1]]
 try:
     main()

@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 import escalation
 from conftest import ROOT
 from escalation import SnapshotError, check_source
-from escalation.compiler import CompiledPolicy, compile_policy
-from escalation.evaluator import Decision, Interaction
-from escalation.events import Event, validate
-from escalation.formatter import format_expr
+from escalation.compile.lower import CompiledPolicy, compile_policy
 from escalation.lang.units import US, format_time
+from escalation.runtime.events import Event, validate
+from escalation.runtime.interaction import Decision, Interaction
+from escalation.tooling.format import format_expr
 from policy_strategies import BASE_TIME, event_records, mentioned
 
 #: The windowed policy of test_concurrency.py: it adds `count … within` and `time since` slots,

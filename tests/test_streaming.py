@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from escalation import check_source
-from escalation.compiler import compile_policy
+from escalation.compile.lower import compile_policy
 from escalation.lang.limits import DEFAULT_LIMITS, Limits
-from escalation.replay import Replayer, open_inputs, replay_records, write_log
+from escalation.replay.core import Replayer, open_inputs, replay_records, write_log
 from log_compare import same_log
 from policy_strategies import event_streams, mentioned
 
@@ -24,7 +24,7 @@ _CHECKED = check_source(POLICY).checked
 assert _CHECKED is not None
 _COMPILED = compile_policy(_CHECKED, POLICY.encode("utf-8"))
 US = 1_000_000
-replay_module = importlib.import_module("escalation.replay")
+replay_module = importlib.import_module("escalation.replay.core")
 
 
 

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import escalation_command
-from escalation.checker import check_source
-from escalation.compiler import CompiledPolicy, compile_policy
-from escalation.coverage import Coverage, Item, compute, decisive
-from escalation.testing import TestResult, collect_tests, offset_text, run_tests, selected
+from escalation.check.checker import check_source
+from escalation.compile.lower import CompiledPolicy, compile_policy
+from escalation.tooling.coverage import Coverage, Item, compute, decisive
+from escalation.tooling.testing import TestResult, collect_tests, offset_text, run_tests, selected
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

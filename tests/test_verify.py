@@ -29,14 +29,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, escalation_command
-from escalation.cli import cli
+from escalation.cli.main import cli
 from test_tamper import event_lines
 
 POLICY = ROOT / "policies" / "three_strikes.esc"
 AS_OF = "2026-11-03T00:00:00Z"
 #: A huge line: 1.5 GB, made sparse with truncate (no disk is used).
 HUGE = 1_500_000_000
-#: What a refused huge line may cost, in KiB: the line limit (64 MiB, escalation.audit.MAX_RECORD_BYTES) and the
+#: What a refused huge line may cost, in KiB: the line limit (64 MiB, escalation.audit.chain.MAX_RECORD_BYTES) and the
 #: interpreter; a 1.5 GB line cost 1.5 GB and more before.
 HUGE_RSS_KB = 200_000
 _SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -246,8 +246,8 @@ def test_a_record_longer_than_the_line_limit_is_refused_even_if_the_engine_wrote
     small limit; at the default 64 MiB, a close record of some 400,000 open obligations)."""
     import io
 
-    from escalation.audit import verify_stream
-    from escalation.replay import ENGINE
+    from escalation.audit.chain import verify_stream
+    from escalation.replay.core import ENGINE
 
     *_, original = made
     longest = max(len(line) for line in original.splitlines())
@@ -425,8 +425,8 @@ def test_verify_refuses_options_that_are_not_values(made: tuple[Path, Path, Path
 def partitioned(made: tuple[Path, Path, Path, bytes], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A partitioned audit of the same events in 2 parts, made on Dask's local threaded scheduler (no cluster)."""
     pytest.importorskip("dask", reason="Dask is not installed: pip install -e '.[dask]'")
-    from escalation.distributed import replay_distributed
     from escalation.lang.units import parse_time
+    from escalation.replay.dask import replay_distributed
 
     _, events, _, _ = made
     out = tmp_path_factory.mktemp("partitioned") / "audit"
@@ -502,7 +502,7 @@ def test_a_huge_manifest_or_part_line_is_refused_in_bounded_memory(partitioned: 
 
 def _consistent(folder: Path, part: Path) -> None:
     """Make the manifest match a re-chained part: its records, final hash and SHA-256, and the root hash."""
-    from escalation.distributed import root_hash
+    from escalation.replay.dask import root_hash
 
     manifest = json.loads((folder / "manifest.json").read_bytes())
     data = part.read_bytes()

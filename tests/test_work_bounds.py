@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 
 from escalation import check_source
-from escalation.compiler import CompiledPolicy
-from escalation.evaluator import Interaction
-from escalation.events import Event, validate
+from escalation.compile.lower import CompiledPolicy
 from escalation.lang.units import US, format_time, parse_time
 from escalation.reference import ReferenceInteraction
+from escalation.runtime.events import Event, validate
+from escalation.runtime.interaction import Interaction
 from work_counting import compiled as _compiled
 from work_counting import lines_executed as _lines_executed
 

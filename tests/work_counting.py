@@ -6,8 +6,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from escalation.checker import check_source
-from escalation.compiler import CompiledPolicy, compile_policy
+from escalation.check.checker import check_source
+from escalation.compile.lower import CompiledPolicy, compile_policy
 
 
 def lines_executed(fn: Callable[[], Any]) -> int:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .audit import AuditWriter, verify_stream
-from .checker import CheckedPolicy, CheckResult, check, check_source, load_checked
-from .engine import Policy, Session, load, replay
+from .api import Policy, Session, load, replay
+from .audit.chain import AuditWriter, verify_stream
+from .check.checker import CheckedPolicy, CheckResult, check, check_source, load_checked
 from .errors import Diagnostic, EscalationError, EventError, PolicyError, SnapshotError, Span
-from .evaluator import Decision, Obligation, Violation
-from .parser import parse
+from .runtime.interaction import Decision, Obligation, Violation
+from .syntax.parser import parse
+from .version import __version__
 
 __all__ = [
     "AuditWriter",

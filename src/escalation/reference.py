@@ -17,11 +17,11 @@ from typing import Any
 
 import attrs
 
-from .checker import CheckedPolicy
-from .events import Event
+from .check.checker import CheckedPolicy
 from .lang import ast
 from .lang.units import US
 from .lang.vocabulary import DURATION, EventType
+from .runtime.events import Event
 
 #: ``time since`` a pattern that never matched: larger than every duration.
 INF = float("inf")

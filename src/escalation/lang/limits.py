@@ -1,8 +1,8 @@
 """The limits that bound what hostile input can cost, with their defaults, in one place (docs/security.md).
 
-Event limits are enforced by :mod:`escalation.events`, which takes a :class:`Limits`
+Event limits are enforced by :mod:`escalation.runtime.events`, which takes a :class:`Limits`
 (``Limits()`` when none is given); ``max_open_conversations`` is for the replay, which
-rejects the events of further new conversations (:func:`escalation.events.admit_conversation`).
+rejects the events of further new conversations (:func:`escalation.runtime.events.admit_conversation`).
 The policy limits are the constants :data:`MAX_SOURCE_CHARS` and :data:`MAX_DEPTH`, which the
 parser imports from here; it does not read them from a ``Limits`` yet. A record refused by a
 limit is rejected with a reason that names the limit and its value.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .checker import SINCE
-from .compiler import INF, CompiledPolicy, WhileRule
-from .evaluator import Interaction
-from .events import Event, Line
-from .lang import ast
-from .lang.units import US, format_time
+from ..check.checker import SINCE
+from ..compile.lower import INF, CompiledPolicy, WhileRule
+from ..lang import ast
+from ..lang.units import US, format_time
+from ..runtime.events import Event, Line
+from ..runtime.interaction import Interaction
 
 
 def _text(policy: CompiledPolicy, node: Any) -> str:

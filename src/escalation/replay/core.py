@@ -18,13 +18,13 @@ from typing import IO, Any, ParamSpec, TypeVar
 
 import attrs
 
-from . import __version__
-from .compiler import CompiledPolicy
-from .errors import EXIT_REJECTED, EXIT_USAGE, EscalationError, EventError
-from .evaluator import Decision, Interaction
-from .events import Event, Line, admit_conversation, decode_line, iter_lines, validate
-from .lang.limits import DEFAULT_LIMITS, Limits
-from .lang.units import US, format_time
+from ..compile.lower import CompiledPolicy
+from ..errors import EXIT_REJECTED, EXIT_USAGE, EscalationError, EventError
+from ..lang.limits import DEFAULT_LIMITS, Limits
+from ..lang.units import US, format_time
+from ..runtime.events import Event, Line, admit_conversation, decode_line, iter_lines, validate
+from ..runtime.interaction import Decision, Interaction
+from ..version import __version__
 
 ENGINE = f"escalation {__version__}"
 
@@ -691,7 +691,7 @@ def replay_records(
 
 def write_log(records: Iterator[dict[str, Any]], out: IO[bytes]) -> str:
     """Chain and write records; returns the last hash."""
-    from .audit import AuditWriter
+    from ..audit.chain import AuditWriter
 
     writer = AuditWriter(out)
     for record in records:

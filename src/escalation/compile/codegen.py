@@ -23,12 +23,12 @@ import linecache
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .compiler import INLINE_NODES
-from .lang import ast
-from .lang.units import US
+from ..lang import ast
+from ..lang.units import US
+from .lower import INLINE_NODES
 
 if TYPE_CHECKING:
-    from .compiler import CompiledPolicy, OnRule, WhileRule, _Compiler
+    from .lower import CompiledPolicy, OnRule, WhileRule, _Compiler
 
 __all__ = ["INLINE_NODES", "INLINE_WHILE", "build", "generate", "source_of"]
 
@@ -98,7 +98,7 @@ class _Printer:
         if isinstance(e, ast.BoolOp | ast.Arith | ast.Compare):
             return f"({self.expr(e.left, scope)} {_OPERATORS[e.op]} {self.expr(e.right, scope)})"
         if isinstance(e, ast.In):
-            from .compiler import literal_value
+            from .lower import literal_value
 
             if all(not isinstance(m, ast.NameRef) or m.name not in self.comp.lets_ast for m in e.members):
                 return f"({self.expr(e.left, scope)} in {self.const(frozenset(literal_value(m) for m in e.members))})"
@@ -114,7 +114,7 @@ class _Printer:
             if isinstance(e.default, ast.NameRef) and e.default.name in self.comp.lets_ast:
                 fallback = self.let(e.default.name)
             else:
-                from .compiler import literal_value
+                from .lower import literal_value
 
                 field = self.comp.vocab[e.pattern.event.text].field(e.attr.text)
                 assert field is not None
@@ -192,7 +192,7 @@ def _while_group(p: _Printer, rules: list[WhileRule], guarded: frozenset[int], i
 
 def _step5(p: _Printer, rules: tuple[OnRule | WhileRule, ...], specs: dict[int, str], indent: str, guarded: frozenset[int]) -> tuple[list[str], bool]:
     """§6 step 5 for ``rules``; and whether it reads the memo ``L`` (memoised lets, or a loop over conditions)."""
-    from .compiler import WhileRule
+    from .lower import WhileRule
 
     out: list[str] = []
     run: list[WhileRule] = []

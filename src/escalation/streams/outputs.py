@@ -16,7 +16,7 @@ import stat
 import tempfile
 from collections.abc import Sequence
 
-from .errors import EXIT_USAGE, EscalationError
+from ..errors import EXIT_USAGE, EscalationError
 
 
 class OutputError(EscalationError):

@@ -17,11 +17,10 @@ from typing import Any, NoReturn
 
 import click
 
-from . import __version__
-from .audit import MAX_IDLE_HORIZON_S, compare_log, verify_stream
-from .checker import check_source, check_test_file
-from .compiler import CompiledPolicy, load_compiled
-from .errors import (
+from ..audit.chain import MAX_IDLE_HORIZON_S, compare_log, verify_stream
+from ..check.checker import check_source, check_test_file
+from ..compile.lower import CompiledPolicy, load_compiled
+from ..errors import (
     EXIT_OK,
     EXIT_POLICY,
     EXIT_REJECTED,
@@ -33,12 +32,8 @@ from .errors import (
     PolicyError,
     render_all,
 )
-from .lang.units import TimeError, format_time, parse_time
-from .outputs import OutputError, check_target, temp_beside, write_atomically
-from .parallel import ParallelError, replay_parallel
-from .parallel import usable as parallel_usable
-from .parser import read_source
-from .replay import (
+from ..lang.units import TimeError, format_time, parse_time
+from ..replay.core import (
     ENGINE,
     Input,
     InputError,
@@ -50,6 +45,11 @@ from .replay import (
     replay_records,
     write_log,
 )
+from ..replay.parallel import ParallelError, replay_parallel
+from ..replay.parallel import usable as parallel_usable
+from ..streams.outputs import OutputError, check_target, temp_beside, write_atomically
+from ..syntax.parser import read_source
+from ..version import __version__
 
 # Exit codes (interfaces.md §3): those of errors (EXIT_OK ... EXIT_TAMPERED) are in errors.py, each error class carrying its own; these are for signals.
 #: A closed standard output (`escalation replay ... | head`): the status of a Unix tool killed by SIGPIPE (128 + 13).
@@ -163,7 +163,7 @@ def check(policies: tuple[str, ...], fmt: str) -> None:
 @click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file is not formatted")
 def fmt(policies: tuple[str, ...], check_only: bool) -> None:
     """Rewrite POLICIES in the canonical layout, keeping comments."""
-    from .formatter import format_source, format_tests_source
+    from ..tooling.format import format_source, format_tests_source
 
     changed = failed = unwritable = 0
     for path in _policy_files(policies, with_tests=True):
@@ -430,7 +430,7 @@ def _replay_dask(
     compiled: CompiledPolicy, policy: str, events: tuple[str, ...], scheduler: str, out_dir: str, partitions: int | None, as_of_us: int | None, fail_on_violation: bool
 ) -> NoReturn:
     """`replay --dask`: a partitioned audit at OUT_DIR; standard input is spooled beside it, where the workers can read it."""
-    from .distributed import DistributedError, replay_distributed
+    from ..replay.dask import DistributedError, replay_distributed
 
     spool_dir = str(Path(out_dir).absolute().parent)
     shards: list[str] = []
@@ -534,7 +534,7 @@ def _trust_note(recorded: tuple[int | None, int | None], as_of: Claim, horizon: 
 
 def _verify_partitioned(audit: str, policy_path: str | None, event_paths: list[str], as_of: Claim, horizon: Claim) -> NoReturn:
     """`verify DIR`: a partitioned audit (a folder with manifest.json, or the manifest itself)."""
-    from .distributed import compare_manifest, verify_manifest
+    from ..replay.dask import compare_manifest, verify_manifest
 
     try:
         result = verify_manifest(audit, ENGINE)
@@ -593,7 +593,7 @@ def verify(audit: str, policy_path: str | None, events: tuple[str, ...], as_of: 
         raise click.UsageError("--policy and --events go together")
     as_of_claim = _claim_as_of(as_of)
     horizon_claim = _claim_horizon(idle_horizon)
-    from .distributed import is_manifest
+    from ..replay.dask import is_manifest
 
     if is_manifest(audit):
         _verify_partitioned(audit, policy_path, event_paths, as_of_claim, horizon_claim)
@@ -643,8 +643,8 @@ def verify(audit: str, policy_path: str | None, events: tuple[str, ...], as_of: 
 @click.option("--action", help="Explain only this action")
 def explain(policy: str, events: tuple[str, ...], conversation: str, seq: int | None, action: str | None) -> None:
     """Why each action was permitted or forbidden when the conversation's events arrived."""
-    from .events import iter_lines
-    from .explain import explain_moment
+    from ..runtime.events import iter_lines
+    from ..tooling.explain import explain_moment
 
     compiled = _load_policy(policy)
     if action is not None and action not in compiled.actions:
@@ -700,7 +700,7 @@ def compile_cmd(policy: str, show: bool) -> None:
 
 
 def _register() -> None:
-    from .testcmd import test_cmd
+    from .test import test_cmd
 
     cli.add_command(test_cmd)
 

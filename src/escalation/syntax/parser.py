@@ -1,4 +1,4 @@
-"""Source text -> :class:`~escalation.ast.Policy`, with syntax errors in plain words.
+"""Source text -> :class:`~escalation.lang.ast.Policy`, with syntax errors in plain words.
 
 The grammar lives in ``grammar/escalation.lark`` (shipped inside the package).
 Lark's LALR parser builds a parse tree; one Transformer turns it into the AST.
@@ -21,10 +21,10 @@ import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from .errors import Diagnostic, PolicyError, Span
-from .lang import ast
-from .lang.limits import MAX_DEPTH, MAX_SOURCE_CHARS
-from .suggest import did_you_mean
+from ..errors import Diagnostic, PolicyError, Span
+from ..lang import ast
+from ..lang.limits import MAX_DEPTH, MAX_SOURCE_CHARS
+from ..suggest import did_you_mean
 
 RESERVED = frozenset(
     ["policy", "version", "default", "permit", "forbid", "let", "event", "action", "rule", "on", "if", "while", "require", "or", "and", "not", "in", "within", "before", "since", "count", "seen", "last", "of", "else", "time", "true", "false", "because", "severity", "test", "at", "expect"]

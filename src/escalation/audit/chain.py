@@ -10,7 +10,7 @@ from typing import IO, Any, Protocol
 
 import attrs
 
-from .errors import EXIT_TAMPERED, EscalationError
+from ..errors import EXIT_TAMPERED, EscalationError
 
 FORMAT = "escalation-audit/1"
 GENESIS = "0" * 64
@@ -287,7 +287,7 @@ def _is_sha256(value: Any) -> bool:
 
 def is_time(value: Any) -> bool:
     """Whether ``value`` is a time as the log writes it (UTC, ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``)."""
-    from .lang.units import TimeError, format_time, parse_time
+    from ..lang.units import TimeError, format_time, parse_time
 
     if type(value) is not str or len(value) > 27:
         return False

@@ -25,10 +25,10 @@ from typing import Any, Protocol, cast
 
 import attrs
 
-from .checker import CheckedPolicy, load_checked
-from .lang import ast
-from .lang.units import US
-from .lang.vocabulary import EventType
+from ..check.checker import CheckedPolicy, load_checked
+from ..lang import ast
+from ..lang.units import US
+from ..lang.vocabulary import EventType
 
 Fn = Callable[[list[Any], dict[str, Any] | None, int], Any]
 #: The inner form of a compiled expression: ``fn(state, attrs, now, memo)``; ``memo`` maps a let's index to its value
@@ -646,8 +646,8 @@ class _Compiler:
             window_slots=tuple(i for i, op in enumerate(self.ops) if op.kind == "wcount"),
             timers=timers,
         )
+        from ..runtime.interaction import codegen_helpers
         from . import codegen
-        from .evaluator import codegen_helpers
 
         feeders, generated = codegen.build(self, compiled, codegen_helpers(compiled))
         compiled.feeders.update(feeders)

@@ -1,6 +1,6 @@
 """Which rules and effects of a policy its tests exercised.
 
-This module only consumes test results (:class:`escalation.testing.TestResult`)
+This module only consumes test results (:class:`escalation.tooling.testing.TestResult`)
 and the compiled policy; it runs nothing and prints nothing (``escalation
 test`` renders the report).
 
@@ -114,8 +114,8 @@ from typing import Any
 
 import attrs
 
-from .compiler import CompiledPolicy, WhileRule
-from .lang import ast
+from ..compile.lower import CompiledPolicy, WhileRule
+from ..lang import ast
 from .testing import TestResult
 
 

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 
 import attrs
 
-from . import parser
-from .errors import EXIT_POLICY, EscalationError, PolicyError
-from .lang import ast
+from ..errors import EXIT_POLICY, EscalationError, PolicyError
+from ..lang import ast
+from ..syntax import parser
 
 __all__ = ["FormatError", "format_expr", "format_policy", "format_source"]
 

@@ -1,6 +1,6 @@
 """`escalation test`: run the `test` blocks of policies (language.md §7), report failures and coverage.
 
-The verb and the coverage it measures are documented in :mod:`escalation.coverage`.
+The verb and the coverage it measures are documented in :mod:`escalation.tooling.coverage`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 import attrs
 import click
 
-from .cli import _policy_files
-from .compiler import load_compiled
-from .coverage import Coverage, Evidence, compute
-from .errors import EXIT_OK, EXIT_POLICY, PolicyError
-from .testing import Failure, TestResult, collect_tests, offset_text, run_tests
+from ..compile.lower import load_compiled
+from ..errors import EXIT_OK, EXIT_POLICY, PolicyError
+from ..tooling.coverage import Coverage, Evidence, compute
+from ..tooling.testing import Failure, TestResult, collect_tests, offset_text, run_tests
+from .main import _policy_files
 
 
 @attrs.define(slots=True)

@@ -39,12 +39,12 @@ import threading
 import zlib
 from typing import IO, Any
 
-from .audit import AuditWriter, engine_canonical, placeholder_record
-from .compiler import CompiledPolicy
-from .errors import EXIT_USAGE, EscalationError, EventError
-from .events import Line, decode_line, iter_numbered
-from .lang.limits import DEFAULT_LIMITS, Limits
-from .replay import Input, Replayer, Stats, header_record, replay_records, write_log
+from ..audit.chain import AuditWriter, engine_canonical, placeholder_record
+from ..compile.lower import CompiledPolicy
+from ..errors import EXIT_USAGE, EscalationError, EventError
+from ..lang.limits import DEFAULT_LIMITS, Limits
+from ..runtime.events import Line, decode_line, iter_numbered
+from .core import Input, Replayer, Stats, header_record, replay_records, write_log
 
 try:
     import orjson

@@ -8,7 +8,7 @@ How a replay runs (every step is a Dask task; the client only plans and writes
 the manifest):
 
 1. **Scan** (one task per shard): read the shard once through fsspec, computing its
-   SHA-256 and counting its non-blank lines exactly as :func:`escalation.events.iter_lines`
+   SHA-256 and counting its non-blank lines exactly as :func:`escalation.runtime.events.iter_lines`
    does (it is the very function used); every ``block_bytes`` a cut is noted at a line
    boundary with the number of physical lines and of records before it. The client
    turns the per-shard counts into global positions: the first record of shard *k*
@@ -22,7 +22,7 @@ the manifest):
 3. **Replay** (one task per partition): the partition's chunks, taken in block order,
    are already in seq order. The worker compiles the policy from its source text
    (compiled policies hold closures and cannot be pickled), feeds every record to an
-   :class:`escalation.replay.Replayer`, and writes ``part-NNNNN.jsonl``: a header (the
+   :class:`escalation.replay.core.Replayer`, and writes ``part-NNNNN.jsonl``: a header (the
    serial header plus ``partition`` {index, count}), the partition's decision and
    rejected records in seq order, its close records (in order of first appearance
    within the partition), and its summary, chained like any audit log.
@@ -63,7 +63,7 @@ from typing import IO, Any
 
 import attrs
 
-from .audit import (
+from ..audit.chain import (
     GENESIS,
     KINDS,
     AuditWriter,
@@ -82,14 +82,14 @@ from .audit import (
     quote,
     read_lines,
 )
-from .checker import check_source
-from .compiler import CompiledPolicy, compile_policy
-from .errors import EXIT_USAGE, EscalationError, PolicyError
-from .events import Line, iter_lines
-from .lang.units import format_time, parse_time
+from ..check.checker import check_source
+from ..compile.lower import CompiledPolicy, compile_policy
+from ..errors import EXIT_USAGE, EscalationError, PolicyError
+from ..lang.units import format_time, parse_time
+from ..runtime.events import Line, iter_lines
+from ..syntax.parser import read_source
+from .core import ENGINE, Input, InputError, Replayer, Stats, header_record
 from .parallel import conversation_key
-from .parser import read_source
-from .replay import ENGINE, Input, InputError, Replayer, Stats, header_record
 
 try:
     import orjson
@@ -372,7 +372,7 @@ class Manifest:
         return list(self.data["partitions"])
 
     def stats(self) -> Stats:
-        """The totals as :class:`escalation.replay.Stats` (for the command line's summary text)."""
+        """The totals as :class:`escalation.replay.core.Stats` (for the command line's summary text)."""
         s = self.data["summary"]
         st = Stats(**{k: s[k] for k in _TOTALS})
         st.by_kind = dict(s["by_kind"])
@@ -705,7 +705,7 @@ class _Fail(Exception):
 
 
 class _Lines:
-    """The lines of a part file (read with :func:`escalation.audit.read_lines`), hashing every byte read."""
+    """The lines of a part file (read with :func:`escalation.audit.chain.read_lines`), hashing every byte read."""
 
     def __init__(self, fh: IO[bytes]) -> None:
         self._fh = fh

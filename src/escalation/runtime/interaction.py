@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from itertools import compress
 from typing import Any, NamedTuple
 
-from .compiler import LEVEL_RANK, CompiledPolicy, OnRule, PatternFn, RequireSpec, WhileRule
+from ..compile.lower import LEVEL_RANK, CompiledPolicy, OnRule, PatternFn, RequireSpec, WhileRule
+from ..lang.units import format_time
+from .codec import SNAPSHOT_FORMAT, check_snapshot
 from .events import Event
-from .lang.units import format_time
-from .snapshots import SNAPSHOT_FORMAT, check_snapshot
 
 
 class Obligation:
@@ -203,7 +203,7 @@ def rewhile(
 
 def codegen_helpers(policy: CompiledPolicy) -> dict[str, Any]:
     """The names the generated step functions use."""
-    from .compiler import INF, _window_count
+    from ..compile.lower import INF, _window_count
 
     return {
         "expire": expire,

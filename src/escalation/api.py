@@ -6,12 +6,12 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .compiler import CompiledPolicy, load_compiled
+from .compile.lower import CompiledPolicy, load_compiled
 from .errors import EventError
-from .evaluator import Decision, Interaction
-from .events import Event, validate
 from .lang.units import format_time, parse_time
-from .replay import Replayer, open_inputs, replay_records
+from .replay.core import Replayer, open_inputs, replay_records
+from .runtime.events import Event, validate
+from .runtime.interaction import Decision, Interaction
 
 
 class Session:

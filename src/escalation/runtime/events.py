@@ -1,6 +1,6 @@
 """Event records (interfaces.md §1): JSON Lines in, validated events out, reasons for every rejection.
 
-Every bound on what one record may cost comes from a :class:`~escalation.limits.Limits`
+Every bound on what one record may cost comes from a :class:`~escalation.lang.limits.Limits`
 (``DEFAULT_LIMITS`` when none is given); a record that exceeds one is rejected with a
 reason naming the limit and its value.
 """
@@ -20,11 +20,11 @@ try:
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson is a dependency, but the stdlib path stands alone
     _orjson = None  # type: ignore[assignment]
-from .errors import EventError
-from .lang.limits import DEFAULT_LIMITS, Limits
-from .lang.units import US, TimeError, parse_time
-from .lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType, EventType
-from .suggest import did_you_mean
+from ..errors import EventError
+from ..lang.limits import DEFAULT_LIMITS, Limits
+from ..lang.units import US, TimeError, parse_time
+from ..lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType, EventType
+from ..suggest import did_you_mean
 
 #: Deepest JSON nesting accepted in one record by default (``Limits.max_json_depth``).
 MAX_JSON_DEPTH = DEFAULT_LIMITS.max_json_depth

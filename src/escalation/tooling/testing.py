@@ -1,7 +1,7 @@
 """`test` blocks (language.md §7): scenarios replayed in a fresh interaction, with expectations.
 
 A run keeps, besides the failures, what the evaluator did at every step
-(:class:`Played`), so that :mod:`escalation.coverage` can tell which rules and
+(:class:`Played`), so that :mod:`escalation.tooling.coverage` can tell which rules and
 effects the tests exercised without running anything again.
 """
 
@@ -14,12 +14,12 @@ from typing import Any
 
 import attrs
 
-from .compiler import CompiledPolicy, literal_value
-from .errors import PolicyError
-from .evaluator import Decision, Interaction, Obligation, Violation
-from .events import Event
-from .lang import ast
-from .lang.units import US, format_time
+from ..compile.lower import CompiledPolicy, literal_value
+from ..errors import PolicyError
+from ..lang import ast
+from ..lang.units import US, format_time
+from ..runtime.events import Event
+from ..runtime.interaction import Decision, Interaction, Obligation, Violation
 
 #: Test scenarios start at this instant (offsets in messages are relative to it).
 EPOCH = 0
@@ -270,8 +270,8 @@ def collect_tests(policy: CompiledPolicy, policy_path: str) -> tuple[list[tuple[
     A sibling that does not parse or check is returned as a PolicyError whose
     diagnostics name the sibling's path (its tests are then left out).
     """
-    from .checker import check_tests
-    from .parser import parse_tests, read_source
+    from ..check.checker import check_tests
+    from ..syntax.parser import parse_tests, read_source
 
     tests: list[tuple[ast.Test, str]] = [(t, policy_path) for t in policy.checked.policy.tests]
     sibling = sibling_tests(policy_path)

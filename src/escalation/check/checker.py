@@ -13,9 +13,9 @@ from pathlib import Path
 
 import attrs
 
-from .errors import Diagnostic, PolicyError, Span
-from .lang import ast
-from .lang.vocabulary import (
+from ..errors import Diagnostic, PolicyError, Span
+from ..lang import ast
+from ..lang.vocabulary import (
     BOOL,
     DURATION,
     INT,
@@ -29,8 +29,8 @@ from .lang.vocabulary import (
     Value,
     type_name,
 )
-from .parser import parse, parse_tests, read_source
-from .suggest import did_you_mean
+from ..suggest import did_you_mean
+from ..syntax.parser import parse, parse_tests, read_source
 
 #: The type of ``time since P``: a duration that may be compared but not added to.
 SINCE = "since"

@@ -1,0 +1,1 @@
+"""AST -> CheckedPolicy: names, types, constant folding, rules, tests; every diagnostic has a stable code."""

@@ -1,0 +1,1 @@
+"""Text -> AST: the grammar, the transformer, plain-word syntax errors."""

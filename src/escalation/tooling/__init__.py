@@ -1,0 +1,1 @@
+"""Tools over a policy: format, tests, coverage, explain."""
