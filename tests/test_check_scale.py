@@ -12,9 +12,12 @@ from typing import Any
 from click.testing import CliRunner
 
 from conftest import escalation_command
-from escalation import checker, cli, parser, suggest
+from escalation import suggest
+from escalation.check import checker
+from escalation.cli import app as cli
 from escalation.errors import Diagnostic, PolicyError, Span, render_all
 from escalation.lang import ast
+from escalation.syntax import parser
 
 ROOT = Path(__file__).resolve().parents[1]
 

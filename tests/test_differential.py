@@ -261,7 +261,7 @@ def test_generated_policies_cover_every_construct_and_pass_the_checker() -> None
 @given(st.data())
 def test_grouped_while_rules_match_the_reference(data: st.DataObject) -> None:
     """The loop over generated conditions (used for long runs of while rules) agrees too."""
-    from escalation import codegen
+    from escalation.compile import codegen
 
     saved = codegen.INLINE_WHILE
     codegen.INLINE_WHILE = 0

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import escalation
-from escalation.cli.main import cli
+from escalation.cli.app import cli
 from escalation.errors import PolicyError
 from escalation.syntax.parser import read_source
 

@@ -38,7 +38,7 @@ def test_the_known_errors_are_found() -> None:
 @pytest.mark.parametrize("name", sorted(EXCEPTIONS))
 def test_every_public_exception_is_an_escalation_error_with_an_exit_code(name: str) -> None:
     cls = EXCEPTIONS[name]
-    if name == "escalation.cli.main.Terminated":  # SIGTERM, raised to unwind like Ctrl-C: a signal, not an error
+    if name == "escalation.cli.app.Terminated":  # SIGTERM, raised to unwind like Ctrl-C: a signal, not an error
         assert not issubclass(cls, Exception)
         return
     assert issubclass(cls, EscalationError)

@@ -580,7 +580,7 @@ class FullDisk(sqlite3.Connection):
         return super().execute(sql, *args)
 
 sqlite3.connect = functools.partial(sqlite3.connect, factory=FullDisk)
-from escalation.cli.main import main
+from escalation.cli.app import main
 sys.argv[0] = "escalation"
 main()
 """

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from escalation import check_source, parallel
+from escalation import check_source
 from escalation.compile.lower import compile_policy
 from escalation.errors import EventError
 from escalation.lang.limits import Limits
+from escalation.replay import parallel
 from escalation.replay.core import open_inputs, replay_records, write_log
 from escalation.replay.parallel import ParallelError, conversation_key, owner, parent_share, replay_parallel, slot
 from escalation.runtime.events import decode_line
@@ -231,7 +232,7 @@ def test_the_command_line_reports_a_dead_worker_without_a_traceback(tmp_path: Pa
         "import os, sys\n"
         "from escalation import parallel\n"
         "parallel.engine_canonical = lambda record: os._exit(9)\n"
-        "from escalation.cli.main import main\n"
+        "from escalation.cli.app import main\n"
         "sys.argv = ['escalation', 'replay', sys.argv[1], sys.argv[2], '--jobs', '2', '-o', sys.argv[3]]\n"
         "main()\n"
     )
@@ -284,7 +285,7 @@ def test_workers_end_when_the_parent_is_killed(tmp_path: Path) -> None:
 
     events = gen_events.ensure(tmp_path, 60_000, 3_000, 7)
     policy = Path(__file__).resolve().parents[1] / "policies" / "three_strikes.esc"
-    script = "import sys\nfrom escalation.cli.main import main\nsys.argv = ['escalation', *sys.argv[1:]]\nmain()\n"
+    script = "import sys\nfrom escalation.cli.app import main\nsys.argv = ['escalation', *sys.argv[1:]]\nmain()\n"
     parent = subprocess.Popen(
         [sys.executable, "-c", script, "replay", str(policy), str(events), "--jobs", "3", "-o", str(tmp_path / "audit.jsonl")],
         stderr=subprocess.DEVNULL,

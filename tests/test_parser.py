@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from escalation import parser
 from escalation.errors import Diagnostic, PolicyError
 from escalation.lang import ast
 from escalation.lang.limits import MAX_SOURCE_CHARS
+from escalation.syntax import parser
 from strategies import CONTEXTUAL_WORDS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

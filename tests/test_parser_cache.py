@@ -18,7 +18,7 @@ from pathlib import Path
 import lark
 import pytest
 
-from escalation import parser
+from escalation.syntax import parser
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "policies" / "three_strikes.esc"
@@ -92,7 +92,7 @@ def hook(event, args):
     elif event.startswith("pickle."):
         seen.append([event, str(args)])
 sys.addaudithook(hook)
-from escalation.cli.main import main
+from escalation.cli.app import main
 sys.argv = ["escalation", "check", sys.argv[1]]
 try:
     main()

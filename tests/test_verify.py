@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, escalation_command
-from escalation.cli.main import cli
+from escalation.cli.app import cli
 from test_tamper import event_lines
 
 POLICY = ROOT / "policies" / "three_strikes.esc"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from .api import Policy, Session, load, replay
-from .audit.chain import AuditWriter, verify_stream
-from .check.checker import CheckedPolicy, CheckResult, check, check_source, load_checked
+from .audit import AuditWriter, verify_stream
+from .check import CheckedPolicy, CheckResult, check, check_source, load_checked
 from .errors import Diagnostic, EscalationError, EventError, PolicyError, SnapshotError, Span
-from .runtime.interaction import Decision, Obligation, Violation
-from .syntax.parser import parse
+from .runtime import Decision, Obligation, Violation
+from .syntax import parse
 from .version import __version__
 
 __all__ = [

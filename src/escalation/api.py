@@ -6,12 +6,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .compile.lower import CompiledPolicy, load_compiled
+from .compile import CompiledPolicy, load_compiled
 from .errors import EventError
-from .lang.units import format_time, parse_time
-from .replay.core import Replayer, open_inputs, replay_records
-from .runtime.events import Event, validate
-from .runtime.interaction import Decision, Interaction
+from .lang import format_time, parse_time
+from .replay import Replayer, open_inputs, replay_records
+from .runtime import Decision, Event, Interaction, validate
 
 
 class Session:

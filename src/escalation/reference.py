@@ -17,11 +17,9 @@ from typing import Any
 
 import attrs
 
-from .check.checker import CheckedPolicy
-from .lang import ast
-from .lang.units import US
-from .lang.vocabulary import DURATION, EventType
-from .runtime.events import Event
+from .check import CheckedPolicy
+from .lang import DURATION, US, EventType, ast
+from .runtime import Event
 
 #: ``time since`` a pattern that never matched: larger than every duration.
 INF = float("inf")

@@ -14,8 +14,7 @@ from pathlib import Path
 import attrs
 
 from ..errors import Diagnostic, PolicyError, Span
-from ..lang import ast
-from ..lang.vocabulary import (
+from ..lang import (
     BOOL,
     DURATION,
     INT,
@@ -27,10 +26,11 @@ from ..lang.vocabulary import (
     Field,
     Type,
     Value,
+    ast,
     type_name,
 )
 from ..suggest import did_you_mean
-from ..syntax.parser import parse, parse_tests, read_source
+from ..syntax import parse, parse_tests, read_source
 
 #: The type of ``time since P``: a duration that may be compared but not added to.
 SINCE = "since"

@@ -1,5 +1,5 @@
 """The command line: one module per verb, thin over the library; exit codes come from the error classes."""
 
-from .main import main
+from .app import main
 
 __all__ = ["main"]

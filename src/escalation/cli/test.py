@@ -12,11 +12,10 @@ from typing import Any
 import attrs
 import click
 
-from ..compile.lower import load_compiled
+from ..compile import load_compiled
 from ..errors import EXIT_OK, EXIT_POLICY, PolicyError
-from ..tooling.coverage import Coverage, Evidence, compute
-from ..tooling.testing import Failure, TestResult, collect_tests, offset_text, run_tests
-from .main import _policy_files
+from ..tooling import Coverage, Evidence, Failure, TestResult, collect_tests, compute, offset_text, run_tests
+from .app import _policy_files
 
 
 @attrs.define(slots=True)

@@ -23,8 +23,7 @@ import linecache
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..lang import ast
-from ..lang.units import US
+from ..lang import US, ast
 from .lower import INLINE_NODES
 
 if TYPE_CHECKING:

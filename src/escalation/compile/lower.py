@@ -25,10 +25,8 @@ from typing import Any, Protocol, cast
 
 import attrs
 
-from ..check.checker import CheckedPolicy, load_checked
-from ..lang import ast
-from ..lang.units import US
-from ..lang.vocabulary import EventType
+from ..check import CheckedPolicy, load_checked
+from ..lang import US, EventType, ast
 
 Fn = Callable[[list[Any], dict[str, Any] | None, int], Any]
 #: The inner form of a compiled expression: ``fn(state, attrs, now, memo)``; ``memo`` maps a let's index to its value

@@ -18,12 +18,10 @@ from typing import IO, Any, ParamSpec, TypeVar
 
 import attrs
 
-from ..compile.lower import CompiledPolicy
+from ..compile import CompiledPolicy
 from ..errors import EXIT_REJECTED, EXIT_USAGE, EscalationError, EventError
-from ..lang.limits import DEFAULT_LIMITS, Limits
-from ..lang.units import US, format_time
-from ..runtime.events import Event, Line, admit_conversation, decode_line, iter_lines, validate
-from ..runtime.interaction import Decision, Interaction
+from ..lang import DEFAULT_LIMITS, US, Limits, format_time
+from ..runtime import Decision, Event, Interaction, Line, admit_conversation, decode_line, iter_lines, validate
 from ..version import __version__
 
 ENGINE = f"escalation {__version__}"

@@ -63,7 +63,7 @@ from typing import IO, Any
 
 import attrs
 
-from ..audit.chain import (
+from ..audit import (
     GENESIS,
     KINDS,
     AuditWriter,
@@ -82,12 +82,12 @@ from ..audit.chain import (
     quote,
     read_lines,
 )
-from ..check.checker import check_source
-from ..compile.lower import CompiledPolicy, compile_policy
+from ..check import check_source
+from ..compile import CompiledPolicy, compile_policy
 from ..errors import EXIT_USAGE, EscalationError, PolicyError
-from ..lang.units import format_time, parse_time
-from ..runtime.events import Line, iter_lines
-from ..syntax.parser import read_source
+from ..lang import format_time, parse_time
+from ..runtime import Line, iter_lines
+from ..syntax import read_source
 from .core import ENGINE, Input, InputError, Replayer, Stats, header_record
 from .parallel import conversation_key
 

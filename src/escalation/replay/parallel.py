@@ -39,11 +39,11 @@ import threading
 import zlib
 from typing import IO, Any
 
-from ..audit.chain import AuditWriter, engine_canonical, placeholder_record
-from ..compile.lower import CompiledPolicy
+from ..audit import AuditWriter, engine_canonical, placeholder_record
+from ..compile import CompiledPolicy
 from ..errors import EXIT_USAGE, EscalationError, EventError
-from ..lang.limits import DEFAULT_LIMITS, Limits
-from ..runtime.events import Line, decode_line, iter_numbered
+from ..lang import DEFAULT_LIMITS, Limits
+from ..runtime import Line, decode_line, iter_numbered
 from .core import Input, Replayer, Stats, header_record, replay_records, write_log
 
 try:

@@ -42,10 +42,9 @@ import reprlib
 from collections import deque
 from typing import Any, NamedTuple
 
-from ..compile.lower import CompiledPolicy, Op
+from ..compile import CompiledPolicy, Op
 from ..errors import SnapshotError
-from ..lang.units import US, format_time
-from ..lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType
+from ..lang import BOOL, DURATION, INT, STRING, US, EnumType, format_time
 from .events import MAX_TIME, MIN_TIME
 
 SNAPSHOT_FORMAT = "escalation-snapshot/1"
@@ -112,7 +111,7 @@ def _count(value: Any, where: str, least: int = 0) -> int:
 
 def _describe(op: Op) -> str:
     if op.source is not None:
-        from ..tooling.format import format_expr
+        from ..syntax.unparse import format_expr
 
         return f"`{format_expr(op.source)}`"
     return f"a {op.kind} operator"  # pragma: no cover - every compiled operator has its source

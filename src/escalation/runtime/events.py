@@ -21,9 +21,7 @@ try:
 except ImportError:  # pragma: no cover - orjson is a dependency, but the stdlib path stands alone
     _orjson = None  # type: ignore[assignment]
 from ..errors import EventError
-from ..lang.limits import DEFAULT_LIMITS, Limits
-from ..lang.units import US, TimeError, parse_time
-from ..lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType, EventType
+from ..lang import BOOL, DEFAULT_LIMITS, DURATION, INT, STRING, US, EnumType, EventType, Limits, TimeError, parse_time
 from ..suggest import did_you_mean
 
 #: Deepest JSON nesting accepted in one record by default (``Limits.max_json_depth``).

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from itertools import compress
 from typing import Any, NamedTuple
 
-from ..compile.lower import LEVEL_RANK, CompiledPolicy, OnRule, PatternFn, RequireSpec, WhileRule
-from ..lang.units import format_time
+from ..compile import LEVEL_RANK, CompiledPolicy, OnRule, PatternFn, RequireSpec, WhileRule
+from ..lang import format_time
 from .codec import SNAPSHOT_FORMAT, check_snapshot
 from .events import Event
 

@@ -22,8 +22,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..errors import Diagnostic, PolicyError, Span
-from ..lang import ast
-from ..lang.limits import MAX_DEPTH, MAX_SOURCE_CHARS
+from ..lang import MAX_DEPTH, MAX_SOURCE_CHARS, ast
 from ..suggest import did_you_mean
 
 RESERVED = frozenset(

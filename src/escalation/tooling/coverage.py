@@ -114,7 +114,7 @@ from typing import Any
 
 import attrs
 
-from ..compile.lower import CompiledPolicy, WhileRule
+from ..compile import CompiledPolicy, WhileRule
 from ..lang import ast
 from .testing import TestResult
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..check.checker import SINCE
-from ..compile.lower import INF, CompiledPolicy, WhileRule
-from ..lang import ast
-from ..lang.units import US, format_time
-from ..runtime.events import Event, Line
-from ..runtime.interaction import Interaction
+from ..check import SINCE
+from ..compile import INF, CompiledPolicy, WhileRule
+from ..lang import US, ast, format_time
+from ..runtime import Event, Interaction, Line
 
 
 def _text(policy: CompiledPolicy, node: Any) -> str:

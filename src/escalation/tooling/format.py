@@ -16,8 +16,6 @@ that holds the last token of their source line.
 from __future__ import annotations
 
 import bisect
-import json
-import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -26,6 +24,7 @@ import attrs
 from ..errors import EXIT_POLICY, EscalationError, PolicyError
 from ..lang import ast
 from ..syntax import parser
+from ..syntax.unparse import format_expr, format_pattern, format_string
 
 __all__ = ["FormatError", "format_expr", "format_policy", "format_source"]
 
@@ -36,99 +35,6 @@ class FormatError(EscalationError):
     """The formatter's output does not say what its input said; raised instead of returning it."""
 
     exit_code = EXIT_POLICY  # `fmt` counts the file as failed, as for a policy with errors
-
-
-# ---------------------------------------------------------------- expressions
-
-# Binding strength, loosest first, as in the grammar: or, and, not, comparison and `in`, `+ -`, atoms.
-_OR, _AND, _NOT, _CMP, _SUM, _ATOM = range(1, 7)
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _precedence(expr: ast.Expr) -> int:
-    if isinstance(expr, ast.BoolOp):
-        return _OR if expr.op == "or" else _AND
-    if isinstance(expr, ast.Not):
-        return _NOT
-    if isinstance(expr, (ast.Compare, ast.In)):
-        return _CMP
-    if isinstance(expr, ast.Arith):
-        return _SUM
-    return _ATOM
-
-
-def _operand(expr: ast.Expr, minimum: int) -> str:
-    """``expr`` printed as an operand that must bind at least as tightly as ``minimum``.
-
-    Parsed trees already hold a :class:`ast.Group` wherever one is needed; the
-    parentheses added here only keep hand-built trees from printing as something else.
-    """
-    text = format_expr(expr)
-    return f"({text})" if _precedence(expr) < minimum else text
-
-
-def _string(value: str) -> str:
-    """A string literal as JSON, except that lone surrogates (not storable as UTF-8) stay escaped."""
-    text = json.dumps(value, ensure_ascii=False)
-    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def format_expr(expr: ast.Expr) -> str:
-    """One expression on one line, in canonical spacing (also used to show conditions in messages)."""
-    if isinstance(expr, ast.IntLit):
-        return str(expr.value)
-    if isinstance(expr, ast.DurationLit):
-        return expr.text
-    if isinstance(expr, ast.StringLit):
-        return _string(expr.value)
-    if isinstance(expr, ast.BoolLit):
-        return "true" if expr.value else "false"
-    if isinstance(expr, ast.NameRef):
-        return expr.name
-    if isinstance(expr, ast.Group):
-        return f"({format_expr(expr.expr)})"
-    if isinstance(expr, ast.Not):
-        return f"not {_operand(expr.operand, _NOT)}"
-    if isinstance(expr, ast.BoolOp):
-        level = _precedence(expr)
-        return f"{_operand(expr.left, level)} {expr.op} {_operand(expr.right, level + 1)}"
-    if isinstance(expr, ast.Compare):
-        return f"{_operand(expr.left, _SUM)} {expr.op} {_operand(expr.right, _SUM)}"
-    if isinstance(expr, ast.Arith):
-        return f"{_operand(expr.left, _SUM)} {expr.op} {_operand(expr.right, _ATOM)}"
-    if isinstance(expr, ast.In):
-        members = ", ".join(format_expr(m) for m in expr.members)
-        return f"{_operand(expr.left, _SUM)} in {{{members}}}"
-    if isinstance(expr, ast.Count):
-        text = f"count {_pattern(expr.pattern)}"
-        if expr.since is not None:
-            text += f" since {_pattern(expr.since)}"
-        if expr.window is not None:
-            text += f" within {expr.window.text}"
-        return text
-    if isinstance(expr, ast.Seen):
-        text = f"seen {_pattern(expr.pattern)}"
-        if expr.since is not None:
-            text += f" since {_pattern(expr.since)}"
-        return text
-    if isinstance(expr, ast.Last):
-        text = f"last {expr.attr.text} of {_pattern(expr.pattern)}"
-        if expr.default is not None:
-            text += f" else {format_expr(expr.default)}"
-        return text
-    if isinstance(expr, ast.TimeSince):
-        return f"time since {_pattern(expr.pattern)}"
-    raise TypeError(f"not an expression node: {type(expr).__name__}")  # pragma: no cover - the union is closed
-
-
-def _pattern(pattern: ast.Pattern) -> str:
-    if pattern.cond is None:
-        return pattern.event.text
-    return f"{pattern.event.text}[{format_expr(pattern.cond)}]"
-
-
-# ---------------------------------------------------------------- one line per construct
 
 
 def _type(type_ref: ast.TypeRef) -> str:
@@ -160,7 +66,7 @@ def _one_line_item(item: ast.Let | ast.Default | ast.Decl) -> str:
 def _trigger(trigger: ast.Trigger) -> str:
     if isinstance(trigger, ast.While):
         return f"while {format_expr(trigger.cond)}"
-    text = f"on {_pattern(trigger.pattern)}"
+    text = f"on {format_pattern(trigger.pattern)}"
     if trigger.cond is not None:
         text += f" if {format_expr(trigger.cond)}"
     return text
@@ -169,7 +75,7 @@ def _trigger(trigger: ast.Trigger) -> str:
 def _effect(effect: ast.Effect) -> str:
     if isinstance(effect, ast.Permission):
         return f"{effect.effect} {effect.action.text}"
-    text = "require " + " or ".join(_pattern(p) for p in effect.patterns)
+    text = "require " + " or ".join(format_pattern(p) for p in effect.patterns)
     if effect.within is not None:
         text += f" within {effect.within.text}"
     if effect.before is not None:
@@ -179,7 +85,7 @@ def _effect(effect: ast.Effect) -> str:
 
 def _note(note: ast.Note) -> str:
     if isinstance(note, ast.Because):
-        return f"because {_string(note.text.value)}"
+        return f"because {format_string(note.text.value)}"
     return f"severity {note.level.text}"
 
 
@@ -230,10 +136,10 @@ def _line(depth: int, text: str, span_first: int, span_last: int) -> _Line:
 
 def _units(policy: ast.Policy) -> list[_Unit]:
     """The policy as output lines grouped by item, each line tagged with its source lines."""
-    header = f"policy {_string(policy.name.value)}"
+    header = f"policy {format_string(policy.name.value)}"
     header_end = policy.name.span.end_line
     if policy.version is not None:
-        header += f" version {_string(policy.version.value)}"
+        header += f" version {format_string(policy.version.value)}"
         header_end = policy.version.span.end_line
     units = [_Unit([_line(0, header, policy.span.line, header_end)], block=False)]
     for item in policy.items:
@@ -247,7 +153,7 @@ def _units(policy: ast.Policy) -> list[_Unit]:
             lines.append(_line(0, "}", span.end_line, span.end_line))
             units.append(_Unit(lines, block=True))
         elif isinstance(item, ast.Test):
-            lines = [_line(0, f"test {_string(item.name.value)} {{", span.line, item.name.span.end_line)]
+            lines = [_line(0, f"test {format_string(item.name.value)} {{", span.line, item.name.span.end_line)]
             lines += [_line(1, _step(s), s.span.line, s.span.end_line) for s in item.steps]
             lines.append(_line(0, "}", span.end_line, span.end_line))
             units.append(_Unit(lines, block=True))

@@ -14,12 +14,10 @@ from typing import Any
 
 import attrs
 
-from ..compile.lower import CompiledPolicy, literal_value
+from ..compile import CompiledPolicy, literal_value
 from ..errors import PolicyError
-from ..lang import ast
-from ..lang.units import US, format_time
-from ..runtime.events import Event
-from ..runtime.interaction import Decision, Interaction, Obligation, Violation
+from ..lang import US, ast, format_time
+from ..runtime import Decision, Event, Interaction, Obligation, Violation
 
 #: Test scenarios start at this instant (offsets in messages are relative to it).
 EPOCH = 0

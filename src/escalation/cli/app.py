@@ -17,9 +17,9 @@ from typing import Any, NoReturn
 
 import click
 
-from ..audit.chain import MAX_IDLE_HORIZON_S, compare_log, verify_stream
-from ..check.checker import check_source, check_test_file
-from ..compile.lower import CompiledPolicy, load_compiled
+from ..audit import MAX_IDLE_HORIZON_S, compare_log, verify_stream
+from ..check import check_source, check_test_file
+from ..compile import CompiledPolicy, load_compiled
 from ..errors import (
     EXIT_OK,
     EXIT_POLICY,
@@ -32,23 +32,24 @@ from ..errors import (
     PolicyError,
     render_all,
 )
-from ..lang.units import TimeError, format_time, parse_time
-from ..replay.core import (
+from ..lang import TimeError, format_time, parse_time
+from ..replay import (
     ENGINE,
     Input,
     InputError,
+    ParallelError,
     Replayer,
     SpillError,
     StrictStop,
     discard_inputs,
     open_inputs,
+    replay_parallel,
     replay_records,
     write_log,
 )
-from ..replay.parallel import ParallelError, replay_parallel
-from ..replay.parallel import usable as parallel_usable
-from ..streams.outputs import OutputError, check_target, temp_beside, write_atomically
-from ..syntax.parser import read_source
+from ..replay import usable as parallel_usable
+from ..streams import OutputError, check_target, temp_beside, write_atomically
+from ..syntax import read_source
 from ..version import __version__
 
 # Exit codes (interfaces.md §3): those of errors (EXIT_OK ... EXIT_TAMPERED) are in errors.py, each error class carrying its own; these are for signals.
