@@ -117,7 +117,7 @@ def _check_example(code: str, example: str, tmp_path: Path) -> tuple[list[escala
 
 def _codes_in_sources() -> set[str]:
     codes: set[str] = set()
-    for module in SOURCES.glob("*.py"):
+    for module in SOURCES.rglob("*.py"):
         codes.update(re.findall(r'"([EW]\d{3})"', module.read_text(encoding="utf-8")))
     return codes
 

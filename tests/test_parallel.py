@@ -230,7 +230,7 @@ def test_the_command_line_reports_a_dead_worker_without_a_traceback(tmp_path: Pa
     out = tmp_path / "audit.jsonl"
     script = (
         "import os, sys\n"
-        "from escalation import parallel\n"
+        "from escalation.replay import parallel\n"
         "parallel.engine_canonical = lambda record: os._exit(9)\n"
         "from escalation.cli.app import main\n"
         "sys.argv = ['escalation', 'replay', sys.argv[1], sys.argv[2], '--jobs', '2', '-o', sys.argv[3]]\n"
