@@ -33,7 +33,8 @@ from escalation.errors import EventError
 from escalation.lang.limits import DEFAULT_LIMITS, Limits
 from escalation.lang.units import parse_time
 from escalation.replay.core import ENGINE, open_inputs, replay_records, write_log
-from escalation.runtime.events import MAX_TIME, MIN_TIME, admit_conversation, decode_line, iter_lines, validate
+from escalation.runtime import admit_conversation
+from escalation.runtime.events import MAX_TIME, MIN_TIME, decode_line, iter_lines, validate
 
 HOSTILE_POLICY = """policy "Hostile input" version "1"
 
