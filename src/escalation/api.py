@@ -219,7 +219,7 @@ def replay_distributed(policy_path: str, shards: list[str], out_dir: str, option
     """
     if options.strict or options.jobs > 1 or options.idle_horizon is not None or options.limits != DEFAULT_LIMITS:
         raise ValueError("a distributed replay does not take strict, jobs, idle_horizon or limits")
-    from .replay import dask  # lazily: Dask is an optional extra, and slow to import
+    from .replay import dask  # lazily: the distributed driver belongs to the optional Dask extra
 
     scheduler = options.scheduler if options.scheduler is not None else "local"
     return dask.replay_distributed(policy_path, shards, out_dir, scheduler=scheduler, as_of=options.as_of, partitions=options.partitions, names=names)
