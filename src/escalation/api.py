@@ -19,7 +19,8 @@ import attrs
 
 from .compile import CompiledPolicy, load_compiled
 from .lang import DEFAULT_LIMITS, Limits, parse_time
-from .replay import Input, Replayer, discard_inputs, open_inputs, replay_parallel, replay_records, usable, write_log
+from .replay import Input, Replayer, discard_inputs, open_inputs, replay_parallel, replay_records, write_log
+from .replay import usable as can_fork
 from .runtime import Decision, Event, Interaction, admit_record, check_order
 
 if TYPE_CHECKING:  # the Dask driver is an optional extra: imported only when a distributed replay runs
@@ -193,7 +194,7 @@ def replay(policy: Policy, paths: list[str], as_of: str | None = None, *, option
 
 def uses_processes(options: ReplayOptions) -> bool:
     """Whether :func:`write_replay` will run ``options.jobs`` processes: the options allow it and this platform can fork."""
-    return options.parallel and usable()
+    return options.parallel and can_fork()
 
 
 def write_replay(
