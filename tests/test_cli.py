@@ -176,3 +176,40 @@ def test_check_and_fmt_handle_sibling_test_files(files: tuple[Path, Path], tmp_p
     assert run("fmt", str(tests)).returncode == 0
     assert tests.read_text() == 'test "t" {\n  agent.warn  # first\n  expect no violations\n}\n'
     assert run("fmt", "--check", str(tests)).returncode == 0
+
+
+def test_the_group_has_one_command_per_verb_module() -> None:
+    from escalation.cli.app import cli
+
+    assert sorted(cli.commands) == ["check", "compile", "explain", "fmt", "replay", "test", "verify"]
+
+
+def test_an_error_raised_in_a_verb_is_one_sentence_with_its_class_exit_code(files: tuple[Path, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from escalation.cli.app import cli
+
+    policy, events = files
+    result = CliRunner().invoke(cli, ["explain", str(policy), str(events), "--conversation", "nobody"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)  # a clean exit, not a traceback
+    assert "error: conversation 'nobody' has no event at any accepted record" in result.output
+    rejected = tmp_path / "rejected.jsonl"
+    rejected.write_text("not json\n")
+    result = CliRunner().invoke(cli, ["replay", "--strict", str(policy), str(rejected), "-o", str(tmp_path / "audit.jsonl")])
+    assert result.exit_code == 4 and isinstance(result.exception, SystemExit)
+    assert "rejected: the line is not valid JSON" in result.output and result.output.rstrip().endswith("(--strict: no audit log was written)")
+    assert not (tmp_path / "audit.jsonl").exists()
+
+
+def test_main_turns_an_error_raised_outside_any_command_into_its_exit_code(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from escalation.cli import app
+    from escalation.errors import EventError
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise EventError("a reason")
+
+    monkeypatch.setattr(app.cli, "main", failing)
+    with pytest.raises(SystemExit) as caught:
+        app.main()
+    assert caught.value.code == EventError.exit_code
+    assert capsys.readouterr().err == "error: a reason\n"

@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from escalation.errors import EscalationError, PolicyError
 from escalation.lang import ast
 from escalation.syntax import parser
-from escalation.tooling import format as formatter
-from escalation.tooling.format import FormatError, format_expr, format_policy, format_source
+from escalation.tooling.format import FormatError, check_formatted, format_expr, format_policy, format_source
 from strategies import messy_layouts, policies
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -322,32 +321,37 @@ def test_syntax_errors_propagate_as_policy_errors() -> None:
     assert caught.value.diagnostics[0].path == "bad.esc"
 
 
-def test_format_error_when_the_printer_drops_part_of_the_tree(monkeypatch: pytest.MonkeyPatch) -> None:
-    def careless_effect(effect: ast.Effect) -> str:
-        return "require agent.warn within 1s" if isinstance(effect, ast.Require) else "permit agent.warn"
-
-    monkeypatch.setattr(formatter, "_effect", careless_effect)
-    with pytest.raises(FormatError, match="would change what the policy says") as caught:
-        format_source('policy "p"\nrule r { on a.b require c.d within 30s }\n', "p.esc")
+def _refusal(source: str, formatted: str, path: str = "<policy>") -> FormatError:
+    """The formatter's self-check of ``formatted`` as if its printer had written it for ``source``."""
+    with pytest.raises(FormatError) as caught:
+        check_formatted(parser.parse(source, path), parser.extract_comments(source), formatted, path)
     assert isinstance(caught.value, EscalationError)
-    assert "p.esc" in str(caught.value)
+    return caught.value
 
 
-def test_format_error_when_the_printer_writes_something_unparsable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formatter, "_note", lambda note: "because")
-    with pytest.raises(FormatError, match="no longer parses"):
-        format_source('policy "p"\nrule r { on a.b require c.d within 30s because "x" }\n')
+def test_format_error_when_the_printer_drops_part_of_the_tree() -> None:
+    source = 'policy "p"\nrule r { on a.b require c.d within 30s }\n'
+    careless = 'policy "p"\n\nrule r {\n  on a.b\n  permit agent.warn\n}\n'
+    err = _refusal(source, careless, "p.esc")
+    assert "would change what the policy says" in str(err)
+    assert "p.esc" in str(err)
 
 
-def test_format_error_when_a_comment_would_be_lost(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = formatter._place_comments
+def test_format_error_when_the_printer_writes_something_unparsable() -> None:
+    source = 'policy "p"\nrule r { on a.b require c.d within 30s because "x" }\n'
+    unparsable = 'policy "p"\n\nrule r {\n  on a.b\n  require c.d within 30s\n  because\n}\n'
+    assert "no longer parses" in str(_refusal(source, unparsable))
 
-    def forgetful(lines: list[formatter._Line], comments: list[ast.Comment]) -> list[ast.Comment]:
-        return real(lines, [c for c in comments if "keep" in c.text])
 
-    monkeypatch.setattr(formatter, "_place_comments", forgetful)
-    with pytest.raises(FormatError, match="# lost"):
-        format_source('policy "p"  # keep\nlet a = 1  # lost\n')
+def test_format_error_when_a_comment_would_be_lost() -> None:
+    source = 'policy "p"  # keep\nlet a = 1  # lost\n'
+    forgetful = 'policy "p"  # keep\n\nlet a = 1\n'
+    assert "# lost" in str(_refusal(source, forgetful))
+
+
+def test_the_formatters_own_output_passes_its_check() -> None:
+    source = 'policy "p"  # keep\nlet a = 1  # lost\nrule r { on a.b require c.d within 30s because "x" }\n'
+    check_formatted(parser.parse(source), parser.extract_comments(source), format_source(source))
 
 
 def test_deepest_accepted_nesting_formats_without_recursion_error() -> None:

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, escalation_command
+from escalation.api import Policy, ReplayOptions, replay
 from escalation.audit.chain import verify_stream
 from escalation.check.checker import check_source
 from escalation.compile.lower import CompiledPolicy, compile_policy, load_compiled
@@ -33,7 +34,8 @@ from escalation.errors import EventError
 from escalation.lang.limits import DEFAULT_LIMITS, Limits
 from escalation.lang.units import parse_time
 from escalation.replay.core import ENGINE, open_inputs, replay_records, write_log
-from escalation.runtime.events import MAX_TIME, MIN_TIME, admit_conversation, decode_line, iter_lines, validate
+from escalation.runtime import admit_conversation
+from escalation.runtime.events import MAX_TIME, MIN_TIME, decode_line, iter_lines, validate
 
 HOSTILE_POLICY = """policy "Hostile input" version "1"
 
@@ -542,16 +544,14 @@ def test_the_open_conversation_limit_rejects_a_new_conversation_with_a_reason() 
 
 
 def test_a_replay_beyond_the_open_conversation_limit_rejects_events_of_new_conversations(workdir: str) -> None:
-    from escalation.replay.core import Replayer
-
     data = b"".join(
         json.dumps({"conversation": c, "time": "2026-11-22T10:00:00Z", "type": "agent.warn"}).encode() + b"\n" for c in ["a", "b", "c", "a", "d", "b"]
     )
     path = Path(workdir) / "conversations.jsonl"
     path.write_bytes(data)
     policy = POLICIES["three_strikes"]
-    replayer = Replayer(policy, None, False, limits=Limits(max_open_conversations=2))  # type: ignore[call-arg]
-    records = list(replay_records(policy, open_inputs([str(path)]), replayer=replayer))
+    options = ReplayOptions(limits=Limits(max_open_conversations=2))
+    records = list(replay(Policy(policy), [str(path)], options=options))
     assert [r["kind"] for r in records[1:-1]] == ["decision", "decision", "rejected", "decision", "rejected", "decision"]
     assert "max_open_conversations" in records[3]["reason"]
     check_accounting(data, str(path), records)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .api import Policy, Session, load, replay
+from .api import Policy, ReplayOptions, Session, load, replay
 from .audit import AuditWriter, verify_stream
 from .check import CheckedPolicy, CheckResult, check, check_source, load_checked
 from .errors import Diagnostic, EscalationError, EventError, PolicyError, SnapshotError, Span
@@ -21,6 +21,7 @@ __all__ = [
     "Obligation",
     "Policy",
     "PolicyError",
+    "ReplayOptions",
     "Session",
     "SnapshotError",
     "Span",

@@ -12,10 +12,10 @@ from typing import Any
 import attrs
 import click
 
-from ..compile import load_compiled
+from ..api import load
 from ..errors import EXIT_OK, EXIT_POLICY, PolicyError
 from ..tooling import Coverage, Evidence, Failure, TestResult, collect_tests, compute, offset_text, run_tests
-from .app import _policy_files
+from .common import policy_files
 
 
 @attrs.define(slots=True)
@@ -41,7 +41,7 @@ class _PolicyRun:
 def _run_policy(path: str, pattern: str | None) -> _PolicyRun:
     run = _PolicyRun(path)
     try:
-        compiled = load_compiled(path)
+        compiled = load(path).compiled
     except PolicyError as err:
         run.errors.append(err)
         return run
@@ -133,7 +133,7 @@ def _below(runs: list[_PolicyRun], minimum: float | None) -> list[str]:
 def test_cmd(policies: tuple[str, ...], pattern: str | None, show_coverage: bool, min_coverage: float | None, fmt: str) -> None:
     """Run the `test` blocks of POLICIES and of their sibling NAME.test.esc files; the last line is `N passed, M failed`."""
     runs: list[_PolicyRun] = []
-    for path in _policy_files(policies):
+    for path in policy_files(policies):
         run = _run_policy(path, pattern)
         runs.append(run)
         for err in run.errors:

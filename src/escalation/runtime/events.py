@@ -304,15 +304,6 @@ def validate(obj: dict[str, Any], vocabulary: dict[str, EventType]) -> Event:
     return Event(conversation, when, etype, values, obj)
 
 
-def admit_conversation(open_conversations: int, limits: Limits = DEFAULT_LIMITS) -> None:
-    """Raise EventError when a replay holding ``open_conversations`` may not open another (``max_open_conversations``)."""
-    if open_conversations >= limits.max_open_conversations:
-        raise EventError(
-            f"the replay already holds {limits.max_open_conversations} open conversations (the `max_open_conversations` limit); "
-            "events of new conversations are rejected"
-        )
-
-
 @frozen(slots=True)
 class Line:
     """One non-blank input line: its position and bytes (one trailing CR removed)."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ..check import SINCE
 from ..compile import INF, CompiledPolicy, WhileRule
 from ..lang import US, ast, format_time
-from ..runtime import Event, Interaction, Line
+from ..replay import Input, Replayer
+from ..runtime import Event, Interaction, Line, iter_lines
 
 
 def _text(policy: CompiledPolicy, node: Any) -> str:
@@ -142,3 +144,31 @@ def explain_moment(policy: CompiledPolicy, line: Line, event: Event, inter: Inte
             )
     out.append("")
     return out
+
+
+def explain_replay(policy: CompiledPolicy, inputs: list[Input], conversation: str, seq: int | None = None, action: str | None = None) -> Iterator[list[str]]:
+    """Replay ``inputs`` as far as needed; the text of each moment an event of ``conversation`` arrived (only record ``seq``'s, if given).
+
+    Each moment is explained from the state the event meets, before it is applied. The
+    inputs are read only up to ``seq``; the caller discards them.
+    """
+    replayer = Replayer(policy)
+    moments: list[list[str]] = []
+
+    def before_feed(ln: Line, ev: Event, inter: Interaction) -> None:
+        if ev.conversation == conversation and (seq is None or ln.seq == seq):
+            moments.append(explain_moment(policy, ln, ev, inter, action))
+
+    next_seq = 1
+    try:
+        for inp in inputs:
+            with inp.open() as fh:
+                for line in iter_lines(inp.path, fh, next_seq):
+                    next_seq = line.seq + 1
+                    if seq is not None and line.seq > seq:
+                        break
+                    replayer.record(line, before_feed)
+                    if moments:
+                        yield moments.pop()
+    finally:
+        replayer.close()

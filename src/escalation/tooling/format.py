@@ -26,7 +26,7 @@ from ..lang import ast
 from ..syntax import parser
 from ..syntax.unparse import format_expr, format_pattern, format_string
 
-__all__ = ["FormatError", "format_expr", "format_policy", "format_source"]
+__all__ = ["FormatError", "check_formatted", "format_expr", "format_policy", "format_source", "format_tests_source"]
 
 _INDENT = "  "
 
@@ -253,6 +253,15 @@ def format_source(text: str, path: str = "<policy>") -> str:
     policy = parser.parse(text, path)
     comments = parser.extract_comments(text)
     formatted = format_policy(policy, comments)
+    check_formatted(policy, comments, formatted, path)
+    return formatted
+
+
+def check_formatted(policy: ast.Policy, comments: Sequence[ast.Comment], formatted: str, path: str = "<policy>") -> None:
+    """The formatter's check of its own output: raise :class:`FormatError` unless ``formatted`` says what ``policy`` and ``comments`` said.
+
+    ``formatted`` must parse to the same tree and hold the same comments (their text, trailing blanks aside).
+    """
     refusal = "the formatter refused its own output (a formatter bug, please report it)"
     try:
         again = parser.parse(formatted, path)
@@ -265,7 +274,6 @@ def format_source(text: str, path: str = "<policy>") -> str:
     if before != after:
         lost = sorted((before - after).elements()) or sorted((after - before).elements())
         raise FormatError(f"formatting {path} would lose or change the comment `{lost[0]}`; {refusal}")
-    return formatted
 
 
 def format_tests_source(text: str, path: str = "<tests>") -> str:

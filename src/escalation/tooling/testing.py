@@ -14,10 +14,12 @@ from typing import Any
 
 import attrs
 
+from ..check.checker import check_tests  # not among check's exports (yet): the one public checker of sibling test files
 from ..compile import CompiledPolicy, literal_value
 from ..errors import PolicyError
 from ..lang import US, ast, format_time
 from ..runtime import Decision, Event, Interaction, Obligation, Violation
+from ..syntax import parse_tests, read_source
 
 #: Test scenarios start at this instant (offsets in messages are relative to it).
 EPOCH = 0
@@ -268,9 +270,6 @@ def collect_tests(policy: CompiledPolicy, policy_path: str) -> tuple[list[tuple[
     A sibling that does not parse or check is returned as a PolicyError whose
     diagnostics name the sibling's path (its tests are then left out).
     """
-    from ..check.checker import check_tests
-    from ..syntax.parser import parse_tests, read_source
-
     tests: list[tuple[ast.Test, str]] = [(t, policy_path) for t in policy.checked.policy.tests]
     sibling = sibling_tests(policy_path)
     if sibling is None:
