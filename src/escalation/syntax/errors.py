@@ -6,9 +6,27 @@ a :class:`SyntaxProblem` that the transformer or the parser's limits raise (a nu
 large, a reserved word as a name, a policy too large or nested too deeply, text that is not
 UTF-8). Messages use the language's words, never Lark's terminal names.
 
-Why the hand-written classification below and not Lark's ``UnexpectedInput.match_examples``
-(tried, driven by the E001/E002 examples of docs/diagnostics.md, and measured):
-MATCH_EXAMPLES_FINDINGS
+Why the hand-written classification below, and not Lark's ``UnexpectedInput.match_examples``:
+it was tried (lark 1.3.1), labelled by the six E001/E002 examples of docs/diagnostics.md
+(duration, reserved word twice, digit-led word, open string, ``//`` comment), and did not pay.
+
+- It keys on the LALR state (and the accepted terminals). The special messages here key on
+  what was found, in whatever state: a reserved word where a name may stand (27 of the 226
+  states: ``let``, ``rule``, fields, enum values, arguments, ``last``, ``fired``...), a word
+  that starts with a digit, a quote, a slash. Of the 35 errors in test_parser.py's cases and
+  their variants, it labelled 22 as the shipped messages do (63%): it missed six of the eight
+  reserved words, the three digit-led words (``let x = 30x``; one it took for a missing
+  duration), two of the three open strings and one missing duration, and it labelled
+  ``let = 1`` (a plain missing name) as a reserved word. Of 2957 errors from random token
+  soups after a header it agreed on 8%: 2600 were labelled "comment", because they stop in
+  the state after the header, where the ``//`` example stops. ``token_type_match_fallback`` changed none of these.
+- A label only chooses a template: the message still names what was expected (from the
+  accepted terminals), what was found and the token before it, so the code below stays.
+- Each call parses every example again: 0.44 ms per error, against 0.17 ms for the whole
+  parse and diagnostic of a small policy.
+
+So the examples stay where they are useful, as documentation checked by
+tests/test_docs_examples.py, and the classification stays here, behind one ``fail()``.
 """
 
 from __future__ import annotations
