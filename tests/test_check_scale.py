@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from conftest import escalation_command
 from escalation import suggest, syntax
-from escalation.check import checker
+from escalation.check import checker, context
 from escalation.cli import app as cli
 from escalation.errors import Diagnostic, PolicyError, Span, render_all
 from escalation.lang import ast
@@ -137,10 +137,10 @@ def test_unknown_values_of_a_huge_enum_cost_a_bounded_number_of_edit_distances()
     calls = _edit_distances(lambda: holder.append(checker.check(_enum_policy(members, typos))))
     diags = holder[0].diagnostics
     assert [d.code for d in diags] == ["E013"] * len(typos)
-    assert calls <= checker.MAX_SUGGESTIONS * suggest.MAX_SUGGESTION_DISTANCES
+    assert calls <= context.MAX_SUGGESTIONS * suggest.MAX_SUGGESTION_DISTANCES
     assert any(d.hint.startswith("did you mean `value_") for d in diags)  # the first ones still get a suggestion
     assert max(len(d.hint) for d in diags) < 400
-    assert diags[-1].hint.endswith(f"and {n - checker.MAX_LISTED} more")
+    assert diags[-1].hint.endswith(f"and {n - context.MAX_LISTED} more")
 
 
 def test_did_you_mean_still_finds_the_close_names() -> None:

@@ -268,7 +268,7 @@ def collect_tests(policy: CompiledPolicy, policy_path: str) -> tuple[list[tuple[
     A sibling that does not parse or check is returned as a PolicyError whose
     diagnostics name the sibling's path (its tests are then left out).
     """
-    from ..check.checker import check_tests
+    from ..check import check_tests
     from ..syntax.parser import parse_tests, read_source
 
     tests: list[tuple[ast.Test, str]] = [(t, policy_path) for t in policy.checked.policy.tests]
