@@ -36,7 +36,7 @@ import re
 import lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from ..errors import Diagnostic, PolicyError, Span
+from ..errors import EXIT_POLICY, Diagnostic, EscalationError, PolicyError, Span
 from ..suggest import did_you_mean
 from .grammar import RESERVED, lark_parser
 from .source import lark_lines, previous_token, span_of_token
@@ -44,8 +44,13 @@ from .source import lark_lines, previous_token, span_of_token
 __all__ = ["SyntaxProblem", "fail"]
 
 
-class SyntaxProblem(Exception):
-    """A syntax error found outside Lark's parser: the code, message, place and hint of its diagnostic."""
+class SyntaxProblem(EscalationError):
+    """A syntax error found outside Lark's parser: the code, message, place and hint of its diagnostic.
+
+    It stays inside the syntax package: :func:`fail` turns it into a PolicyError (its exit code is the same).
+    """
+
+    exit_code = EXIT_POLICY
 
     def __init__(self, code: str, message: str, span: Span, hint: str) -> None:
         super().__init__(message)
