@@ -14,7 +14,7 @@ from typing import TypeVar
 from hypothesis import strategies as st
 
 from escalation.lang import ast
-from escalation.syntax.parser import MAX_INT, RESERVED
+from escalation.syntax import MAX_INT, RESERVED
 
 T = TypeVar("T")
 

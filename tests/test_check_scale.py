@@ -12,12 +12,11 @@ from typing import Any
 from click.testing import CliRunner
 
 from conftest import escalation_command
-from escalation import suggest
-from escalation.check import checker
+from escalation import suggest, syntax
+from escalation.check import checker, context
 from escalation.cli import app as cli
 from escalation.errors import Diagnostic, PolicyError, Span, render_all
 from escalation.lang import ast
-from escalation.syntax import parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,17 +48,17 @@ def test_rendering_many_diagnostics_reads_the_source_once() -> None:
     """The text of `check` was quadratic: each diagnostic split the whole source again to find its line.
 
     With 20,000 diagnostics, the calls made on the source text stay a constant (one split),
-    for the `check` verb's rendering and for PolicyError.render.
+    for :func:`render_all` (what the `check` verb prints) and for PolicyError.render.
     """
     source, diags = _many_diagnostics(20_000)
-    assert _calls_on(source, lambda: cli._render(diags, source)) <= 2
+    assert _calls_on(source, lambda: render_all(diags, source)) <= 2
     assert _calls_on(source, lambda: PolicyError(diags, source).render()) <= 2
 
 
 def test_rendering_all_at_once_is_rendering_each() -> None:
     source, diags = _many_diagnostics(300)
     expected = "\n".join(d.render(source) for d in diags)
-    assert render_all(diags, source) == expected == PolicyError(diags, source).render() == cli._render(diags, source)
+    assert render_all(diags, source) == expected == PolicyError(diags, source).render()
     assert render_all(diags, None) == "\n".join(d.render() for d in diags)
 
 
@@ -138,10 +137,10 @@ def test_unknown_values_of_a_huge_enum_cost_a_bounded_number_of_edit_distances()
     calls = _edit_distances(lambda: holder.append(checker.check(_enum_policy(members, typos))))
     diags = holder[0].diagnostics
     assert [d.code for d in diags] == ["E013"] * len(typos)
-    assert calls <= checker.MAX_SUGGESTIONS * suggest.MAX_SUGGESTION_DISTANCES
+    assert calls <= context.MAX_SUGGESTIONS * suggest.MAX_SUGGESTION_DISTANCES
     assert any(d.hint.startswith("did you mean `value_") for d in diags)  # the first ones still get a suggestion
     assert max(len(d.hint) for d in diags) < 400
-    assert diags[-1].hint.endswith(f"and {n - checker.MAX_LISTED} more")
+    assert diags[-1].hint.endswith(f"and {n - context.MAX_LISTED} more")
 
 
 def test_did_you_mean_still_finds_the_close_names() -> None:
@@ -189,21 +188,21 @@ def _because(text: str) -> str:
 def test_a_long_string_literal_is_lexed_in_memory_proportional_to_its_text() -> None:
     """The lexer's STRING pattern repeated a group once per character: 3.9 MB of `because` took 584 MB
     of regular-expression backtracking state. Unrolled (a character class repeated inside), it takes none."""
-    parser.lark_parser()
+    syntax.lark_parser()
     source = _because("a" * 3_900_000)
     holder: list[ast.Policy] = []
-    peak = _peak_bytes(lambda: holder.append(parser.parse(source)))
+    peak = _peak_bytes(lambda: holder.append(syntax.parse(source)))
     assert holder[0].rules[0].notes[0].text.value == "a" * 3_900_000  # type: ignore[union-attr]
     assert peak < 40 * len(source) // 4  # a few copies of the text (10x its size), not 150x
 
 
 def test_string_literals_still_mean_what_json_says() -> None:
     value = 'q\\"b\\\\s\\/f\\bn\\nr\\rt\\tu\\u00e9\\ud83d\\ude00'
-    policy = parser.parse(_because(value))
+    policy = syntax.parse(_because(value))
     assert policy.rules[0].notes[0].text.value == 'q"b\\s/f\bn\nr\rt\tué😀'  # type: ignore[union-attr]
     for bad in ("\\q", "\\u12", "tab\there", '\\'):
         try:
-            parser.parse(_because(bad))
+            syntax.parse(_because(bad))
         except PolicyError as err:
             assert err.diagnostics[0].code == "E001"
         else:
@@ -213,14 +212,14 @@ def test_string_literals_still_mean_what_json_says() -> None:
 def test_escapes_and_dots_are_bounded_per_line_with_e004() -> None:
     """An escape in a literal, or a part of a dotted name, still costs the matcher about 190 bytes: a line
     holds at most MAX_LINE_MARKS of each, so one token costs at most about 2 MB, refused before lexing."""
-    limit = parser.MAX_LINE_MARKS
-    parser.parse(_because("\\n" * limit))  # at the limit: fine
+    limit = syntax.MAX_LINE_MARKS
+    syntax.parse(_because("\\n" * limit))  # at the limit: fine
     for source, what in ((_because("\\n" * (limit + 1)), "backslashes"), ('policy "p"\nlet x = count ' + "a." * (limit + 1) + "b\n", "dots")):
         holder: list[PolicyError] = []
 
         def run(source: str = source, holder: list[PolicyError] = holder) -> None:
             try:
-                parser.parse(source)
+                syntax.parse(source)
             except PolicyError as err:
                 holder.append(err)
 
@@ -231,7 +230,7 @@ def test_escapes_and_dots_are_bounded_per_line_with_e004() -> None:
         assert peak < 10 * len(source) + (1 << 20)
     # many escapes spread over lines are fine
     escapes = "\\n" * 100
-    parser.parse('policy "p"\n' + "".join(f'test "{escapes}" {{ }}\n' for _ in range(200)))
+    syntax.parse('policy "p"\n' + "".join(f'test "{escapes}" {{ }}\n' for _ in range(200)))
 
 
 _PEAK_RSS = """

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from escalation import syntax as parser
 from escalation.errors import EscalationError, PolicyError
 from escalation.lang import ast
-from escalation.syntax import parser
 from escalation.tooling.format import FormatError, check_formatted, format_expr, format_policy, format_source
 from strategies import messy_layouts, policies
 

@@ -44,7 +44,7 @@ from escalation.lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType, Ev
 from escalation.replay.core import open_inputs, replay_records, write_log
 from escalation.runtime.events import Event, validate
 from escalation.runtime.interaction import Interaction
-from escalation.syntax.parser import RESERVED
+from escalation.syntax import RESERVED
 from escalation.tooling.format import FormatError, format_policy, format_source
 from escalation.tooling.testing import run_test
 from policy_strategies import policy_texts
@@ -374,7 +374,7 @@ def test_the_grammar_has_only_the_documented_words_and_tokens() -> None:
     """No keyword beyond the documented ones: nothing for I/O, imports, loops or functions can be written."""
     import lark
 
-    from escalation.syntax.parser import lark_parser
+    from escalation.syntax import lark_parser
 
     terminals = lark_parser().terminals
     words = {t.pattern.value for t in terminals if isinstance(t.pattern, lark.lexer.PatternStr)}

@@ -10,22 +10,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from escalation import syntax
 from escalation.errors import Diagnostic, PolicyError
 from escalation.lang import ast
 from escalation.lang.limits import MAX_SOURCE_CHARS
-from escalation.syntax import parser
+from escalation.syntax import grammar
 from strategies import CONTEXTUAL_WORDS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SYNTAX_ERROR_CASE = SHARED / "conformance" / "cases" / "23_check_syntax_error" / "policy.esc"
 
 #: Names of Lark's terminals, which must never reach a policy author.
-TERMINAL_NAMES = frozenset(t.name for t in parser.lark_parser().terminals) | {"$END"}
+TERMINAL_NAMES = frozenset(t.name for t in syntax.lark_parser().terminals) | {"$END"}
 
 
 def _diagnostic(source: str) -> Diagnostic:
     with pytest.raises(PolicyError) as caught:
-        parser.parse(source, "p.esc")
+        syntax.parse(source, "p.esc")
     assert len(caught.value.diagnostics) == 1
     return caught.value.diagnostics[0]
 
@@ -101,7 +102,7 @@ def test_end_of_file_errors_count_lines_at_newlines_only() -> None:
 def test_rendered_syntax_error_points_at_the_token() -> None:
     source = 'policy "p"\nlet x = 1 +\nlet y = 2\n'
     with pytest.raises(PolicyError) as caught:
-        parser.parse(source, "p.esc")
+        syntax.parse(source, "p.esc")
     rendered = caught.value.render()
     assert rendered.splitlines()[0].startswith("p.esc:3:1: error[E001]: ")
     assert "   3 | let y = 2" in rendered
@@ -129,7 +130,7 @@ def test_reserved_words_cannot_be_names(source: str) -> None:
     assert d.code in ("E001", "E002")
     assert "reserved word" in d.message
     word = re.search(r"`(\w+)`", d.message)
-    assert word is not None and word.group(1) in parser.RESERVED
+    assert word is not None and word.group(1) in syntax.RESERVED
     assert d.span.line == 2
     assert source[d.span.column - 1 :].startswith(word.group(1))
 
@@ -143,14 +144,14 @@ def test_words_that_mean_something_at_one_place_are_names_elsewhere(word: str) -
         f"rule {word} {{\n  on a.b[{word} in {{{word}}}] if {word} == {word}\n  permit c.d\n  severity low\n}}\n"
         f'test "t" {{\n  a.b {word}={word}\n  expect fired {word}\n  expect violation unfulfilled {word}\n}}\n'
     )
-    policy = parser.parse(source)
+    policy = syntax.parse(source)
     assert policy.lets[0].name.text == word
     assert policy.rules[0].name.text == word
     assert policy.decls[0].fields[0].name.text == word
 
 
 def test_reserved_words_may_be_parts_of_dotted_names() -> None:
-    policy = parser.parse('policy "p"\nrule r { on rule.count require at.if within 1s }\n')
+    policy = syntax.parse('policy "p"\nrule r { on rule.count require at.if within 1s }\n')
     rule = policy.rules[0]
     assert isinstance(rule.trigger, ast.On) and rule.trigger.pattern.event.text == "rule.count"
 
@@ -177,9 +178,9 @@ def test_deep_nesting_is_refused_with_e004_not_a_recursion_error(expr: str) -> N
 
 
 def test_numbers_and_durations_beyond_the_limit_are_refused() -> None:
-    assert _diagnostic(f'policy "p"\nlet x = {parser.MAX_INT + 1}\n').code == "E003"
-    assert _diagnostic(f'policy "p"\nlet x = {parser.MAX_INT + 1}s\n').code == "E003"
-    assert parser.parse(f'policy "p"\nlet x = {parser.MAX_INT}\n').lets[0].expr == ast.IntLit(parser.MAX_INT)
+    assert _diagnostic(f'policy "p"\nlet x = {syntax.MAX_INT + 1}\n').code == "E003"
+    assert _diagnostic(f'policy "p"\nlet x = {syntax.MAX_INT + 1}s\n').code == "E003"
+    assert syntax.parse(f'policy "p"\nlet x = {syntax.MAX_INT}\n').lets[0].expr == ast.IntLit(syntax.MAX_INT)
 
 
 def test_an_oversized_source_is_refused_before_parsing() -> None:
@@ -190,7 +191,7 @@ def test_an_oversized_source_is_refused_before_parsing() -> None:
 def _check_outcome(text: str) -> None:
     """Either a Policy or a PolicyError whose diagnostics are located inside the text."""
     try:
-        result = parser.parse(text)
+        result = syntax.parse(text)
     except PolicyError as err:
         assert err.diagnostics
         # Lines are counted at "\n" only; the bound tolerates the known bug pinned by
@@ -212,7 +213,7 @@ def test_arbitrary_text_gives_a_policy_or_a_policy_error(text: str) -> None:
     _check_outcome('policy "p"\n' + text)
 
 
-_KEYWORDS = sorted(parser.RESERVED) + CONTEXTUAL_WORDS
+_KEYWORDS = sorted(syntax.RESERVED) + CONTEXTUAL_WORDS
 _PUNCTUATION = [
     "{",
     "}",
@@ -258,7 +259,7 @@ def test_token_soups_give_a_policy_or_a_plain_words_error(with_header: bool, sou
     text = ('policy "p"\n' if with_header else "") + "".join(tok + sep for tok, sep in soup)
     _check_outcome(text)
     try:
-        parser.parse(text)
+        syntax.parse(text)
     except PolicyError as err:
         for d in err.diagnostics:
             assert not _leaks_terminal_names(d.message), d.message
@@ -270,7 +271,7 @@ def test_token_soups_give_a_policy_or_a_plain_words_error(with_header: bool, sou
 
 def test_spans_point_at_the_constructs_as_written() -> None:
     source = 'policy "p"\n\nlet limit = 2\nrule r {\n  while count a.b[x > 1] >= limit\n  permit c.d\n}\n'
-    policy = parser.parse(source)
+    policy = syntax.parse(source)
     let, rule = policy.items
     assert isinstance(let, ast.Let) and isinstance(rule, ast.Rule)
     assert (let.span.line, let.span.column, let.span.end_line, let.span.end_column) == (3, 1, 3, 14)
@@ -289,7 +290,7 @@ def test_spans_point_at_the_constructs_as_written() -> None:
 
 
 def test_spans_of_multi_line_constructs_cover_every_line() -> None:
-    policy = parser.parse('policy "p"\nlet x = a and\n  b or\n  c\ntest "t" {\n  expect\n    no violations\n}\n')
+    policy = syntax.parse('policy "p"\nlet x = a and\n  b or\n  c\ntest "t" {\n  expect\n    no violations\n}\n')
     let, test = policy.items
     assert (let.span.line, let.span.end_line) == (2, 4)
     assert isinstance(test, ast.Test)
@@ -297,7 +298,7 @@ def test_spans_of_multi_line_constructs_cover_every_line() -> None:
 
 
 def test_spans_take_no_part_in_equality() -> None:
-    assert parser.parse('policy "p"\nlet x = 1') == parser.parse('\n\n  policy   "p"\n\n\n   let\nx\n=\n1\n')
+    assert syntax.parse('policy "p"\nlet x = 1') == syntax.parse('\n\n  policy   "p"\n\n\n   let\nx\n=\n1\n')
 
 
 # ---------------------------------------------------------------- comments
@@ -307,7 +308,7 @@ def test_extract_comments_ignores_hashes_inside_strings() -> None:
     source = (
         'policy "a # b" # real one\n  # own line\nrule r { on a.b require c.d within 1s because "x \\" # y" } #last\nlet s = "#"'
     )
-    comments = parser.extract_comments(source)
+    comments = syntax.extract_comments(source)
     assert [(c.text, c.line, c.column, c.own_line) for c in comments] == [
         ("# real one", 1, 16, False),
         ("# own line", 2, 3, True),
@@ -316,7 +317,7 @@ def test_extract_comments_ignores_hashes_inside_strings() -> None:
 
 
 def test_extract_comments_strips_carriage_returns_and_trailing_blanks() -> None:
-    comments = parser.extract_comments('policy "p"  # windows   \r\n# next\r\n')
+    comments = syntax.extract_comments('policy "p"  # windows   \r\n# next\r\n')
     assert [c.text for c in comments] == ["# windows", "# next"]
 
 
@@ -325,7 +326,7 @@ def test_extract_comments_strips_carriage_returns_and_trailing_blanks() -> None:
 
 def test_grammar_is_lalr1_without_conflicts_in_strict_mode() -> None:
     pytest.importorskip("interegular", reason="Lark's strict mode needs interegular (in the dev extra)")
-    strict = lark.Lark(parser._grammar_text(), parser="lalr", lexer="contextual", strict=True)
+    strict = lark.Lark(grammar.grammar_text(), parser="lalr", lexer="contextual", strict=True)
     assert strict.parse('policy "p"\nlet x = 1\n') is not None
 
 
@@ -335,5 +336,5 @@ def test_the_spec_example_parses() -> None:
         pytest.skip(f"the language specification is not at {spec}")
     block = re.search(r"```esc\n(.*?)```", spec.read_text(encoding="utf-8"), re.DOTALL)
     assert block is not None
-    policy = parser.parse(block.group(1))
+    policy = syntax.parse(block.group(1))
     assert policy.name.value == "Three strikes" and len(policy.rules) == 8 and len(policy.tests) == 1

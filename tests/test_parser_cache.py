@@ -18,7 +18,7 @@ from pathlib import Path
 import lark
 import pytest
 
-from escalation.syntax import parser
+from escalation.syntax import grammar
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "policies" / "three_strikes.esc"
@@ -41,7 +41,7 @@ def _malicious_pickle(marker: Path) -> bytes:
 
 def _old_cache_name() -> str:
     """Where the engine kept Lark's pickle, in the shared temporary folder."""
-    digest = hashlib.sha256(parser._grammar_text().encode("utf-8") + lark.__version__.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(grammar.grammar_text().encode("utf-8") + lark.__version__.encode()).hexdigest()[:16]
     return f"escalation-grammar-{digest}.lark-cache"
 
 
@@ -80,7 +80,7 @@ def test_even_a_pickle_in_the_users_own_cache_is_not_loaded(tmp_path: Path) -> N
     result = _check(env)
     assert result.returncode == 0, result.stderr
     assert not marker.exists()
-    assert json.loads(cached.read_bytes())["format"] == parser._CACHE_FORMAT  # rebuilt
+    assert json.loads(cached.read_bytes())["format"] == grammar.CACHE_FORMAT  # rebuilt
 
 
 _AUDIT_SCRIPT = """
@@ -132,13 +132,13 @@ def test_a_symlink_at_the_users_cache_path_is_not_followed(tmp_path: Path) -> No
     cache.mkdir(parents=True, mode=0o700)
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
-    link = cache / parser._cache_name(parser._cache_key(parser._grammar_text()))
+    link = cache / grammar.cache_name(grammar.cache_key(grammar.grammar_text()))
     link.symlink_to(victim)
     for _ in range(2):
         result = _check(env)
         assert result.returncode == 0, result.stderr
     assert victim.read_bytes() == b"precious\n"
-    assert not link.is_symlink() and json.loads(link.read_bytes())["format"] == parser._CACHE_FORMAT
+    assert not link.is_symlink() and json.loads(link.read_bytes())["format"] == grammar.CACHE_FORMAT
 
 
 def test_a_cache_folder_that_is_a_symlink_is_not_used(tmp_path: Path) -> None:
@@ -166,7 +166,7 @@ def test_the_users_own_cache_is_used(tmp_path: Path) -> None:
     poisoned = _poisoned_cache(tmp_path)
     cache = tmp_path / "xdg" / "escalation"
     cache.mkdir(parents=True, mode=0o700)
-    (cache / parser._cache_name(parser._cache_key(parser._grammar_text()))).write_bytes(poisoned)
+    (cache / grammar.cache_name(grammar.cache_key(grammar.grammar_text()))).write_bytes(poisoned)
     result = _check(_env(tmp_path, XDG_CACHE_HOME=str(tmp_path / "xdg")))
     assert result.returncode == 1
     assert "E001" in result.stdout
@@ -179,7 +179,7 @@ def test_a_cache_folder_or_file_with_the_wrong_owner_or_permissions_is_not_used(
     poisoned = _poisoned_cache(tmp_path)
     cache = tmp_path / "xdg" / "escalation"
     cache.mkdir(parents=True, mode=0o700)
-    cached = cache / parser._cache_name(parser._cache_key(parser._grammar_text()))
+    cached = cache / grammar.cache_name(grammar.cache_key(grammar.grammar_text()))
     cached.write_bytes(poisoned)
     cached.chmod(0o600)
     if fault == "world-writable":
@@ -241,9 +241,9 @@ BROKEN = [
 
 def test_a_parser_loaded_from_the_cache_behaves_as_one_built_afresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    built = parser._build_parser()  # nothing cached yet: analysed, then written
+    built = grammar.build_parser()  # nothing cached yet: analysed, then written
     assert list((tmp_path / "escalation").glob("parser-*.json"))
-    loaded = parser._build_parser()
+    loaded = grammar.build_parser()
     assert loaded.source_path == "<deserialized>" and built.source_path != "<deserialized>"
     texts = [p.read_text() for p in sorted((ROOT / "policies").glob("*.esc"))]
     for text in texts + BROKEN:

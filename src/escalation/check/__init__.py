@@ -1,6 +1,13 @@
-"""AST -> CheckedPolicy: names, types, constant folding, rules, tests; every diagnostic has a stable code."""
+"""AST -> CheckedPolicy: names, types, constant folding, rules, tests; every diagnostic has a stable code.
 
-from .checker import SINCE, CheckedPolicy, CheckResult, check, check_source, check_test_file, load_checked
+Modules: :mod:`.checker` (the entry points and the order of the passes), :mod:`.context` (the
+state one check shares), :mod:`.names`, :mod:`.types`, :mod:`.fold`, and the passes in
+:mod:`.declarations`, :mod:`.rules` and :mod:`.tests`.
+"""
+
+from .checker import CheckedPolicy, CheckResult, check, check_source, check_test_file, load_checked
+from .context import SINCE
+from .tests import check_tests
 
 __all__ = [
     "SINCE",
@@ -9,5 +16,6 @@ __all__ = [
     "check",
     "check_source",
     "check_test_file",
+    "check_tests",
     "load_checked",
 ]

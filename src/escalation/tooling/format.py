@@ -21,9 +21,9 @@ from collections.abc import Sequence
 
 import attrs
 
+from .. import syntax as parser
 from ..errors import EXIT_POLICY, EscalationError, PolicyError
 from ..lang import ast
-from ..syntax import parser
 from ..syntax.unparse import format_expr, format_pattern, format_string
 
 __all__ = ["FormatError", "check_formatted", "format_expr", "format_policy", "format_source", "format_tests_source"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from ..check.checker import check_tests  # not among check's exports (yet): the one public checker of sibling test files
+from ..check import check_tests
 from ..compile import CompiledPolicy, literal_value
 from ..errors import PolicyError
 from ..lang import US, ast, format_time
