@@ -26,13 +26,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, escalation_command
-from escalation.audit.chain import verify_stream
+from escalation.audit import verify_stream
 from escalation.check.checker import check_source
 from escalation.compile.lower import CompiledPolicy, compile_policy, load_compiled
 from escalation.errors import EventError
 from escalation.lang.limits import DEFAULT_LIMITS, Limits
 from escalation.lang.units import parse_time
-from escalation.replay.core import ENGINE, open_inputs, replay_records, write_log
+from escalation.replay import ENGINE, open_inputs, replay_records, write_log
 from escalation.runtime.events import MAX_TIME, MIN_TIME, admit_conversation, decode_line, iter_lines, validate
 
 HOSTILE_POLICY = """policy "Hostile input" version "1"
@@ -542,7 +542,7 @@ def test_the_open_conversation_limit_rejects_a_new_conversation_with_a_reason() 
 
 
 def test_a_replay_beyond_the_open_conversation_limit_rejects_events_of_new_conversations(workdir: str) -> None:
-    from escalation.replay.core import Replayer
+    from escalation.replay import Replayer
 
     data = b"".join(
         json.dumps({"conversation": c, "time": "2026-11-22T10:00:00Z", "type": "agent.warn"}).encode() + b"\n" for c in ["a", "b", "c", "a", "d", "b"]
