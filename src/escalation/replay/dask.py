@@ -1,8 +1,10 @@
 """Distributed replay on Dask: a partitioned, hash-chained audit (the optional extra ``escalation[dask]``).
 
 The core never imports this module, and this module imports ``dask`` and ``fsspec``
-only inside the functions that run a replay, so :func:`verify_manifest`,
-:func:`compare_manifest` and :func:`decisions_by_seq` work without Dask installed.
+only inside the functions that run a replay, so :func:`verify_manifest` and
+:func:`compare_manifest` work without Dask installed. The manifest, and reading and
+verifying a partitioned audit, are :mod:`escalation.audit.manifest`'s; which partition
+owns a record is :mod:`escalation.replay.partition`'s rule.
 
 How a replay runs (every step is a Dask task; the client only plans and writes
 the manifest):
@@ -15,14 +17,14 @@ the manifest):
    has seq ``1 + (records of shards 0..k-1)``.
 2. **Read and split** (one task per block): seek to the block, run ``iter_lines`` over
    it with the block's first seq, and split its records into one list per partition
-   by :func:`partition_of` (CRC-32 of the conversation id modulo the partition count;
+   by :func:`~escalation.replay.partition.partition_of` (CRC-32 of the conversation id modulo the partition count;
    a record whose conversation cannot be read goes to ``seq mod count``). A block's
    records of one partition travel as one chunk: their seqs and line numbers as
    arrays, their lines joined by LF (no per-record objects to pickle).
 3. **Replay** (one task per partition): the partition's chunks, taken in block order,
    are already in seq order. The worker compiles the policy from its source text
    (compiled policies hold closures and cannot be pickled), feeds every record to an
-   :class:`escalation.replay.core.Replayer`, and writes ``part-NNNNN.jsonl``: a header (the
+   :class:`escalation.replay.core.Replayer` (through :class:`~escalation.replay.core.PartWriter`), and writes ``part-NNNNN.jsonl``: a header (the
    serial header plus ``partition`` {index, count}), the partition's decision and
    rejected records in seq order, its close records (in order of first appearance
    within the partition), and its summary, chained like any audit log.
@@ -56,7 +58,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import attrs
 
@@ -197,10 +199,28 @@ def _number(line: Line) -> int:
     return int(line.source[1:])
 
 
-def _scan(location: str, path: str, block_bytes: int) -> dict[str, Any]:
-    """A shard's SHA-256, size, record count and block cuts [(offset, lines before, records before)]."""
+class Cut(NamedTuple):
+    """Where a block of a shard begins: its byte offset, and the physical lines and records before it."""
+
+    offset: int
+    lines_before: int
+    records_before: int
+
+
+@attrs.frozen
+class Scan:
+    """What the scan of one shard found: its SHA-256, size, record count and block cuts."""
+
+    sha256: str
+    size: int
+    records: int
+    blocks: list[Cut]
+
+
+def _scan(location: str, path: str, block_bytes: int) -> Scan:
+    """Scan a shard: its SHA-256, size, record count and block cuts."""
     digest = hashlib.sha256()
-    blocks: list[tuple[int, int, int]] = [(0, 0, 0)]
+    blocks: list[Cut] = [Cut(0, 0, 0)]
     records = 0
     with _open(location, path) as fh:
         tap = _Tap(io.BufferedReader(_Raw(fh, None, digest), 1 << 20))
@@ -208,17 +228,23 @@ def _scan(location: str, path: str, block_bytes: int) -> dict[str, Any]:
         for line in iter_lines("", tap):
             records += 1
             if tap.consumed >= cut:  # the line just read ends a block
-                blocks.append((tap.consumed, _number(line), records))
+                blocks.append(Cut(tap.consumed, _number(line), records))
                 cut = tap.consumed + block_bytes
         size = tap.consumed
-    while len(blocks) > 1 and blocks[-1][0] >= size:
+    while len(blocks) > 1 and blocks[-1].offset >= size:
         blocks.pop()
-    return {"sha256": digest.hexdigest(), "size": size, "records": records, "blocks": blocks}
+    return Scan(digest.hexdigest(), size, records, blocks)
 
 
 #: One block's records of one partition, compact for the shuffle: their seqs and line numbers
 #: (``array("q")`` bytes) and their lines joined by LF (a line never holds an LF).
-Chunk = tuple[bytes, bytes, bytes]
+class Chunk(NamedTuple):
+    """One block's records of one partition: seqs and line numbers as ``array("q")`` bytes, lines joined by LF."""
+
+    seqs: bytes
+    numbers: bytes
+    data: bytes
+
 
 
 def _read_block(location: str, path: str, offset: int, end: int, lines_before: int, first_seq: int, count: int) -> tuple[Chunk, ...]:
@@ -235,17 +261,17 @@ def _read_block(location: str, path: str, offset: int, end: int, lines_before: i
             seqs[p].append(line.seq)
             numbers[p].append(lines_before + _number(line))
             datas[p].append(line.data)
-    return tuple((seqs[p].tobytes(), numbers[p].tobytes(), b"\n".join(datas[p])) for p in range(count))
+    return tuple(Chunk(seqs[p].tobytes(), numbers[p].tobytes(), b"\n".join(datas[p])) for p in range(count))
 
 
 def _chunk_lines(path: str, chunk: Chunk) -> Iterator[Line]:
     """The lines of a chunk again, with their seqs and ``path:line`` sources."""
     seqs, numbers = array.array("q"), array.array("q")
-    seqs.frombytes(chunk[0])
-    numbers.frombytes(chunk[1])
+    seqs.frombytes(chunk.seqs)
+    numbers.frombytes(chunk.numbers)
     if not seqs:
         return
-    for seq, number, data in zip(seqs, numbers, chunk[2].split(b"\n"), strict=True):
+    for seq, number, data in zip(seqs, numbers, chunk.data.split(b"\n"), strict=True):
         yield Line(seq, f"{path}:{number}", data)
 
 
@@ -416,18 +442,18 @@ def replay_distributed(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         with _scheduler(scheduler) as compute:
-            scans: list[dict[str, Any]] = compute([dask.delayed(_scan, pure=False)(loc, name, block_bytes) for loc, name in zip(locations, names, strict=True)])
-            count = partitions or default_partitions(sum(s["size"] for s in scans))
-            inputs = [(name, s["sha256"]) for name, s in zip(names, scans, strict=True)]
+            scans: list[Scan] = compute([dask.delayed(_scan, pure=False)(loc, name, block_bytes) for loc, name in zip(locations, names, strict=True)])
+            count = partitions or default_partitions(sum(s.size for s in scans))
+            inputs = [(name, s.sha256) for name, s in zip(names, scans, strict=True)]
             splits: list[tuple[str, Any]] = []  # (shard name, a Delayed tuple of `count` chunks), in block order
             seq = 1
             for loc, name, s in zip(locations, names, scans, strict=True):
-                cuts = s["blocks"]
+                cuts = s.blocks
                 for k, (offset, lines_before, records_before) in enumerate(cuts):
-                    end = cuts[k + 1][0] if k + 1 < len(cuts) else s["size"]
+                    end = cuts[k + 1].offset if k + 1 < len(cuts) else s.size
                     task = dask.delayed(_read_block, nout=count, pure=False)
                     splits.append((name, task(loc, name, offset, end, lines_before, seq + records_before, count)))
-                seq += s["records"]
+                seq += s.records
             parts = [
                 dask.delayed(_replay_part, pure=False)(
                     index, count, source, policy_path, inputs, as_of, str(staging), [(name, split[index]) for name, split in splits]
