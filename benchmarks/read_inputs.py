@@ -16,7 +16,7 @@ import argparse
 import time
 from collections.abc import Callable
 
-from escalation.replay.core import open_inputs
+from escalation.replay import open_inputs
 from escalation.runtime.events import iter_numbered
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from lark.exceptions import VisitError
 
-from escalation.audit.chain import verify_stream
+from escalation.audit import verify_stream
 from escalation.check.checker import check_source
 from escalation.compile.lower import CompiledPolicy, compile_policy, load_compiled
 from escalation.errors import PolicyError
@@ -37,7 +37,7 @@ from escalation.lang import ast
 from escalation.lang.units import US, format_time, parse_time
 from escalation.lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType
 from escalation.syntax.parser import parse
-from escalation.replay.core import ENGINE, open_inputs, replay_records, write_log
+from escalation.replay import ENGINE, open_inputs, replay_records, write_log
 from escalation.tooling.testing import run_test
 
 ROOT = Path(__file__).resolve().parents[1]

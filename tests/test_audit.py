@@ -9,8 +9,9 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from escalation.audit.chain import GENESIS, AuditWriter, _stdlib_canonical, canonical, chained_line, verify_stream
-from escalation.replay.core import ENGINE
+from escalation.audit import GENESIS, AuditWriter, canonical, stdlib_canonical, verify_stream
+from escalation.audit.chain import chained_line
+from escalation.replay import ENGINE
 
 
 def _log(records: list[dict[str, object]]) -> bytes:
@@ -92,7 +93,7 @@ _KEYS = st.sampled_from(["a", "hash2", "kind", "zeta", "fired", "h"])
 @settings(max_examples=300, deadline=None)
 @given(_json(floats=True))
 def test_canonical_is_exactly_the_stdlib_bytes(value: object) -> None:
-    assert canonical(value) == _stdlib_canonical(value)  # type: ignore[arg-type]
+    assert canonical(value) == stdlib_canonical(value)  # type: ignore[arg-type]
 
 
 @settings(max_examples=300, deadline=None)
@@ -103,5 +104,5 @@ def test_single_pass_chaining_equals_the_two_pass_definition(record: dict[str, o
         record = dict(record, event=event)
     line, digest = chained_line(dict(record), prev)
     body = dict(record, prev=prev)
-    assert digest == hashlib.sha256(_stdlib_canonical(body)).hexdigest()
-    assert line == _stdlib_canonical(dict(body, hash=digest))
+    assert digest == hashlib.sha256(stdlib_canonical(body)).hexdigest()
+    assert line == stdlib_canonical(dict(body, hash=digest))

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import escalation
 from conftest import ROOT
 from escalation.api import Policy
+from escalation.audit import obligation_json, violation_json
 from escalation.check.checker import check_source
 from escalation.compile.lower import compile_policy
 from policy_strategies import event_streams, mentioned, policy_texts
@@ -86,14 +87,14 @@ def decision_view(d: escalation.Decision) -> tuple[Any, ...]:
     return (
         d.time,
         d.type,
-        [v.to_json() for v in d.violations],
+        [violation_json(v) for v in d.violations],
         list(d.fulfilled),
-        [o.to_json() for o in d.created],
+        [obligation_json(o) for o in d.created],
         list(d.fired),
         list(d.active),
         list(d.permitted_actions),
         list(d.forbidden_actions),
-        [o.to_json() for o in d.obligations],
+        [obligation_json(o) for o in d.obligations],
     )
 
 

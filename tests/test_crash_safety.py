@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, escalation_command
-from escalation.audit.chain import verify_stream
-from escalation.replay.core import ENGINE
+from escalation.audit import verify_stream
+from escalation.replay import ENGINE
 
 POLICY = ROOT / "policies" / "three_strikes.esc"
 LINES = 200_000

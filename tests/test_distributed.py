@@ -25,23 +25,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from escalation import check_source
-from escalation.audit.chain import canonical
+from escalation.audit import MANIFEST, canonical
 from escalation.compile.lower import compile_policy
 from escalation.lang.units import parse_time
-from escalation.replay.core import ENGINE, InputError, open_inputs, replay_records
+from escalation.replay import ENGINE, InputError, open_inputs, replay_records
 from escalation.replay.dask import (
-    MANIFEST,
     DistributedError,
     compare_manifest,
     decisions_by_seq,
     is_manifest,
     iter_records,
     part_name,
-    partition_of,
     replay_distributed,
     root_hash,
     verify_manifest,
 )
+from escalation.replay.partition import partition_of
 from policy_strategies import event_streams, mentioned
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,7 +247,7 @@ def test_verify_refuses_an_audit_of_another_engine(audit: Path) -> None:
 
 def test_compare_finds_a_consistently_forged_part(audit: Path, shards: list[str], tmp_path: Path) -> None:
     """A part rewritten with a fresh chain (and a manifest to match) passes verify, but not a fresh replay."""
-    from escalation.audit.chain import AuditWriter
+    from escalation.audit import AuditWriter
 
     copy = _copy(audit, tmp_path)
     part = copy / part_name(0)
@@ -402,7 +401,7 @@ def test_the_command_line_refuses_a_decoy_out_dir_with_one_sentence(cluster: str
 
 def test_replacing_an_audit_removes_only_the_files_its_manifest_lists(shards: list[str], tmp_path: Path) -> None:
     """An audit replaced: the new one in its place, nothing else left; a file that appeared during the replay stops the swap."""
-    from escalation.replay.dask import _install
+    from escalation.audit import AuditFolderError, install_audit_folder
 
     out = tmp_path / "out"
     replay_distributed(POLICY_PATH, shards[:1], str(out), scheduler=None, partitions=3)
@@ -413,6 +412,6 @@ def test_replacing_an_audit_removes_only_the_files_its_manifest_lists(shards: li
     replay_distributed(POLICY_PATH, shards[:1], str(staging), scheduler=None, partitions=1)
     (out / "notes.txt").write_text("written while the replay ran", encoding="utf-8")
     before = _snapshot(out)
-    with pytest.raises(DistributedError, match=r"notes\.txt"):
-        _install(staging, out)
+    with pytest.raises(AuditFolderError, match=r"notes\.txt"):
+        install_audit_folder(staging, out)
     assert _snapshot(out) == before and verify_manifest(staging, ENGINE).ok

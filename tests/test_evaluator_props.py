@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from escalation import EventError, SnapshotError, check_source, load_checked
-from escalation.audit.chain import AuditWriter, verify_stream
+from escalation.audit import AuditWriter, verify_stream
 from escalation.compile.lower import CompiledPolicy, compile_policy
 from escalation.lang.units import US, format_time
-from escalation.replay.core import ENGINE, open_inputs, replay_records
+from escalation.replay import ENGINE, open_inputs, replay_records
 from escalation.runtime.events import Event, validate
 from escalation.runtime.interaction import Decision, Interaction
 from policy_strategies import BASE_TIME, event_records, event_streams, events_as_jsonl, mentioned, policy_texts

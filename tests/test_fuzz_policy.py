@@ -41,7 +41,7 @@ from escalation.lang import ast
 from escalation.lang.limits import MAX_DEPTH, MAX_SOURCE_CHARS
 from escalation.lang.units import US, format_time, parse_time
 from escalation.lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType, EventType
-from escalation.replay.core import open_inputs, replay_records, write_log
+from escalation.replay import open_inputs, replay_records, write_log
 from escalation.runtime.events import Event, validate
 from escalation.runtime.interaction import Interaction
 from escalation.syntax import RESERVED

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from escalation.compile.lower import load_compiled
-from escalation.replay.core import open_inputs, replay_records, write_log
+from escalation.replay import open_inputs, replay_records, write_log
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = load_compiled(str(ROOT / "policies" / "three_strikes.esc"))

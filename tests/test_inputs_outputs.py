@@ -28,7 +28,7 @@ from conftest import ROOT, escalation_command
 from escalation import check_source
 from escalation.compile.lower import compile_policy
 from escalation.errors import EscalationError
-from escalation.replay.core import InputError, open_inputs, replay_records, write_log
+from escalation.replay import InputError, open_inputs, replay_records, write_log
 from escalation.replay.parallel import ParallelError, replay_parallel
 from log_compare import same_log
 
@@ -558,7 +558,7 @@ def test_a_huge_idle_horizon_is_one_sentence(tmp_path: Path, horizon: str) -> No
 
 
 def test_the_longest_idle_horizon_is_accepted_and_verifies(tmp_path: Path) -> None:
-    from escalation.audit.chain import MAX_IDLE_HORIZON_S  # the span of the years 0001-9999: what a verifiable header holds
+    from escalation.audit import MAX_IDLE_HORIZON_S  # the span of the years 0001-9999: what a verifiable header holds
 
     out = tmp_path / "audit.jsonl"
     done = run("replay", str(POLICY), str(SAMPLE), "--idle-horizon", f"{MAX_IDLE_HORIZON_S}s", "-o", str(out))

@@ -16,9 +16,9 @@ from escalation import check_source
 from escalation.compile.lower import compile_policy
 from escalation.errors import EventError
 from escalation.lang.limits import Limits
-from escalation.replay import parallel
-from escalation.replay.core import open_inputs, replay_records, write_log
-from escalation.replay.parallel import ParallelError, conversation_key, owner, parent_share, replay_parallel, slot
+from escalation.replay import open_inputs, parallel, replay_records, write_log
+from escalation.replay.parallel import ParallelError, replay_parallel
+from escalation.replay.partition import conversation_key, owner, parent_share, slot
 from escalation.runtime.events import decode_line
 from log_compare import same_log
 from policy_strategies import event_streams, mentioned
@@ -39,7 +39,7 @@ _BAD = [
 
 
 def _serial(paths: list[str], as_of: int | None, limits: Limits | None = None) -> bytes:
-    from escalation.replay.core import Replayer
+    from escalation.replay import Replayer
 
     inputs = open_inputs(paths)
     out = io.BytesIO()
@@ -261,13 +261,13 @@ def test_processes_that_read_different_input_are_caught(tmp_path: Path, monkeypa
 
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps({"conversation": f"c{n}", "time": "2026-11-22T10:00:00Z", "type": "agent.warn"}) + "\n" for n in range(50)))
-    real = parallel.iter_numbered
+    real = parallel.numbered_lines
 
-    def shorter_in_worker_2(stream: object, limits: Limits) -> object:
-        rows = list(real(stream, limits))
+    def shorter_in_worker_2(inputs: object, limits: Limits) -> object:
+        rows = list(real(inputs, limits))
         return iter(rows[:-1] if multiprocessing.current_process().name == "escalation-replay-2" else rows)
 
-    monkeypatch.setattr(parallel, "iter_numbered", shorter_in_worker_2)
+    monkeypatch.setattr(parallel, "numbered_lines", shorter_in_worker_2)
     with pytest.raises(ParallelError, match="read different input"):
         _parallel([str(path)], None, 3)
 

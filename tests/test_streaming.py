@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import tempfile
@@ -15,7 +14,9 @@ from hypothesis import strategies as st
 from escalation import check_source
 from escalation.compile.lower import compile_policy
 from escalation.lang.limits import DEFAULT_LIMITS, Limits
-from escalation.replay.core import Replayer, open_inputs, replay_records, write_log
+from escalation.replay import Replayer, open_inputs, replay_records, write_log
+from escalation.replay.core import SWEEP_EVERY
+from escalation.state import MemoryStore, SpillStore, StateStore
 from log_compare import same_log
 from policy_strategies import event_streams, mentioned
 
@@ -24,14 +25,19 @@ _CHECKED = check_source(POLICY).checked
 assert _CHECKED is not None
 _COMPILED = compile_policy(_CHECKED, POLICY.encode("utf-8"))
 US = 1_000_000
-replay_module = importlib.import_module("escalation.replay.core")
 
 
 
 def _log(
-    path: Path, park: bool, as_of: int | None = None, horizon: int | None = None, limits: Limits = DEFAULT_LIMITS
+    path: Path,
+    park: bool,
+    as_of: int | None = None,
+    horizon: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    sweep_every: int = SWEEP_EVERY,
+    store: StateStore | None = None,
 ) -> tuple[bytes, Replayer]:
-    r = Replayer(_COMPILED, as_of, idle_horizon=horizon, park=park, limits=limits)
+    r = Replayer(_COMPILED, as_of, idle_horizon=horizon, park=park, limits=limits, sweep_every=sweep_every, store=store)
     out = io.BytesIO()
     write_log(replay_records(_COMPILED, open_inputs([str(path)]), as_of, replayer=r), out)
     return out.getvalue(), r
@@ -55,19 +61,16 @@ def test_parking_never_changes_the_log(
     """Parked or kept in memory, with or without an idle horizon (swept often, so that it acts) and a limit on open conversations."""
     as_of_us = None if as_of is None else 1795341600000000 + as_of * 1000
     horizon = None if horizon_s is None else horizon_s * US
-    saved = replay_module._SWEEP_EVERY
-    replay_module._SWEEP_EVERY = sweep_every
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "events.jsonl"
-            path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-            limits = DEFAULT_LIMITS if most_open is None else Limits(max_open_conversations=most_open)
-            parked, _ = _log(path, True, as_of_us, horizon, limits)
-            kept, r = _log(path, False, as_of_us, horizon, limits)
-            assert r.parked == 0
-            same_log(parked, kept)
-    finally:
-        replay_module._SWEEP_EVERY = saved
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        limits = DEFAULT_LIMITS if most_open is None else Limits(max_open_conversations=most_open)
+        parked, _ = _log(path, True, as_of_us, horizon, limits, sweep_every)
+        in_memory, _ = _log(path, True, as_of_us, horizon, limits, sweep_every, MemoryStore())
+        kept, r = _log(path, False, as_of_us, horizon, limits, sweep_every)
+        assert r.parked == 0
+        same_log(parked, kept)
+        same_log(in_memory, kept)
 
 
 def _call(c: str, minute: int) -> list[dict[str, object]]:
@@ -141,7 +144,7 @@ def test_the_spill_is_a_deleted_file_and_is_closed_at_the_end(tmp_path: Path) ->
     records = replay_records(_COMPILED, open_inputs([str(path)]), replayer=r)
     for _ in range(60000):  # two thirds: 20,000 conversations parked
         next(records)
-    assert r.spill is not None and r.parked >= 19999
+    assert isinstance(r.store, SpillStore) and r.parked >= 19999
 
     def files() -> list[str]:
         out = []
@@ -156,7 +159,7 @@ def test_the_spill_is_a_deleted_file_and_is_closed_at_the_end(tmp_path: Path) ->
     assert spilled and all(f.endswith("(deleted)") for f in spilled), files()
     for _ in records:
         pass
-    assert r.spill is None
+    assert r.store is None
     assert not [f for f in files() if f in spilled]
 
 
@@ -191,16 +194,11 @@ def test_a_conversation_back_from_parking_is_not_retired_twice(tmp_path: Path) -
     ]
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
-    saved = replay_module._SWEEP_EVERY
-    replay_module._SWEEP_EVERY = 1
-    try:
-        limits = Limits(max_open_conversations=2)
-        parked, r = _log(path, True, horizon=1 * US, limits=limits)
-        same_log(parked, _log(path, False, horizon=1 * US, limits=limits)[0])
-        assert r.parked == 3
-        assert parked.count(b"max_open_conversations") == 1
-    finally:
-        replay_module._SWEEP_EVERY = saved
+    limits = Limits(max_open_conversations=2)
+    parked, r = _log(path, True, horizon=1 * US, limits=limits, sweep_every=1)
+    same_log(parked, _log(path, False, horizon=1 * US, limits=limits, sweep_every=1)[0])
+    assert r.parked == 3
+    assert parked.count(b"max_open_conversations") == 1
 
 
 def test_a_conversation_that_ends_owing_something_leaves_memory_and_is_closed_from_the_spill(tmp_path: Path) -> None:
@@ -221,3 +219,38 @@ def test_a_conversation_that_ends_owing_something_leaves_memory_and_is_closed_fr
         assert [c["conversation"] for c in closes] == [f"c{n}" for n in range(200)]
         assert all(c["open" if as_of is None else "violations"] for c in closes)
         same_log(log, _log(path, False, as_of)[0])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_streams(_CHECKED.vocabulary, max_conversations=3, max_events=20, prefer=_PREFER))
+def test_the_spill_form_gives_back_the_state_it_packed(records: list[dict[str, object]]) -> None:
+    """pack_state / unpack_state (no pickle) round-trip every state a replay can park, windows and pending obligations included."""
+    from escalation.runtime import Interaction, validate
+    from escalation.runtime.codec import pack_state, unpack_state
+
+    inters: dict[str, Interaction] = {}
+    for raw in records:
+        try:
+            event = validate(dict(raw), _COMPILED.vocabulary)
+        except Exception:
+            continue
+        inter = inters.setdefault(event.conversation, Interaction(_COMPILED, event.conversation))
+        if inter.last_time is not None and event.time < inter.last_time:
+            continue
+        inter.feed(event)
+        frozen = inter.frozen()
+        assert unpack_state(pack_state(frozen)) == tuple(frozen)
+        back = Interaction.thawed(_COMPILED, event.conversation, unpack_state(pack_state(frozen)))
+        assert back.snapshot() == inter.snapshot()
+
+
+def test_the_spill_form_keeps_integers_beyond_64_bits() -> None:
+    from collections import deque
+
+    from escalation.runtime.codec import pack_state, unpack_state
+
+    frozen = ([3, deque([1, 2]), 2**80, None, "x"], (0, 2), [True, False], 4, 10, [(1, 0, 5, None), (2, 1, 6, 9)])
+    packed = pack_state(frozen)
+    assert packed.startswith(b"J") and b"pickle" not in packed
+    assert unpack_state(packed) == frozen
+    assert type(unpack_state(packed)[0][1]) is deque

@@ -246,8 +246,8 @@ def test_a_record_longer_than_the_line_limit_is_refused_even_if_the_engine_wrote
     small limit; at the default 64 MiB, a close record of some 400,000 open obligations)."""
     import io
 
-    from escalation.audit.chain import verify_stream
-    from escalation.replay.core import ENGINE
+    from escalation.audit import verify_stream
+    from escalation.replay import ENGINE
 
     *_, original = made
     longest = max(len(line) for line in original.splitlines())

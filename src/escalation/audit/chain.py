@@ -1,4 +1,4 @@
-"""The hash-chained audit log (interfaces.md §2): canonical JSON, SHA-256 chain, verification."""
+"""The hash chain of an audit log (interfaces.md §2): canonical JSON, SHA-256, the writer, and reading a chain back."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ import secrets
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Protocol
 
-import attrs
-
 from ..errors import EXIT_TAMPERED, EscalationError
 
-FORMAT = "escalation-audit/1"
+#: The ``prev`` of a log's first record.
 GENESIS = "0" * 64
-KINDS = ("forbidden_action", "missed_deadline", "unfulfilled")
 
 
-def _stdlib_canonical(record: Any) -> bytes:
+def stdlib_canonical(record: Any) -> bytes:
+    """The canonical bytes as the contract defines them: Python's ``json.dumps`` (the reference :func:`canonical` matches)."""
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -44,25 +42,25 @@ try:  # orjson writes the same bytes as the stdlib for everything but floats, an
     def canonical(record: Any) -> bytes:
         """Keys sorted, no insignificant whitespace, non-ASCII as itself, UTF-8 (Python's json.dumps bytes)."""
         if _has_float(record):
-            return _stdlib_canonical(record)
+            return stdlib_canonical(record)
         return _orjson_or_stdlib(record)
 
     def _orjson_or_stdlib(record: Any) -> bytes:
         try:
             return orjson.dumps(record, option=_OPT)
         except (orjson.JSONEncodeError, TypeError):  # integers beyond 64 bits, and the like
-            return _stdlib_canonical(record)
+            return stdlib_canonical(record)
 
     def engine_canonical(record: dict[str, Any]) -> bytes:
         """:func:`canonical` for records the engine builds: only the input `event` can hold a float."""
         event = record.get("event")
         if event is not None and (type(event) is not dict or not _PLAIN.issuperset(map(type, event.values()))) and _has_float(event):
-            return _stdlib_canonical(record)
+            return stdlib_canonical(record)
         return _orjson_or_stdlib(record)
 
 except ImportError:  # pragma: no cover - exercised where orjson is absent
-    canonical = _stdlib_canonical
-    engine_canonical = _stdlib_canonical
+    canonical = stdlib_canonical
+    engine_canonical = stdlib_canonical
 
 
 #: A per-process placeholder for the hash while a record is encoded; nobody can predict it,
@@ -152,13 +150,11 @@ class AuditWriter:
             self.write(record)
 
 
-@attrs.frozen(slots=True)
-class VerifyResult:
-    ok: bool
-    message: str
-    line: int | None = None  # the first bad line, 1-based
-    header: dict[str, Any] | None = None
-    summary: dict[str, Any] | None = None
+def write_log(records: Iterable[dict[str, Any]], out: Sink) -> str:
+    """Chain and write records; returns the last hash."""
+    writer = AuditWriter(out)
+    writer.write_all(records)
+    return writer.prev
 
 
 class BadLine(EscalationError):
@@ -182,11 +178,8 @@ class BadLine(EscalationError):
 MAX_RECORD_BYTES = 64 << 20
 #: A line is first read this far; only one that begins as every record does (``{"``) is read on.
 _FIRST_READ = 1 << 16
-#: The longest idle horizon a header can hold, in seconds: the span of the times a log can write.
-MAX_IDLE_HORIZON_S = 315_537_897_600
 #: How much of a value a message quotes.
 _SHOW_CHARS = 60
-SEVERITIES = ("low", "medium", "high", "critical")
 
 
 def quote(value: Any) -> str:
@@ -278,271 +271,3 @@ def chained_records(lines: Iterable[bytes] | IO[bytes], cap: int = MAX_RECORD_BY
         yield number, record
 
 
-# ------------------------------------------------------------------ the shape of each record
-
-
-def _is_sha256(value: Any) -> bool:
-    return type(value) is str and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-
-
-def is_time(value: Any) -> bool:
-    """Whether ``value`` is a time as the log writes it (UTC, ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``)."""
-    from ..lang.units import TimeError, format_time, parse_time
-
-    if type(value) is not str or len(value) > 27:
-        return False
-    try:
-        return format_time(parse_time(value)) == value
-    except (TimeError, OverflowError, ValueError):
-        return False
-
-
-def _str_list(value: Any) -> bool:
-    return type(value) is list and all(type(v) is str for v in value)
-
-
-def _optional_str(value: Any) -> bool:
-    return value is None or type(value) is str
-
-
-def _violation(v: Any) -> bool:
-    return (
-        type(v) is dict
-        and v.get("kind") in KINDS
-        and type(v.get("rule")) is str
-        and _str_list(v.get("rules"))
-        and _optional_str(v.get("action"))
-        and _optional_str(v.get("obligation"))
-        and v.get("severity") in SEVERITIES
-        and type(v.get("message")) is str
-    )
-
-
-def _obligation(o: Any) -> bool:
-    return (
-        type(o) is dict
-        and type(o.get("id")) is str
-        and type(o.get("rule")) is str
-        and _str_list(o.get("actions"))
-        and type(o.get("created_at")) is str
-        and _optional_str(o.get("due"))
-        and _optional_str(o.get("before"))
-    )
-
-
-def check_header(record: dict[str, Any], engine: str, number: int = 1) -> None:
-    """BadLine unless ``record`` is a well-formed header of this engine's format and version."""
-    if record.get("kind") != "header" or record.get("format") != FORMAT:
-        raise BadLine(number, f"the first record is not an {FORMAT} header")
-    if record.get("engine") != engine:
-        raise BadLine(number, f"the log was written by {quote(record.get('engine'))}, and this is {engine!r}: verify it with that version")
-    problem = option_problem(record)
-    if problem is not None:
-        raise BadLine(number, problem)
-
-
-def option_problem(record: dict[str, Any], holder: str = "header") -> str | None:
-    """What is wrong with the `policy`, `inputs`, `as_of` and `idle_horizon` of a header (or a manifest), or None."""
-    policy = record.get("policy")
-    if not (type(policy) is dict and type(policy.get("name")) is str and _optional_str(policy.get("version")) and _is_sha256(policy.get("sha256"))):
-        return f"the {holder}'s `policy` is {quote(policy)}, not {{name, version, sha256}}"
-    inputs = record.get("inputs")
-    if not (type(inputs) is list and all(type(i) is dict and type(i.get("path")) is str and _is_sha256(i.get("sha256")) for i in inputs)):
-        return f"the {holder}'s `inputs` is {quote(inputs)}, not a list of {{path, sha256}}"
-    if "as_of" not in record or not (record["as_of"] is None or is_time(record["as_of"])):
-        return f"the {holder}'s `as_of` is {quote(record.get('as_of'))}, neither null nor a time such as 2026-11-30T00:00:00Z"
-    if "idle_horizon" in record:
-        horizon = record["idle_horizon"]
-        if type(horizon) is not int or not 1 <= horizon <= MAX_IDLE_HORIZON_S:
-            return f"the {holder}'s `idle_horizon` is {quote(horizon)}, not a number of seconds from 1 to {MAX_IDLE_HORIZON_S}"
-    return None
-
-
-def check_record(record: dict[str, Any], number: int, header: dict[str, Any]) -> None:
-    """BadLine unless a `decision`, `rejected` or `close` record has every field the log's readers use, of its type."""
-    kind = record.get("kind")
-    if kind == "decision":
-        ok = (
-            type(record.get("source")) is str
-            and type(record.get("conversation")) is str
-            and type(record.get("time")) is str
-            and type(record.get("type")) is str
-            and type(record.get("event")) is dict
-            and type(record.get("violations")) is list
-            and all(map(_violation, record["violations"]))
-            and _str_list(record.get("fulfilled"))
-            and type(record.get("created")) is list
-            and all(map(_obligation, record["created"]))
-            and _str_list(record.get("fired"))
-            and _str_list(record.get("active"))
-            and _str_list(record.get("permitted"))
-            and _str_list(record.get("forbidden"))
-        )
-    elif kind == "rejected":
-        ok = type(record.get("source")) is str and type(record.get("reason")) is str and type(record.get("raw")) is str
-    elif kind == "close":
-        if record.get("as_of") != header.get("as_of"):
-            raise BadLine(number, f"the close record's `as_of` is {quote(record.get('as_of'))}, the header's {quote(header.get('as_of'))}")
-        ok = (
-            type(record.get("conversation")) is str
-            and type(record.get("violations")) is list
-            and all(map(_violation, record["violations"]))
-            and type(record.get("open")) is list
-            and all(map(_obligation, record["open"]))
-        )
-    else:
-        raise BadLine(number, f"unknown record kind {quote(kind)}")
-    if not ok:
-        raise BadLine(number, f"a {kind} record lacks a field or holds one of the wrong type")
-
-
-@attrs.define
-class Tally:
-    """What a log's records add up to, for checking its `summary` (a whole log, or one part of a partitioned one)."""
-
-    decisions: int = 0
-    rejected: int = 0
-    violations: int = 0
-    open_obligations: int = 0
-    by_kind: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(KINDS, 0))
-    conversations: set[str] = attrs.field(factory=set)
-
-    def add(self, record: dict[str, Any]) -> None:
-        """Count a `decision`, `rejected` or `close` record (checked by :func:`check_record`)."""
-        kind = record.get("kind")
-        if kind == "rejected":
-            self.rejected += 1
-            return
-        if kind == "decision":
-            self.decisions += 1
-            self.conversations.add(record["conversation"])
-        elif kind == "close":
-            self.open_obligations += len(record.get("open", []))
-        for v in record.get("violations", []):
-            self.violations += 1
-            self.by_kind[v["kind"]] = self.by_kind.get(v["kind"], 0) + 1
-
-    def mismatch(self, summary: dict[str, Any], holder: str = "log") -> str | None:
-        """Why ``summary`` does not match what was counted (values and JSON types), or None when it does."""
-        expected = {
-            "records": self.decisions + self.rejected,
-            "events": self.decisions,
-            "rejected": self.rejected,
-            "conversations": len(self.conversations),
-            "violations": self.violations,
-            "by_kind": self.by_kind,
-            "open_obligations": self.open_obligations,
-        }
-        for key, value in expected.items():
-            if key not in summary or canonical(summary[key]) != canonical(value):  # `true` is not 1
-                return f"the summary says {key}={quote(summary.get(key))}, but the {holder} holds {value!r}"
-        return None
-
-
-def verify_stream(lines: Iterable[bytes] | IO[bytes], engine: str, cap: int = MAX_RECORD_BYTES) -> VerifyResult:
-    """Check the chain, the header, the record order, each record's fields and the summary's counts of an audit log.
-
-    ``lines`` is a binary stream (read in bounded memory: a line longer than ``cap`` bytes
-    is refused) or the log's lines. Never raises for what the log holds.
-    """
-    header: dict[str, Any] | None = None
-    summary: dict[str, Any] | None = None
-    seq = 0
-    tally = Tally()
-    closing = False
-    lines_read = 0
-    try:
-        for number, record in chained_records(lines, cap):
-            lines_read = number
-            if summary is not None:
-                raise BadLine(number, "a record follows the summary")
-            if header is None:
-                check_header(record, engine, number)
-                header = record
-                continue
-            kind = record.get("kind")
-            if kind == "summary":
-                problem = tally.mismatch(record)
-                if problem is not None:
-                    raise BadLine(number, problem)
-                summary = record
-                continue
-            check_record(record, number, header)
-            if kind in ("decision", "rejected"):
-                if closing:
-                    raise BadLine(number, f"a {kind} record follows the close records")
-                seq += 1
-                found = record.get("seq")
-                if type(found) is not int or found != seq:
-                    raise BadLine(number, f"expected seq {seq}, found {quote(found)} (records are missing or out of order)")
-            else:
-                closing = True
-            tally.add(record)
-    except BadLine as bad:
-        return VerifyResult(False, bad.message, bad.line, header, summary)
-    if header is None:
-        return VerifyResult(False, "the log is empty", 1)
-    if summary is None:
-        return VerifyResult(False, "the log has no summary: it was cut short", lines_read + 1, header)
-    return VerifyResult(True, "intact", None, header, summary)
-
-
-# ------------------------------------------------------------------ comparing with a fresh replay, line by line
-
-
-class Differs(EscalationError):
-    """A line of an existing log that is not the line a fresh replay writes there."""
-
-    exit_code = EXIT_TAMPERED
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
-
-
-class LineComparer:
-    """Stands where a log would be written: each line written must be the next line of ``stream``.
-
-    Holds one line of each at a time (lines of the stream are read with :func:`read_lines`);
-    the first line that differs raises :class:`Differs`.
-    """
-
-    def __init__(self, stream: IO[bytes], cap: int = MAX_RECORD_BYTES) -> None:
-        self._lines = read_lines(stream, cap)
-        self.number = 0
-
-    def _next(self) -> bytes | None:
-        try:
-            return next(self._lines, None)
-        except BadLine:
-            return b""  # a line too long to be one the replay writes
-
-    def write(self, data: bytes) -> int:
-        self.number += 1
-        line = self._next()
-        if line is None:
-            raise Differs(self.number, "the log ends before a fresh replay does")
-        if line != data:
-            raise Differs(self.number, "differs from a fresh replay of the inputs")
-        return len(data)
-
-    def end(self) -> None:
-        """Differs unless the stream ends where the fresh replay did."""
-        if self._next() is not None:
-            raise Differs(self.number + 1, "goes on after a fresh replay of the inputs ends")
-
-
-def compare_log(stream: IO[bytes], records: Iterable[dict[str, Any]], cap: int = MAX_RECORD_BYTES) -> VerifyResult:
-    """Chain ``records`` (a fresh replay, produced one at a time) and compare each line with the next of ``stream``.
-
-    Memory is one line of each plus what producing ``records`` takes; the result names the
-    first line that differs.
-    """
-    sink = LineComparer(stream, cap)
-    try:
-        AuditWriter(sink).write_all(records)
-        sink.end()
-    except Differs as diff:
-        return VerifyResult(False, diff.message, diff.line)
-    return VerifyResult(True, "identical to a fresh replay of its inputs")

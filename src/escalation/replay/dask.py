@@ -1,8 +1,10 @@
 """Distributed replay on Dask: a partitioned, hash-chained audit (the optional extra ``escalation[dask]``).
 
 The core never imports this module, and this module imports ``dask`` and ``fsspec``
-only inside the functions that run a replay, so :func:`verify_manifest`,
-:func:`compare_manifest` and :func:`decisions_by_seq` work without Dask installed.
+only inside the functions that run a replay, so :func:`verify_manifest` and
+:func:`compare_manifest` work without Dask installed. The manifest, and reading and
+verifying a partitioned audit, are :mod:`escalation.audit.manifest`'s; which partition
+owns a record is :mod:`escalation.replay.partition`'s rule.
 
 How a replay runs (every step is a Dask task; the client only plans and writes
 the manifest):
@@ -15,14 +17,14 @@ the manifest):
    has seq ``1 + (records of shards 0..k-1)``.
 2. **Read and split** (one task per block): seek to the block, run ``iter_lines`` over
    it with the block's first seq, and split its records into one list per partition
-   by :func:`partition_of` (CRC-32 of the conversation id modulo the partition count;
+   by :func:`~escalation.replay.partition.partition_of` (CRC-32 of the conversation id modulo the partition count;
    a record whose conversation cannot be read goes to ``seq mod count``). A block's
    records of one partition travel as one chunk: their seqs and line numbers as
    arrays, their lines joined by LF (no per-record objects to pickle).
 3. **Replay** (one task per partition): the partition's chunks, taken in block order,
    are already in seq order. The worker compiles the policy from its source text
    (compiled policies hold closures and cannot be pickled), feeds every record to an
-   :class:`escalation.replay.core.Replayer`, and writes ``part-NNNNN.jsonl``: a header (the
+   :class:`escalation.replay.core.Replayer` (through :class:`~escalation.replay.core.PartWriter`), and writes ``part-NNNNN.jsonl``: a header (the
    serial header plus ``partition`` {index, count}), the partition's decision and
    rejected records in seq order, its close records (in order of first appearance
    within the partition), and its summary, chained like any audit log.
@@ -48,58 +50,72 @@ import contextlib
 import hashlib
 import importlib
 import io
-import json
 import logging
 import math
 import os
 import shutil
-import stat
 import tempfile
 import uuid
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import attrs
 
 from ..audit import (
-    GENESIS,
-    KINDS,
-    AuditWriter,
-    BadLine,
+    ENGINE,
+    AuditFolderError,
+    BadManifest,
     Differs,
+    Digested,
     LineComparer,
-    Tally,
+    Manifest,
+    PartResult,
+    Sink,
     VerifyResult,
-    canonical,
-    chained_records,
-    check_header,
-    check_record,
+    check_audit_folder,
+    check_manifest_shape,
+    decisions_by_seq,
+    header_record,
+    install_audit_folder,
+    is_manifest,
     is_time,
-    loads_strict,
-    option_problem,
+    iter_records,
+    locate,
+    manifest_record,
+    part_name,
     quote,
-    read_lines,
+    read_manifest,
+    root_hash,
+    write_manifest,
 )
+from ..audit import verify_manifest as verify_manifest_owned
 from ..check import check_source
 from ..compile import CompiledPolicy, compile_policy
 from ..errors import EXIT_USAGE, EscalationError, PolicyError
-from ..lang import format_time, parse_time
+from ..lang import parse_time
 from ..runtime import Line, iter_lines
+from ..streams import Input, InputError
 from ..syntax import read_source
-from .core import ENGINE, Input, InputError, Replayer, Stats, header_record
-from .parallel import conversation_key
+from .core import PartWriter, Replayer, input_lines
+from .partition import owner_of_conversation, partition_of
 
-try:
-    import orjson
+__all__ = [
+    "BLOCK_BYTES",
+    "DistributedError",
+    "Manifest",
+    "compare_manifest",
+    "decisions_by_seq",
+    "default_partitions",
+    "is_manifest",
+    "iter_records",
+    "part_name",
+    "read_manifest",
+    "replay_distributed",
+    "root_hash",
+    "verify_manifest",
+]
 
-    _loads: Any = orjson.loads
-except ImportError:  # pragma: no cover
-    _loads = json.loads
-
-MANIFEST_FORMAT = "escalation-audit-manifest/1"
-MANIFEST = "manifest.json"
 #: Shards are read in blocks of about this many bytes (cut at line boundaries), one task each.
 BLOCK_BYTES = 32 << 20
 #: Without ``partitions``, one partition per this many input bytes (1 to ``MAX_DEFAULT_PARTITIONS``).
@@ -107,9 +123,6 @@ PARTITION_BYTES = 16 << 20
 MAX_DEFAULT_PARTITIONS = 512
 #: ``scheduler="local"`` starts this many single-threaded worker processes (``"local:N"`` for N).
 LOCAL_WORKERS = 2
-#: The longest manifest read; one this engine writes takes about 250 bytes per partition.
-MAX_MANIFEST_BYTES = 64 << 20
-_TOTALS = ("records", "events", "rejected", "conversations", "violations", "open_obligations")
 
 
 class DistributedError(EscalationError):
@@ -124,16 +137,6 @@ def _require(module: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise DistributedError(f"distributed replay needs Dask ({module} is not installed): pip install 'escalation[dask]'") from None
-
-
-def part_name(index: int) -> str:
-    """The file name of partition ``index`` inside the audit folder."""
-    return f"part-{index:05d}.jsonl"
-
-
-def partition_of(data: bytes, seq: int, count: int) -> int:
-    """The partition of the record on this line: CRC-32 of its conversation mod ``count``, else ``seq mod count``."""
-    return conversation_key(data, seq) % count
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,10 +199,28 @@ def _number(line: Line) -> int:
     return int(line.source[1:])
 
 
-def _scan(location: str, path: str, block_bytes: int) -> dict[str, Any]:
-    """A shard's SHA-256, size, record count and block cuts [(offset, lines before, records before)]."""
+class Cut(NamedTuple):
+    """Where a block of a shard begins: its byte offset, and the physical lines and records before it."""
+
+    offset: int
+    lines_before: int
+    records_before: int
+
+
+@attrs.frozen
+class Scan:
+    """What the scan of one shard found: its SHA-256, size, record count and block cuts."""
+
+    sha256: str
+    size: int
+    records: int
+    blocks: list[Cut]
+
+
+def _scan(location: str, path: str, block_bytes: int) -> Scan:
+    """Scan a shard: its SHA-256, size, record count and block cuts."""
     digest = hashlib.sha256()
-    blocks: list[tuple[int, int, int]] = [(0, 0, 0)]
+    blocks: list[Cut] = [Cut(0, 0, 0)]
     records = 0
     with _open(location, path) as fh:
         tap = _Tap(io.BufferedReader(_Raw(fh, None, digest), 1 << 20))
@@ -207,17 +228,23 @@ def _scan(location: str, path: str, block_bytes: int) -> dict[str, Any]:
         for line in iter_lines("", tap):
             records += 1
             if tap.consumed >= cut:  # the line just read ends a block
-                blocks.append((tap.consumed, _number(line), records))
+                blocks.append(Cut(tap.consumed, _number(line), records))
                 cut = tap.consumed + block_bytes
         size = tap.consumed
-    while len(blocks) > 1 and blocks[-1][0] >= size:
+    while len(blocks) > 1 and blocks[-1].offset >= size:
         blocks.pop()
-    return {"sha256": digest.hexdigest(), "size": size, "records": records, "blocks": blocks}
+    return Scan(digest.hexdigest(), size, records, blocks)
 
 
 #: One block's records of one partition, compact for the shuffle: their seqs and line numbers
 #: (``array("q")`` bytes) and their lines joined by LF (a line never holds an LF).
-Chunk = tuple[bytes, bytes, bytes]
+class Chunk(NamedTuple):
+    """One block's records of one partition: seqs and line numbers as ``array("q")`` bytes, lines joined by LF."""
+
+    seqs: bytes
+    numbers: bytes
+    data: bytes
+
 
 
 def _read_block(location: str, path: str, offset: int, end: int, lines_before: int, first_seq: int, count: int) -> tuple[Chunk, ...]:
@@ -234,17 +261,17 @@ def _read_block(location: str, path: str, offset: int, end: int, lines_before: i
             seqs[p].append(line.seq)
             numbers[p].append(lines_before + _number(line))
             datas[p].append(line.data)
-    return tuple((seqs[p].tobytes(), numbers[p].tobytes(), b"\n".join(datas[p])) for p in range(count))
+    return tuple(Chunk(seqs[p].tobytes(), numbers[p].tobytes(), b"\n".join(datas[p])) for p in range(count))
 
 
 def _chunk_lines(path: str, chunk: Chunk) -> Iterator[Line]:
     """The lines of a chunk again, with their seqs and ``path:line`` sources."""
     seqs, numbers = array.array("q"), array.array("q")
-    seqs.frombytes(chunk[0])
-    numbers.frombytes(chunk[1])
+    seqs.frombytes(chunk.seqs)
+    numbers.frombytes(chunk.numbers)
     if not seqs:
         return
-    for seq, number, data in zip(seqs, numbers, chunk[2].split(b"\n"), strict=True):
+    for seq, number, data in zip(seqs, numbers, chunk.data.split(b"\n"), strict=True):
         yield Line(seq, f"{path}:{number}", data)
 
 
@@ -280,26 +307,17 @@ class _HashingFile:
         return self._out.write(data)
 
 
-class _PartWriter:
-    """One partition's audit log: header (with ``partition``), records in seq order, closes, summary."""
+@attrs.frozen
+class _Named:
+    """An input as the header names it (a worker has only the name and the digest)."""
 
-    def __init__(self, policy: CompiledPolicy, inputs: list[Input], as_of: int | None, index: int, count: int, out: Any) -> None:
-        self.replayer = Replayer(policy, as_of)
-        self.writer = AuditWriter(out)
-        header = header_record(policy, inputs, as_of)
-        header["partition"] = {"index": index, "count": count}
-        self.writer.write(header)
+    path: str
+    sha256: str
 
-    def feed(self, line: Line) -> None:
-        self.writer.write(self.replayer.record(line))
 
-    def finish(self) -> dict[str, Any]:
-        """Write the close records and the summary; returns the summary (without prev/hash)."""
-        for record in self.replayer.closes():
-            self.writer.write(record)
-        summary = self.replayer.summary()
-        self.writer.write(dict(summary))
-        return summary
+def _part_writer(policy: CompiledPolicy, inputs: Sequence[Digested], as_of: int | None, index: int, count: int, out: Sink) -> PartWriter:
+    """The writer of part ``index`` of ``count``: the serial header plus ``partition``, then what the replay writes."""
+    return PartWriter(Replayer(policy, as_of), header_record(policy, inputs, as_of, partition=(index, count)), out)
 
 
 def _replay_part(
@@ -311,7 +329,7 @@ def _replay_part(
     as_of: int | None,
     staging: str,
     groups: list[tuple[str, Chunk]],
-) -> dict[str, Any]:
+) -> PartResult:
     """Replay one partition and write its part into ``staging``; returns what the manifest needs."""
     policy = _policy(policy_source, policy_path)
     folder = Path(staging)
@@ -322,7 +340,7 @@ def _replay_part(
     try:
         with open(tmp, "wb", buffering=1 << 20) as fh:
             out = _HashingFile(fh)
-            part = _PartWriter(policy, [Input(p, Path(p), d) for p, d in inputs], as_of, index, count, out)
+            part = _part_writer(policy, [_Named(p, d) for p, d in inputs], as_of, index, count, out)
             last = 0
             for path, chunk in groups:
                 for line in _chunk_lines(path, chunk):
@@ -330,59 +348,17 @@ def _replay_part(
                         raise DistributedError(f"partition {index}: record {line.seq} arrived after record {last}")
                     last = line.seq
                     part.feed(line)
-            summary = part.finish()
+            totals = part.finish()
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    return {
-        "index": index,
-        "file": final.name,
-        "records": part.writer.count,
-        "final_hash": part.writer.prev,
-        "sha256": out.digest.hexdigest(),
-        "summary": summary,
-        "by_rule": dict(part.replayer.stats.by_rule),
-    }
+    return PartResult(index, final.name, part.writer.count, part.writer.prev, out.digest.hexdigest(), totals)
 
 
 # ---------------------------------------------------------------------------------------------
 # The client side
-
-
-@attrs.frozen
-class Manifest:
-    """A written partitioned audit: its folder, the manifest's content, and per-rule totals."""
-
-    path: str
-    data: dict[str, Any]
-    by_rule: dict[str, int] = attrs.field(factory=dict)
-
-    @property
-    def root_hash(self) -> str:
-        return str(self.data["root_hash"])
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        return dict(self.data["summary"])
-
-    @property
-    def partitions(self) -> list[dict[str, Any]]:
-        return list(self.data["partitions"])
-
-    def stats(self) -> Stats:
-        """The totals as :class:`escalation.replay.core.Stats` (for the command line's summary text)."""
-        s = self.data["summary"]
-        st = Stats(**{k: s[k] for k in _TOTALS})
-        st.by_kind = dict(s["by_kind"])
-        st.by_rule = dict(self.by_rule)
-        return st
-
-
-def root_hash(final_hashes: Iterable[str]) -> str:
-    """SHA-256 of the parts' final hashes (lowercase hex, ASCII) concatenated in partition order."""
-    return hashlib.sha256("".join(final_hashes).encode("ascii")).hexdigest()
 
 
 def default_partitions(total_bytes: int) -> int:
@@ -424,86 +400,6 @@ def _scheduler(scheduler: str | None) -> Iterator[Callable[[list[Any]], list[Any
             cluster.close()
 
 
-def _earlier_audit(target: Path) -> list[str]:
-    """The names of the files to remove when replacing ``target``: none when it does not exist or is an
-    empty folder; a manifest and its parts when it holds an earlier partitioned audit and nothing else.
-
-    Anything else is refused with DistributedError, and nothing is touched: a file, a symbolic
-    link, a folder with other files or folders in it, a manifest that is not a valid
-    escalation manifest (its format, its partitions, its root hash).
-    """
-    if not os.path.lexists(target):
-        return []
-    if target.is_symlink():
-        raise DistributedError(f"{target} is a symbolic link: give the output folder itself (nothing was changed)")
-    if not target.is_dir():
-        raise DistributedError(f"{target} exists and is not a folder: choose another output folder (nothing was changed)")
-    names = sorted(os.listdir(target))
-    if not names:
-        return []
-    try:
-        if not stat.S_ISREG(os.lstat(target / MANIFEST).st_mode):
-            raise ValueError("the manifest is not a regular file")
-        manifest = _parse_manifest(_manifest_bytes(target / MANIFEST))
-        _check_manifest_shape(manifest, None)  # an audit of another engine version may be replaced too
-    except (OSError, ValueError, _Fail):
-        raise DistributedError(
-            f"{target} is not a partitioned audit folder (it is not empty, and holds no valid {MANIFEST}), so it is not replaced: "
-            "choose another output folder (nothing was changed)"
-        ) from None
-    listed = {MANIFEST, *(entry["file"] for entry in manifest["partitions"])}
-    others = [n for n in names if n not in listed or not stat.S_ISREG(os.lstat(target / n).st_mode)]
-    if others:
-        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
-        raise DistributedError(
-            f"{target} holds {quote(others[0])}{more} besides its partitioned audit, so it is not replaced: "
-            "choose another output folder (nothing was changed)"
-        )
-    return names
-
-
-def _check_target(target: Path) -> None:
-    """Refuse, before any work, to replace anything but nothing, an empty folder or an earlier partitioned audit."""
-    _earlier_audit(target)
-
-
-def _install(staging: Path, target: Path) -> None:
-    """Rename the finished staging folder to ``target``, replacing an earlier audit there.
-
-    The folder at ``target`` is checked again (it may have changed during the replay); it is
-    renamed aside, the staging folder renamed in its place, and then only the files its
-    manifest listed are removed from it. Should anything else have appeared in it in the
-    meantime, the renamed folder stays (``.NAME.*.old`` beside ``target``) with that in it.
-    """
-    _fsync_dir(staging)
-    names = _earlier_audit(target)
-    if not os.path.lexists(target):
-        os.replace(staging, target)  # fails, changing nothing, if a folder that is not empty appeared there
-    else:
-        old = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
-        os.replace(target, old)
-        try:
-            os.replace(staging, target)
-        except BaseException:
-            os.replace(old, target)
-            raise
-        for name in names:
-            with contextlib.suppress(FileNotFoundError):
-                (old / name).unlink()
-        with contextlib.suppress(OSError):  # not empty: something the manifest does not list appeared; keep it
-            old.rmdir()
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can fsync a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def replay_distributed(
     policy_path: str,
     shards: list[str],
@@ -539,47 +435,50 @@ def replay_distributed(
     target = Path(out_dir).absolute()
     if not target.parent.is_dir():
         raise DistributedError(f"the folder {target.parent} does not exist")
-    _check_target(target)
+    try:
+        check_audit_folder(target)
+    except AuditFolderError as err:
+        raise DistributedError(str(err)) from None
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         with _scheduler(scheduler) as compute:
-            scans: list[dict[str, Any]] = compute([dask.delayed(_scan, pure=False)(loc, name, block_bytes) for loc, name in zip(locations, names, strict=True)])
-            count = partitions or default_partitions(sum(s["size"] for s in scans))
-            inputs = [(name, s["sha256"]) for name, s in zip(names, scans, strict=True)]
+            scans: list[Scan] = compute([dask.delayed(_scan, pure=False)(loc, name, block_bytes) for loc, name in zip(locations, names, strict=True)])
+            count = partitions or default_partitions(sum(s.size for s in scans))
+            inputs = [(name, s.sha256) for name, s in zip(names, scans, strict=True)]
             splits: list[tuple[str, Any]] = []  # (shard name, a Delayed tuple of `count` chunks), in block order
             seq = 1
             for loc, name, s in zip(locations, names, scans, strict=True):
-                cuts = s["blocks"]
+                cuts = s.blocks
                 for k, (offset, lines_before, records_before) in enumerate(cuts):
-                    end = cuts[k + 1][0] if k + 1 < len(cuts) else s["size"]
+                    end = cuts[k + 1].offset if k + 1 < len(cuts) else s.size
                     task = dask.delayed(_read_block, nout=count, pure=False)
                     splits.append((name, task(loc, name, offset, end, lines_before, seq + records_before, count)))
-                seq += s["records"]
+                seq += s.records
             parts = [
                 dask.delayed(_replay_part, pure=False)(
                     index, count, source, policy_path, inputs, as_of, str(staging), [(name, split[index]) for name, split in splits]
                 )
                 for index in range(count)
             ]
-            results: list[dict[str, Any]] = sorted(compute(parts), key=lambda r: int(r["index"]))
-        if sum(r["summary"]["records"] for r in results) != seq - 1:
-            raise DistributedError(f"the shards changed during the replay: {seq - 1} records were counted, {sum(r['summary']['records'] for r in results)} replayed")
+            results: list[PartResult] = sorted(compute(parts), key=lambda r: r.index)
+        replayed = sum(r.totals.records for r in results)
+        if replayed != seq - 1:
+            raise DistributedError(f"the shards changed during the replay: {seq - 1} records were counted, {replayed} replayed")
         for r in results:
-            if not (staging / r["file"]).is_file():
-                raise DistributedError(f"{r['file']} was written where the client cannot see it: put the output folder on a filesystem the workers share")
-        manifest = _manifest(policy, inputs, as_of, results)
-        data = json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
-        with open(staging / MANIFEST, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _install(staging, target)
+            if not (staging / r.file).is_file():
+                raise DistributedError(f"{r.file} was written where the client cannot see it: put the output folder on a filesystem the workers share")
+        manifest = manifest_record(policy, [_Named(p, d) for p, d in inputs], as_of, results)
+        write_manifest(staging, manifest)
+        try:
+            install_audit_folder(staging, target)
+        except AuditFolderError as err:
+            raise DistributedError(str(err)) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     by_rule: dict[str, int] = {}
     for r in results:
-        for rule, n in r["by_rule"].items():
+        for rule, n in r.totals.by_rule.items():
             by_rule[rule] = by_rule.get(rule, 0) + n
     return Manifest(str(target), manifest, by_rule)
 
@@ -608,291 +507,6 @@ def _policy_or_error(source: bytes, path: str) -> CompiledPolicy:
     return compiled
 
 
-def _manifest(policy: CompiledPolicy, inputs: list[tuple[str, str]], as_of: int | None, results: list[dict[str, Any]]) -> dict[str, Any]:
-    totals: dict[str, Any] = dict.fromkeys(_TOTALS, 0)
-    totals["by_kind"] = dict.fromkeys(KINDS, 0)
-    for r in results:
-        for key in _TOTALS:
-            totals[key] += r["summary"][key]
-        for kind, n in r["summary"]["by_kind"].items():
-            totals["by_kind"][kind] = totals["by_kind"].get(kind, 0) + n
-    return {
-        "format": MANIFEST_FORMAT,
-        "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
-        "engine": ENGINE,
-        "inputs": [{"path": p, "sha256": d} for p, d in inputs],
-        "as_of": format_time(as_of) if as_of is not None else None,
-        "partitions": [{"file": r["file"], "records": r["records"], "final_hash": r["final_hash"], "sha256": r["sha256"]} for r in results],
-        "root_hash": root_hash(r["final_hash"] for r in results),
-        "summary": totals,
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading and verifying a partitioned audit (no Dask needed)
-
-
-def _locate(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """(the audit folder, its manifest file) from either of them."""
-    p = Path(path)
-    if p.is_dir():
-        return p, p / MANIFEST
-    return p.parent, p
-
-
-def is_manifest(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a partitioned audit: its folder, or its ``manifest.json`` (never a cut-down log)."""
-    p = Path(path)
-    return p.is_dir() or (p.name == "manifest.json" and p.is_file())
-
-
-def _manifest_bytes(file: Path) -> bytes:
-    """The bytes of a manifest file, at most ``MAX_MANIFEST_BYTES`` of them (ValueError beyond; OSError when unreadable)."""
-    too_long = f"the manifest is longer than {MAX_MANIFEST_BYTES} bytes, longer than any this engine writes"
-    with open(file, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size > MAX_MANIFEST_BYTES:
-            raise ValueError(too_long)
-        data = fh.read(MAX_MANIFEST_BYTES + 1)  # not a regular file (a pipe): read no further than the limit
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise ValueError(too_long)
-    return data
-
-
-def _parse_manifest(data: bytes) -> dict[str, Any]:
-    """The manifest's JSON object; ValueError (a sentence) when it is not one this engine could have written."""
-    try:
-        manifest = loads_strict(data)
-    except ValueError:
-        raise ValueError("the manifest is not JSON") from None
-    if not isinstance(manifest, dict):
-        raise ValueError("the manifest is not a JSON object")
-    try:
-        canonical(manifest)
-    except UnicodeEncodeError:
-        raise ValueError("the manifest holds a lone surrogate escape (such as \\udfff), which no manifest of this engine holds") from None
-    return manifest
-
-
-def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest as a dict (raises OSError when unreadable, ValueError when it is not a JSON object)."""
-    _, file = _locate(path)
-    return _parse_manifest(_manifest_bytes(file))
-
-
-def iter_records(out_dir: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(partition index, record) for every record of every part, in file order (no verification)."""
-    folder, _ = _locate(out_dir)
-    for index in range(len(read_manifest(out_dir)["partitions"])):
-        with open(folder / part_name(index), "rb") as fh:
-            for raw in read_lines(fh):
-                yield index, json.loads(raw)
-
-
-def decisions_by_seq(out_dir: str | os.PathLike[str]) -> dict[int, dict[str, Any]]:
-    """seq -> the decision or rejected record of that input record, without ``prev`` and ``hash``."""
-    out: dict[int, dict[str, Any]] = {}
-    for _, record in iter_records(out_dir):
-        if record.get("kind") in ("decision", "rejected"):
-            out[record["seq"]] = {k: v for k, v in record.items() if k not in ("prev", "hash")}
-    return out
-
-
-class _Fail(Exception):
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-
-
-class _Lines:
-    """The lines of a part file (read with :func:`escalation.audit.chain.read_lines`), hashing every byte read."""
-
-    def __init__(self, fh: IO[bytes]) -> None:
-        self._fh = fh
-        self.digest = hashlib.sha256()
-
-    def __iter__(self) -> Iterator[bytes]:
-        for raw in read_lines(self._fh):
-            self.digest.update(raw)
-            yield raw
-
-
-class _Seen:
-    """Which seqs the parts hold: each at most once, none beyond the total."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.bits = bytearray((total >> 3) + 1)
-        self.count = 0
-
-    def add(self, seq: int) -> str | None:
-        if not 1 <= seq <= self.total:
-            return f"seq {seq} is outside 1..{self.total}, the records the manifest counts"
-        byte, bit = seq >> 3, 1 << (seq & 7)
-        if self.bits[byte] & bit:
-            return f"seq {seq} appears in more than one part"
-        self.bits[byte] |= bit
-        self.count += 1
-        return None
-
-
-def _verify_part(lines: Iterable[bytes], engine: str, index: int, manifest: dict[str, Any], seen: _Seen) -> tuple[int, str, dict[str, Any]]:
-    """Check one part's chain, header, order, ownership, fields and counts; returns (records, final hash, summary)."""
-    count = len(manifest["partitions"])
-    header: dict[str, Any] | None = None
-    summary: dict[str, Any] | None = None
-    last_seq = records = 0
-    final = GENESIS
-    tally = Tally()
-    closing = False
-    for number, record in chained_records(lines):
-        records = number
-        final = record["hash"]
-        kind = record.get("kind")
-        if summary is not None:
-            raise _Fail("a record follows the summary", number)
-        if header is None:
-            check_header(record, engine, number)
-            partition = record.get("partition")
-            if not _same(partition, {"index": index, "count": count}):
-                raise _Fail(f"the header names partition {quote(partition)}, not {{'index': {index}, 'count': {count}}}", number)
-            for key in ("policy", "inputs", "as_of", "idle_horizon"):
-                if (key in record) != (key in manifest) or not _same(record.get(key), manifest.get(key)):
-                    raise _Fail(f"the header's `{key}` differs from the manifest's", number)
-            header = record
-            continue
-        if kind == "summary":
-            problem = tally.mismatch(record, "part")
-            if problem is not None:
-                raise _Fail(problem, number)
-            summary = record
-            continue
-        check_record(record, number, header)
-        if kind in ("decision", "rejected"):
-            if closing:
-                raise _Fail(f"a {kind} record follows the close records", number)
-            seq = record.get("seq")
-            if type(seq) is not int or seq <= last_seq:
-                raise _Fail(f"seq {quote(seq)} does not follow seq {last_seq} (records are out of order)", number)
-            last_seq = seq
-            problem = seen.add(seq)
-            if problem is not None:
-                raise _Fail(problem, number)
-            if kind == "decision":
-                conversation = record["conversation"]
-                owner = zlib.crc32(conversation.encode("utf-8")) % count
-                if owner != index:
-                    raise _Fail(f"conversation {quote(conversation)} belongs to partition {owner}, not this one", number)
-        else:
-            closing = True
-        tally.add(record)
-    if header is None:
-        raise _Fail("the part is empty", 1)
-    if summary is None:
-        raise _Fail("the part has no summary: it was cut short", records + 1)
-    return records, final, summary
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON, types included (``true`` is not ``1``); both come from parsed, encodable JSON."""
-    return canonical(a) == canonical(b)
-
-
-def _check_manifest_shape(m: dict[str, Any], engine: str | None) -> None:
-    """_Fail unless ``m`` has the shape of a manifest this engine writes (of version ``engine``, unless None)."""
-    if m.get("format") != MANIFEST_FORMAT:
-        raise _Fail(f"not an {MANIFEST_FORMAT} manifest")
-    if engine is not None and m.get("engine") != engine:
-        raise _Fail(f"the audit was written by {quote(m.get('engine'))}, and this is {engine!r}: verify it with that version")
-    parts = m.get("partitions")
-    if type(parts) is not list or not parts:
-        raise _Fail("the manifest lists no partitions")
-    for i, entry in enumerate(parts):
-        if type(entry) is not dict or entry.get("file") != part_name(i):
-            raise _Fail(f"partition {i} of the manifest is not {part_name(i)}")
-        if type(entry.get("records")) is not int or not all(_is_sha256(entry.get(k)) for k in ("final_hash", "sha256")):
-            raise _Fail(f"the manifest's entry for {part_name(i)} lacks `records`, `final_hash` or `sha256`")
-    summary = m.get("summary")
-    if type(summary) is not dict or type(summary.get("records")) is not int or summary["records"] < 0:
-        raise _Fail("the manifest has no summary with a record count")
-    problem = option_problem(m, "manifest")
-    if problem is not None:
-        raise _Fail(problem)
-    if "idle_horizon" in m:
-        raise _Fail("the manifest records an `idle_horizon`, which a distributed replay never uses")
-    if not _is_sha256(m.get("root_hash")):
-        raise _Fail("the manifest has no root hash")
-    if root_hash(p["final_hash"] for p in parts) != m["root_hash"]:
-        raise _Fail("`root_hash` does not match the parts' final hashes (the manifest was edited)")
-
-
-def _is_sha256(value: Any) -> bool:
-    return type(value) is str and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-
-
-#: The fewest bytes a decision or rejected record takes in a part (its `prev` and `hash` alone take 146).
-_MIN_RECORD_BYTES = 128
-
-
-def verify_manifest(path: str | os.PathLike[str], engine: str = ENGINE) -> VerifyResult:
-    """Check a partitioned audit: the manifest's root hash, every part (chain, file SHA-256,
-    final hash, header, seq order and ownership, fields, counts), that every input record
-    appears in exactly one part, and the totals. ``path`` is the folder or its manifest; a
-    failure names the first bad part and line. ``header`` of the result is the manifest,
-    ``summary`` its totals. Memory is bounded whatever the files hold (the manifest is read
-    up to ``MAX_MANIFEST_BYTES``, each line of a part up to ``MAX_RECORD_BYTES``). Raises
-    OSError when the manifest itself cannot be read."""
-    folder, file = _locate(path)
-    where = str(file)
-    try:
-        try:
-            manifest = _parse_manifest(_manifest_bytes(file))  # OSError goes to the caller
-        except ValueError as err:
-            raise _Fail(str(err)) from None
-        _check_manifest_shape(manifest, engine)
-        parts = manifest["partitions"]
-        claimed = manifest["summary"]["records"]
-        room = sum((folder / p["file"]).stat().st_size for p in parts if (folder / p["file"]).is_file())
-        if claimed * _MIN_RECORD_BYTES > room:  # refuse before allocating for them
-            raise _Fail(f"the manifest counts {quote(claimed)} records, more than its parts can hold")
-        seen = _Seen(claimed)
-        totals: dict[str, Any] = dict.fromkeys(_TOTALS, 0)
-        totals["by_kind"] = dict.fromkeys(KINDS, 0)
-        for index, entry in enumerate(parts):
-            part = folder / entry["file"]
-            where = str(part)
-            if not part.is_file():
-                raise _Fail("the part is missing")
-            with part.open("rb") as fh:
-                lines = _Lines(fh)
-                try:
-                    records, final, summary = _verify_part(lines, engine, index, manifest, seen)
-                    for _ in lines:  # unreachable after a summary, but keep the file hash honest
-                        pass
-                except BadLine as bad:
-                    raise _Fail(bad.message, bad.line) from None
-            if final != entry["final_hash"]:
-                raise _Fail(f"the part's final hash is {final}, the manifest says {entry['final_hash']}")
-            if records != entry["records"]:
-                raise _Fail(f"the part holds {records} records, the manifest says {entry['records']}")
-            if lines.digest.hexdigest() != entry["sha256"]:
-                raise _Fail("the file's SHA-256 differs from the manifest's")
-            for key in _TOTALS:
-                totals[key] += summary[key]
-            for kind, n in summary["by_kind"].items():
-                totals["by_kind"][kind] = totals["by_kind"].get(kind, 0) + n
-        where = str(file)
-        if not _same(totals, manifest["summary"]):
-            bad_keys = sorted(k for k in totals if k not in manifest["summary"] or not _same(totals[k], manifest["summary"][k]))
-            raise _Fail(f"the manifest's summary differs from the parts' totals ({', '.join(bad_keys or sorted(set(manifest['summary']) - set(totals)))})")
-        if seen.count != claimed:
-            raise _Fail(f"the parts hold {seen.count} input records, the manifest counts {claimed}: records are missing")
-    except _Fail as fail:
-        prefix = f"{where}:{fail.line}: " if fail.line else f"{where}: "
-        return VerifyResult(False, prefix + fail.message, fail.line)
-    return VerifyResult(True, "intact", None, manifest, manifest["summary"])
-
-
 def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, inputs: list[Input]) -> VerifyResult:
     """Replay ``inputs`` in this process, partitioned as the manifest says, and compare every part byte for byte.
 
@@ -901,11 +515,11 @@ def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, input
     replay, plus one line of each part. Run :func:`verify_manifest` first; this names the
     first part and line that differ.
     """
-    folder, file = _locate(path)
+    folder, file = locate(path)
     try:
         manifest = read_manifest(path)
-        _check_manifest_shape(manifest, None)
-    except (ValueError, _Fail) as err:
+        check_manifest_shape(manifest, None)
+    except (ValueError, BadManifest) as err:
         return VerifyResult(False, f"{file}: {err}")
     recorded_policy = manifest.get("policy")
     if type(recorded_policy) is not dict or recorded_policy.get("sha256") != policy.sha256:
@@ -927,17 +541,18 @@ def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, input
         try:
             writers = []
             for index in range(count):
-                writers.append(_PartWriter(policy, named, as_of, index, count, sinks[index]))
-            seq = 1
-            for inp in named:
-                with inp.open() as fh:
-                    for line in iter_lines(inp.path, fh, seq):
-                        seq = line.seq + 1
-                        index = partition_of(line.data, line.seq, count)
-                        writers[index].feed(line)
+                writers.append(_part_writer(policy, named, as_of, index, count, sinks[index]))
+            for line in input_lines(named):
+                index = partition_of(line.data, line.seq, count)
+                writers[index].feed(line)
             for index in range(count):
                 writers[index].finish()
                 sinks[index].end()
         except Differs as diff:
             return VerifyResult(False, f"{folder / part_name(index)}:{diff.line}: {diff.message}", diff.line)
     return VerifyResult(True, "identical to a fresh replay of its inputs", None, manifest, manifest.get("summary"))
+
+
+def verify_manifest(path: str | os.PathLike[str], engine: str = ENGINE) -> VerifyResult:
+    """:func:`escalation.audit.verify_manifest` with this replay's ownership rule (see that function)."""
+    return verify_manifest_owned(path, owner_of_conversation, engine)

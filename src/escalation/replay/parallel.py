@@ -1,8 +1,8 @@
 """`replay --jobs N`: the same audit log as a serial replay, computed by N processes.
 
-The records are split by conversation: :func:`conversation_key` (the CRC-32 of the
-conversation id; the line's ``seq`` when it names none) decides, through :func:`slot`,
-which process handles a record, so all of a conversation's records meet the same
+The records are split by conversation: the ownership rule of :mod:`escalation.replay.partition`
+(:func:`~escalation.replay.partition.slot` of the line's conversation key) decides which
+process handles a record, so all of a conversation's records meet the same
 state and each process's decisions are exactly the serial ones.
 
 The parent is one of the N processes. It forks N - 1 workers, which read all the
@@ -13,7 +13,7 @@ line, and the lines the parent owns, so that the parent reads and scans no input
 The parent replays its own records and writes every record in input order,
 completing the hash chain of the workers' (a byte splice and one SHA-256 each): the
 only sequential work. Since the chain costs it time, the parent owns fewer
-conversations than a worker (:func:`parent_share`). Close records are merged by each
+conversations than a worker (:func:`~escalation.replay.partition.parent_share`). Close records are merged by each
 conversation's first accepted record, as in a serial replay. Workers are forked, so
 they share the compiled policy.
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 import array
 import contextlib
 import heapq
-import json
 import multiprocessing
 import os
 import pickle
@@ -36,36 +35,24 @@ import queue
 import signal
 import struct
 import threading
-import zlib
 from typing import IO, Any
 
-from ..audit import AuditWriter, engine_canonical, placeholder_record
+from ..audit import AuditWriter, Totals, engine_canonical, header_record, placeholder_record, write_log
 from ..compile import CompiledPolicy
-from ..errors import EXIT_USAGE, EscalationError, EventError
+from ..errors import EXIT_USAGE, EscalationError
 from ..lang import DEFAULT_LIMITS, Limits
-from ..runtime import Line, decode_line, iter_numbered
-from .core import Input, Replayer, Stats, header_record, replay_records, write_log
-
-try:
-    import orjson
-
-    _loads: Any = orjson.loads
-except ImportError:  # pragma: no cover
-    _loads = json.loads
+from ..runtime import Line
+from ..streams import Input, numbered_lines
+from .core import Replayer
+from .partition import conversation_key, parent_share, slot
+from .serial import replay_records
 
 #: Input lines per message from a worker to the parent.
 BLOCK = 1024
 #: Blocks a worker may have replayed and not yet handed to the parent (besides what the pipe holds).
 _AHEAD = 32
-#: Completing the chain of a record costs the parent about this fraction of what
-#: replaying the record costs (measured on the three-strikes policy; see
-#: docs/scaling.md). It sets the parent's share of the conversations.
-CHAIN_COST = 0.22
-
 _HEAD = struct.Struct("<IQ")  # a block from worker 1: lines in the block, bytes of the parent's lines
 _N = struct.Struct("<I")  # a block from another worker: lines in the block
-_OPEN = b'{"conversation": "'
-_OPEN_TIGHT = b'{"conversation":"'
 
 
 class ParallelError(EscalationError):
@@ -75,64 +62,6 @@ class ParallelError(EscalationError):
 
 
 _DIFFERENT = "the replay's processes read different input (was an input file changed during the replay?)"
-
-
-def conversation_key(data: bytes, seq: int) -> int:
-    """What decides which process (or partition) handles the record on this line.
-
-    The CRC-32 of its conversation id as validation reads it, or ``seq`` when the line
-    names no conversation (the record is rejected, and no state depends on who rejects
-    it). Every process computes it for every line, so it must be cheap: the fast path
-    reads the id straight from the bytes of a line that opens with it (``{"conversation":
-    "`` or ``{"conversation":"``, no backslash in the id, the key nowhere else on the
-    line); other lines are decoded, by the replay's own decoder where orjson refuses one.
-    """
-    start = 18 if data.startswith(_OPEN) else 17 if data.startswith(_OPEN_TIGHT) else 0
-    if start and data.count(b'"conversation"') == 1:
-        end = data.find(b'"', start)
-        if end > start:
-            value = data[start:end]
-            if b"\\" not in value:
-                return zlib.crc32(value)
-    try:
-        obj = _loads(data)
-    except (ValueError, TypeError):
-        try:  # what orjson refuses (integers beyond 64 bits), the replay's decoder may accept
-            obj = decode_line(data)
-        except EventError:
-            return seq
-    conversation = obj.get("conversation") if type(obj) is dict else None
-    if type(conversation) is str and conversation:
-        try:
-            return zlib.crc32(conversation.encode("utf-8"))
-        except UnicodeEncodeError:  # a lone surrogate: the record is rejected wherever it goes
-            return seq
-    return seq
-
-
-def parent_share(jobs: int) -> int:
-    """The parent's share of the conversations, in thousandths, with ``jobs`` processes in all.
-
-    The parent also completes the chain of every record, so it takes fewer conversations
-    than a worker, to finish with them: ``share + CHAIN_COST = (1 - share) / (jobs - 1)``,
-    solved for ``share`` (0.39 for 2 processes, none from 6 on).
-    """
-    if jobs < 2:
-        return 1000
-    each = 1 / (jobs - 1)
-    return max(0, round(1000 * (each - CHAIN_COST) / (1 + each)))
-
-
-def slot(key: int, jobs: int, share: int) -> int:
-    """The process (0 is the parent) that handles a record whose :func:`conversation_key` is ``key``."""
-    if key % 1000 < share:
-        return 0
-    return 1 + (key // 1000) % (jobs - 1)
-
-
-def owner(data: bytes, seq: int, jobs: int) -> int:
-    """The process of ``jobs`` (0 is the parent) that handles the record on this line."""
-    return slot(conversation_key(data, seq), jobs, parent_share(jobs))
 
 
 # The policy and the job description reach forked workers through this global.
@@ -221,30 +150,27 @@ def _work(index: int, conn: Any) -> None:
                 send(b"B" + _N.pack(in_block) + body)
             bodies.clear()
 
-        inp: Input
-        for k, inp in enumerate(job["inputs"]):
-            path = inp.path
-            with inp.open() as fh:  # the bytes digested for the header, or InputError at their end
-                for number, data in iter_numbered(fh, limits):
-                    o = slot(conversation_key(data, seq), jobs, share)
-                    if o == index:
-                        bodies.append(engine_canonical(placeholder_record(r.record(Line(seq, f"{path}:{number}", data)))))
-                    if reader:
-                        slots.append(o)
-                        if o == 0:
-                            where.append(k)
-                            where.append(number)
-                            theirs.append(data)
-                    seq += 1
-                    in_block += 1
-                    if in_block == BLOCK:
-                        flush()
-                        in_block = 0
+        inputs: list[Input] = job["inputs"]
+        paths = [i.path for i in inputs]
+        for k, number, data in numbered_lines(inputs, limits):  # the bytes digested for the header, or InputError at their end
+            o = slot(conversation_key(data, seq), jobs, share)
+            if o == index:
+                bodies.append(engine_canonical(placeholder_record(r.record(Line(seq, f"{paths[k]}:{number}", data)))))
+            if reader:
+                slots.append(o)
+                if o == 0:
+                    where.append(k)
+                    where.append(number)
+                    theirs.append(data)
+            seq += 1
+            in_block += 1
+            if in_block == BLOCK:
+                flush()
+                in_block = 0
         if in_block:
             flush()
         closes = [(order, engine_canonical(placeholder_record(record))) for order, record in r.keyed_closes()]
-        r.stats.conversations = r.seen
-        send(b"E" + pickle.dumps((closes, r.stats), pickle.HIGHEST_PROTOCOL))
+        send(b"E" + pickle.dumps((closes, r.totals()), pickle.HIGHEST_PROTOCOL))
     except BaseException as err:  # the parent raises it again
         send(_failure(index, err))
     finally:
@@ -264,7 +190,7 @@ def _receive(conn: Any, process: Any) -> bytes:
     return message
 
 
-def _serial(policy: CompiledPolicy, inputs: list[Input], as_of: int | None, out: IO[bytes], limits: Limits) -> Stats:
+def _serial(policy: CompiledPolicy, inputs: list[Input], as_of: int | None, out: IO[bytes], limits: Limits) -> Totals:
     r = Replayer(policy, as_of, limits=limits)
     write_log(replay_records(policy, inputs, as_of, replayer=r), out)
     return r.stats
@@ -278,7 +204,7 @@ def replay_parallel(
     out: IO[bytes],
     spool_dir: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
-) -> Stats:
+) -> Totals:
     """Write the audit log of a replay to ``out`` (seekable) with ``jobs`` processes; returns the totals.
 
     ``spool_dir`` is accepted for compatibility: nothing is spooled to disk.
@@ -361,10 +287,9 @@ def replay_parallel(
                 p.terminate()
                 p.join()
     mine: list[tuple[int, bool, Any]] = [(order, False, record) for order, record in r.keyed_closes()]  # counts their violations
-    r.stats.conversations = r.seen
-    total = Stats()
-    for stats in [r.stats] + [stats for _, stats in ends]:
-        total.add(stats)
+    total = Totals()
+    for totals in [r.totals()] + [totals for _, totals in ends]:
+        total.merge(totals)
     if total.conversations >= limits.max_open_conversations:
         # a serial replay may have reached the limit where no process alone did: do it serially
         out.seek(start)

@@ -283,3 +283,50 @@ def check_snapshot(policy: CompiledPolicy, snap: Any) -> Checked:
     flags = _flags(policy, state, last_time)
     active = _active(policy, snap["active"], flags, last_time)
     return Checked(conversation, state, active, flags, pending, next_n, last_time)
+
+
+# ------------------------------------------------------------------ the compact spill form
+# (appended as one block, its imports with it, while another change rewrites the rest of this module: hoist them on merge)
+
+import json  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+try:  # orjson writes and reads the spill form where it is installed (it is a dependency; the stdlib path stands alone)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None  # type: ignore[assignment]
+
+
+def pack_state(frozen: Sequence[Any]) -> bytes:
+    """:meth:`Interaction.frozen` (any tuple-like of its fields, in order) as compact bytes for a state store; no pickle.
+
+    JSON of plain lists, integers, strings, booleans and nulls: the operator slots (each
+    window, a deque, as a list), the positions of the windows, then the other fields as
+    they are (tuples become lists). orjson writes it; when it cannot (an integer beyond 64
+    bits, which an `int` attribute may hold), the stdlib writes it, marked by a leading
+    ``J`` (orjson would read such an integer back as a float). :func:`unpack_state` reads
+    it back, in any process of the same engine. It is not a snapshot (nothing is checked
+    against a policy): :meth:`Interaction.snapshot` is the format for that.
+    """
+    state, *rest = tuple(frozen)
+    windows = [i for i, v in enumerate(state) if type(v) is deque]
+    doc = [[list(v) if type(v) is deque else v for v in state] if windows else state, windows, *rest]
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(doc)
+        except (_orjson.JSONEncodeError, TypeError):
+            pass
+    return b"J" + json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def unpack_state(data: bytes) -> tuple[Any, ...]:
+    """The fields :func:`pack_state` packed, in order, in the evaluator's form (windows as deques, ``active`` and
+    each ``pending`` row as tuples): what :meth:`Interaction.thawed` takes."""
+    if data[:1] == b"J":
+        doc = json.loads(data[1:].decode("utf-8"))
+    else:
+        doc = _orjson.loads(data) if _orjson is not None else json.loads(data.decode("utf-8"))
+    state, windows, active, flags, next_n, last_time, pending = doc
+    for i in windows:
+        state[i] = deque(state[i])
+    return (state, tuple(active), flags, next_n, last_time, [tuple(row) for row in pending])

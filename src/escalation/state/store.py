@@ -1,0 +1,63 @@
+"""Where a conversation's state lives between its events, when it is not in memory: one protocol, several stores.
+
+A replay keeps the conversations that are going on in memory and hands the others to a
+:class:`StateStore`: a conversation parked after ``interaction.end`` (its state, to be
+taken back if it has a later event, and closed from the store at the end), or one retired
+by ``--idle-horizon`` (only what it needs to come back fresh). The store also holds the
+close records written early by ``--idle-horizon`` until the end of the replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, NamedTuple, Protocol
+
+
+class Parked(NamedTuple):
+    """What a store holds for one conversation out of memory."""
+
+    order: int  # the seq of its first accepted event: close records are sorted by it
+    next_n: int  # the number of its next obligation
+    last_time: int  # the time of its latest event
+    owing: bool  # it has pending obligations, so a close record to come
+    state: tuple[Any, ...] | None  # ``Interaction.frozen()`` while parked; None once retired (it comes back fresh)
+
+
+class StateStore(Protocol):
+    """The conversations out of memory, by id, and the close records held for the end of the replay."""
+
+    def get(self, conversation: str) -> Parked | None:
+        """What the store holds for ``conversation``, or None."""
+        ...
+
+    def put(self, conversation: str, entry: Parked) -> None:
+        """Hold ``entry`` for ``conversation`` (replacing what was held)."""
+        ...
+
+    def delete(self, conversation: str) -> None:
+        """Forget ``conversation`` (it is back in memory)."""
+        ...
+
+    def owing(self) -> Iterator[tuple[str, Parked]]:
+        """The final sweep: the parked conversations that owe something, in ``order``."""
+        ...
+
+    def owing_idle(self, cutoff: int) -> list[tuple[str, Parked]]:
+        """The parked conversations that owe something and have had no event since before ``cutoff``."""
+        ...
+
+    def retire_idle(self, cutoff: int) -> int:
+        """Retire the parked conversations with no event since before ``cutoff`` (their state goes); returns how many."""
+        ...
+
+    def hold_close(self, order: int, record: dict[str, Any]) -> None:
+        """Keep a close record written early (in the order held, among those of one ``order``)."""
+        ...
+
+    def held_closes(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The close records held, by ``order`` and then as they were held."""
+        ...
+
+    def close(self) -> None:
+        """Release what the store holds; safe to call again."""
+        ...
