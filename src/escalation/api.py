@@ -6,9 +6,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .compile import CompiledPolicy, load_compiled
+from .compile import CompiledPolicy
 from .errors import EventError
 from .lang import format_time, parse_time
+from .load import load_compiled
 from .replay import Replayer, open_inputs, replay_records
 from .runtime import Decision, Event, Interaction, validate
 

@@ -19,7 +19,7 @@ import click
 
 from ..audit import MAX_IDLE_HORIZON_S, compare_log, verify_stream
 from ..check import check_source, check_test_file
-from ..compile import CompiledPolicy, load_compiled
+from ..compile import CompiledPolicy
 from ..errors import (
     EXIT_OK,
     EXIT_POLICY,
@@ -33,6 +33,7 @@ from ..errors import (
     render_all,
 )
 from ..lang import TimeError, format_time, parse_time
+from ..load import load_compiled
 from ..replay import (
     ENGINE,
     Input,

@@ -12,8 +12,8 @@ from typing import Any
 import attrs
 import click
 
-from ..compile import load_compiled
 from ..errors import EXIT_OK, EXIT_POLICY, PolicyError
+from ..load import load_compiled
 from ..tooling import Coverage, Evidence, Failure, TestResult, collect_tests, compute, offset_text, run_tests
 from .app import _policy_files
 
