@@ -147,13 +147,10 @@ def backend_name(policy: CompiledPolicy, name: str | None = None) -> str:
 
 def step_table(policy: CompiledPolicy, name: str | None = None) -> Mapping[str, StepFn]:
     """The step functions of back end ``name`` (see :func:`backend_name`) for ``policy``, built once per policy."""
-    key = name or policy.backend or ""
-    table = policy.steps.get(key)
+    chosen = backend_name(policy, name)
+    table = policy.steps.get(chosen)
     if table is None:
-        table = policy.steps.get(chosen := backend_name(policy, name))
-        if table is None:
-            table = policy.steps[chosen] = BACKENDS[chosen](policy)
-        policy.steps[key] = table
+        table = policy.steps[chosen] = BACKENDS[chosen](policy)
     return table
 
 
