@@ -188,7 +188,8 @@ def test_a_snapshot_taken_anywhere_resumes_to_the_same_decisions(data: st.DataOb
     assert [_decision_json(resumed.feed(e)) for e in events[cut:]] == decisions[cut:]
     assert resumed.snapshot() == whole.snapshot()
     other = compile_policy(restarted.checked, text.encode("utf-8"), backend="closures")  # and on the other back end
-    assert [_decision_json(Interaction.resume(other, saved).feed(e)) for e in events[cut:]] == decisions[cut:]
+    on_closures = Interaction.resume(other, saved)
+    assert [_decision_json(on_closures.feed(e)) for e in events[cut:]] == decisions[cut:]
     as_of = events[-1].time + 60 * US if events else None
     assert [v.to_json() for v in resumed.close(as_of)[0]] == [v.to_json() for v in whole.close(as_of)[0]]
     assert [o.to_json() for o in resumed.close(as_of)[1]] == [o.to_json() for o in whole.close(as_of)[1]]
