@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED, escalation_command, require_shared
+from escalation.errors import EscalationError
 from escalation.load import compile_source
 from escalation.runtime import BACKEND_NAMES, BACKEND_VARIABLE, Interaction, step_table
 
@@ -59,5 +60,5 @@ def test_the_backend_variable_selects_the_back_end(monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv(BACKEND_VARIABLE, name)
         assert Interaction(compiled, "c").steps is step_table(compiled, name)
     monkeypatch.setenv(BACKEND_VARIABLE, "nonesuch")
-    with pytest.raises(ValueError, match="generated"):
+    with pytest.raises(EscalationError, match="generated"):
         Interaction(compiled, "c")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..compile import LEVEL_RANK, CompiledPolicy, Permissions, RequireSpec, WhileRule
+from ..errors import EscalationError
 from ..lang import format_time
 from .codec import SNAPSHOT_FORMAT, Frozen, PendingRow, check_snapshot, encode_state
 from .events import Event
@@ -141,7 +142,7 @@ def backend_name(policy: CompiledPolicy, name: str | None = None) -> str:
     chosen = name or policy.backend or os.environ.get(BACKEND_VARIABLE) or DEFAULT_BACKEND
     if chosen not in BACKENDS:
         known = ", ".join(f"`{n}`" for n in sorted(BACKENDS))
-        raise ValueError(f"there is no back end `{chosen}` (the back ends are {known})")
+        raise EscalationError(f"there is no back end `{chosen}` (the back ends are {known})")
     return chosen
 
 
