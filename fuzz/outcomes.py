@@ -28,16 +28,17 @@ from lark.exceptions import VisitError
 
 from escalation.audit import verify_stream
 from escalation.check.checker import check_source
-from escalation.compile.lower import CompiledPolicy, compile_policy, load_compiled
+from escalation.compile.lower import CompiledPolicy, compile_policy
 from escalation.errors import PolicyError
-from escalation.runtime.interaction import Interaction
-from escalation.runtime.events import validate
-from escalation.tooling.format import FormatError, format_source
 from escalation.lang import ast
 from escalation.lang.units import US, format_time, parse_time
 from escalation.lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType
-from escalation.syntax.parser import parse
+from escalation.load import load_compiled
 from escalation.replay import ENGINE, open_inputs, replay_records, write_log
+from escalation.runtime.events import validate
+from escalation.runtime.interaction import Interaction
+from escalation.syntax.parser import parse
+from escalation.tooling.format import FormatError, format_source
 from escalation.tooling.testing import run_test
 
 ROOT = Path(__file__).resolve().parents[1]

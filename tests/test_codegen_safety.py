@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from conftest import escalation_command
 from escalation import check_source
 from escalation.check.checker import CheckedPolicy
-from escalation.compile.lower import CompiledPolicy, compile_policy
+from escalation.compile import HELPERS, CompiledPolicy, compile_policy
+from escalation.runtime import step_table
 
 BENIGN = '''policy "lit_policy_name" version "1"
 event zz.note { zkind: zalpha | zbeta = zalpha, ztext: string = "", zn: int = 0 }
@@ -140,6 +141,21 @@ def test_the_benign_policy_exercises_what_codegen_prints() -> None:
     assert set(statements) == {"FunctionDef", "Assign"} and statements.count("Assign") == 1  # the FEEDERS table
 
 
+def test_the_generated_module_calls_only_public_names_the_runtime_gives_it() -> None:
+    """No private attribute (``self._judge``), and every global it reads is a helper, a constant or its own."""
+    tree = pyast.parse(BENIGN_SOURCE)
+    private = sorted({node.attr for node in pyast.walk(tree) if isinstance(node, pyast.Attribute) and node.attr.startswith("_")})
+    assert private == []
+    code = _compiled({}).code
+    assert code is not None
+    defined = {node.name for node in tree.body if isinstance(node, pyast.FunctionDef)} | {"FEEDERS"}
+    local = {node.id for node in pyast.walk(tree) if isinstance(node, pyast.Name) and isinstance(node.ctx, pyast.Store)}
+    local |= {a.arg for node in pyast.walk(tree) if isinstance(node, pyast.FunctionDef) for a in node.args.args}
+    read = {node.id for node in pyast.walk(tree) if isinstance(node, pyast.Name) and isinstance(node.ctx, pyast.Load)}
+    builtins = {"min", "tuple", "range", "len", "True", "False", "None"}
+    assert read - local - defined - builtins <= set(HELPERS) | set(code.consts) | set(code.groups)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(hostile_text, min_size=len(OUTSIDE), max_size=len(OUTSIDE)))
 def test_hostile_names_strings_and_paths_do_not_change_the_generated_module(texts: list[str]) -> None:
@@ -149,7 +165,7 @@ def test_hostile_names_strings_and_paths_do_not_change_the_generated_module(text
     source = compiled.generated
     assert _functions(source) == _functions(BENIGN_SOURCE)
     assert _shape(source) == _shape(BENIGN_SOURCE)
-    assert sorted(compiled.feeders) == sorted(_renamed(sorted(_compiled({}).feeders), names))
+    assert sorted(step_table(compiled, "generated")) == sorted(_renamed(sorted(step_table(_compiled({}), "generated")), names))
 
 
 PLANTED = 'x\nopen("PWNED", "w").close()\n#.esc'

@@ -3,11 +3,15 @@
 The engine implements language 1 and audit format escalation-audit/1 until the language 2 issue
 lands, so the runner is held to that contract with `--language 1`. A case that needs language 2
 is reported by the runner as skipped, and here it is a pytest skip that says so, never a pass.
+
+Every case runs once per back end (runtime/backend.py), chosen by name through ESCALATION_BACKEND
+in the command's environment.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -16,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED, escalation_command, require_shared
+from escalation.errors import EscalationError
+from escalation.load import compile_source
+from escalation.runtime import BACKEND_NAMES, BACKEND_VARIABLE, Interaction, step_table
 
 LANGUAGE = 1
 CASES = sorted(p.parent for p in (SHARED / "conformance" / "cases").glob("*/case.json")) if SHARED.is_dir() else []
@@ -30,14 +37,28 @@ def test_the_suite_is_present() -> None:
     assert CASES, "no conformance cases found"
 
 
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
 @pytest.mark.parametrize("case", CASES, ids=[f"{_spec(c)['kind']}:{c.name}" for c in CASES])
-def test_conformance_case(case: Path) -> None:
+def test_conformance_case(case: Path, backend: str) -> None:
     require_shared()
     runner = SHARED / "conformance" / "run.py"
     cmd = [sys.executable, str(runner), "--escalation", shlex.join(escalation_command()), "--language", str(LANGUAGE), str(case)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, BACKEND_VARIABLE: backend})
     last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     if last == "0 passed, 0 failed, 1 skipped":
         needs = _spec(case).get("language")
         pytest.skip(f"{case.name} needs language {needs}; the engine implements language {LANGUAGE} (the language 2 issue)")
     assert last == "1 passed, 0 failed", proc.stdout + proc.stderr
+
+
+def test_the_backend_variable_selects_the_back_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the environment names is what an interaction runs on; an unknown name is refused, naming the known ones."""
+    compiled = compile_source((SHARED / "conformance" / "three_strikes.esc").read_text(encoding="utf-8"), "three_strikes.esc") if SHARED.is_dir() else None
+    if compiled is None:
+        pytest.skip("the shared conformance folder is absent")
+    for name in BACKEND_NAMES:
+        monkeypatch.setenv(BACKEND_VARIABLE, name)
+        assert Interaction(compiled, "c").steps is step_table(compiled, name)
+    monkeypatch.setenv(BACKEND_VARIABLE, "nonesuch")
+    with pytest.raises(EscalationError, match="generated"):
+        Interaction(compiled, "c")

@@ -1,8 +1,9 @@
 """The evaluator agrees with the reference interpreter, event by event, on generated policies and streams.
 
-The evaluator (compiler.py + evaluator.py) keeps constant-size state per
-temporal operator; the reference (reference.py) rescans the whole history for
-every expression. Any difference in any decision is a bug in one of them.
+The evaluator (compile/ + runtime/) keeps constant-size state per temporal
+operator; the reference (reference.py) rescans the whole history for every
+expression. Any difference in any decision is a bug in one of them. Each
+property runs once per back end (runtime/backend.py), by name.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from hypothesis import strategies as st
 
 from escalation import check_source, load_checked, parse
 from escalation.check.checker import CheckedPolicy
-from escalation.compile.lower import compile_policy
+from escalation.compile import codegen, compile_policy
 from escalation.lang import ast
 from escalation.lang.units import US, format_time
 from escalation.reference import ReferenceInteraction
+from escalation.runtime import BACKEND_NAMES, Decision, Interaction, Obligation, Violation
 from escalation.runtime.events import validate
-from escalation.runtime.interaction import Decision, Interaction, Obligation, Violation
 from policy_strategies import BASE_TIME, event_streams, mentioned, policy_texts
 
 THREE_STRIKES = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "three_strikes.esc"
@@ -54,26 +55,24 @@ def _without_messages(violations: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in x.items() if k != "message"} for x in violations]
 
 
-def _run_both(checked: CheckedPolicy, records: list[dict[str, Any]], as_of_offset: int) -> None:
-    """Feed ``records`` to the generated step functions, the closure back end and the reference: the
-    permissions before the first event, every decision, and the end of the input (without an ``as_of``,
-    at the last event, and later) must agree."""
-    compiled = compile_policy(checked)
+def _run_both(checked: CheckedPolicy, records: list[dict[str, Any]], as_of_offset: int, backend: str) -> None:
+    """Feed ``records`` to the back end named ``backend`` and the reference: the permissions before the
+    first event, every decision, and the end of the input (without an ``as_of``, at the last event, and
+    later) must agree."""
+    compiled = compile_policy(checked, backend=backend)
     fast: dict[str, Interaction] = {}
-    closures: dict[str, Interaction] = {}
     slow: dict[str, ReferenceInteraction] = {}
     for seq, record in enumerate(records, 1):
         event = validate(record, checked.vocabulary)
         if event.conversation not in fast:
             fast[event.conversation] = Interaction(compiled, event.conversation)
-            closures[event.conversation] = Interaction(compiled, event.conversation)
+            assert fast[event.conversation].steps is compiled.steps[backend]
             slow[event.conversation] = ReferenceInteraction(checked, event.conversation)
             initial = [list(x) for x in fast[event.conversation].permissions()]
             assert initial == list(slow[event.conversation].initial_permissions()), "before the first event"
         expected = slow[event.conversation].feed(event)
         expected["violations"] = _without_messages(expected["violations"])
-        assert _fast(fast[event.conversation].feed(event)) == expected, f"at event {seq} of {len(records)}: {record}"
-        assert _fast(closures[event.conversation].feed_interpreted(event)) == expected, f"closures, at event {seq}: {record}"
+        assert _fast(fast[event.conversation].feed(event)) == expected, f"{backend}, at event {seq} of {len(records)}: {record}"
     for conversation, inter in fast.items():
         ref = slow[conversation]
         last = ref.history[-1].time
@@ -84,22 +83,24 @@ def _run_both(checked: CheckedPolicy, records: list[dict[str, Any]], as_of_offse
             assert [_obligation(ob) for ob in still_open] == ref_open, f"close({as_of}) of {conversation}"
 
 
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
 @_PROPERTY
 @given(st.data())
-def test_evaluator_matches_reference_on_generated_policies(data: st.DataObject) -> None:
+def test_evaluator_matches_reference_on_generated_policies(backend: str, data: st.DataObject) -> None:
     text = data.draw(policy_texts(), label="policy")
     result = check_source(text)
     assert result.checked is not None, [d.message for d in result.diagnostics]
     vocabulary = result.checked.vocabulary
     records = data.draw(event_streams(vocabulary, max_events=30, prefer=mentioned(text, vocabulary)), label="events")
-    _run_both(result.checked, records, data.draw(st.integers(0, 600), label="as_of offset (s)") * US)
+    _run_both(result.checked, records, data.draw(st.integers(0, 600), label="as_of offset (s)") * US, backend)
 
 
 def _one_conversation(text: str, records: list[tuple[int, str, dict[str, Any]]]) -> None:
     result = check_source(text)
     assert result.checked is not None, [d.message for d in result.diagnostics]
     stream = [{"conversation": "c", "time": format_time(BASE_TIME + s * US), "type": t, **attrs} for s, t, attrs in records]
-    _run_both(result.checked, stream, 0)
+    for backend in BACKEND_NAMES:
+        _run_both(result.checked, stream, 0, backend)
 
 
 def test_a_count_inside_the_brackets_of_another_keeps_its_own_slot() -> None:
@@ -150,24 +151,26 @@ rule due { on agent.offer_compensation require agent.follow_up within 1m }
 )
 
 
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
 @_PROPERTY
 @given(st.data())
-def test_evaluator_matches_reference_at_window_and_deadline_edges(data: st.DataObject) -> None:
+def test_evaluator_matches_reference_at_window_and_deadline_edges(backend: str, data: st.DataObject) -> None:
     result = check_source(data.draw(st.sampled_from(EDGE_POLICIES), label="policy"))
     assert result.checked is not None
     names = ["customer.message", "agent.warn", "agent.hang_up", "agent.apologize", "agent.offer_compensation", "interaction.end", "agent.summarize"]
     records = data.draw(event_streams(result.checked.vocabulary, max_events=30, prefer=names), label="events")
-    _run_both(result.checked, records, data.draw(st.sampled_from((0, 1, 15, 30, 60)), label="as_of offset (s)") * US)
+    _run_both(result.checked, records, data.draw(st.sampled_from((0, 1, 15, 30, 60)), label="as_of offset (s)") * US, backend)
 
 
 @pytest.mark.skipif(not THREE_STRIKES.exists(), reason=f"the conformance policy {THREE_STRIKES} is absent")
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_evaluator_matches_reference_on_three_strikes(data: st.DataObject) -> None:
+def test_evaluator_matches_reference_on_three_strikes(backend: str, data: st.DataObject) -> None:
     checked = load_checked(str(THREE_STRIKES))
     text = THREE_STRIKES.read_text(encoding="utf-8")
     records = data.draw(event_streams(checked.vocabulary, max_events=30, prefer=mentioned(text, checked.vocabulary)), label="events")
-    _run_both(checked, records, data.draw(st.integers(0, 3600), label="as_of offset (s)") * US)
+    _run_both(checked, records, data.draw(st.integers(0, 3600), label="as_of offset (s)") * US, backend)
 
 
 def test_the_reference_shares_no_code_with_the_evaluator() -> None:
@@ -176,9 +179,10 @@ def test_the_reference_shares_no_code_with_the_evaluator() -> None:
     import escalation.reference
 
     tree = pyast.parse(Path(escalation.reference.__file__).read_text(encoding="utf-8"))
-    imported = {node.module for node in pyast.walk(tree) if isinstance(node, pyast.ImportFrom) and node.module}
+    imported = {("escalation." if node.level else "") + node.module for node in pyast.walk(tree) if isinstance(node, pyast.ImportFrom) and node.module}
     imported |= {alias.name for node in pyast.walk(tree) if isinstance(node, pyast.ImportFrom) and node.module is None for alias in node.names}
-    assert not imported & {"compiler", "evaluator", "escalation.compile.lower", "escalation.runtime.interaction"}
+    assert not {m for m in imported if m.startswith("escalation.compile")}
+    assert not imported & {"escalation.runtime.interaction", "escalation.runtime.backend", "escalation.runtime.steps", "compiler", "evaluator"}
 
 
 # ---------------------------------------------------------------- the generator keeps covering the language
@@ -260,9 +264,7 @@ def test_generated_policies_cover_every_construct_and_pass_the_checker() -> None
 @_PROPERTY
 @given(st.data())
 def test_grouped_while_rules_match_the_reference(data: st.DataObject) -> None:
-    """The loop over generated conditions (used for long runs of while rules) agrees too."""
-    from escalation.compile import codegen
-
+    """The loop over generated conditions (used for long runs of while rules) agrees too (generated back end)."""
     saved = codegen.INLINE_WHILE
     codegen.INLINE_WHILE = 0
     try:
@@ -270,7 +272,7 @@ def test_grouped_while_rules_match_the_reference(data: st.DataObject) -> None:
         result = check_source(text)
         assert result.checked is not None
         records = data.draw(event_streams(result.checked.vocabulary, max_events=30, prefer=mentioned(text, result.checked.vocabulary)), label="events")
-        _run_both(result.checked, records, 60 * US)
+        _run_both(result.checked, records, 60 * US, "generated")
     finally:
         codegen.INLINE_WHILE = saved
 
@@ -318,11 +320,12 @@ def test_timed_rules_about_other_events_change_at_their_instant() -> None:
     _one_conversation(TIMED_ELSEWHERE, steps)
 
 
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
 @_PROPERTY
 @given(st.data())
-def test_timed_rules_about_other_events_match_the_reference(data: st.DataObject) -> None:
+def test_timed_rules_about_other_events_match_the_reference(backend: str, data: st.DataObject) -> None:
     result = check_source(TIMED_ELSEWHERE)
     assert result.checked is not None
     names = ["ticket.note", "agent.warn", "agent.offer_compensation", "agent.apologize", "agent.summarize", "agent.follow_up"]
     records = data.draw(event_streams(result.checked.vocabulary, max_events=30, prefer=names), label="events")
-    _run_both(result.checked, records, data.draw(st.sampled_from((0, 1, 30, 60, 600)), label="as_of offset (s)") * US)
+    _run_both(result.checked, records, data.draw(st.sampled_from((0, 1, 30, 60, 600)), label="as_of offset (s)") * US, backend)

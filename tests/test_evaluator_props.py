@@ -8,8 +8,10 @@ does not grow with its length when the policy has no windows.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,11 @@ from hypothesis import strategies as st
 
 from escalation import EventError, SnapshotError, check_source, load_checked
 from escalation.audit import AuditWriter, verify_stream
-from escalation.compile.lower import CompiledPolicy, compile_policy
+from escalation.compile import CompiledPolicy, compile_policy
 from escalation.lang.units import US, format_time
+from escalation.load import load_compiled
 from escalation.replay import ENGINE, open_inputs, replay_records
+from escalation.runtime import Frozen, PendingRow
 from escalation.runtime.events import Event, validate
 from escalation.runtime.interaction import Decision, Interaction
 from policy_strategies import BASE_TIME, event_records, event_streams, events_as_jsonl, mentioned, policy_texts
@@ -183,9 +187,46 @@ def test_a_snapshot_taken_anywhere_resumes_to_the_same_decisions(data: st.DataOb
     assert resumed.snapshot() == taken
     assert [_decision_json(resumed.feed(e)) for e in events[cut:]] == decisions[cut:]
     assert resumed.snapshot() == whole.snapshot()
+    other = compile_policy(restarted.checked, text.encode("utf-8"), backend="closures")  # and on the other back end
+    on_closures = Interaction.resume(other, saved)
+    assert [_decision_json(on_closures.feed(e)) for e in events[cut:]] == decisions[cut:]
     as_of = events[-1].time + 60 * US if events else None
     assert [v.to_json() for v in resumed.close(as_of)[0]] == [v.to_json() for v in whole.close(as_of)[0]]
     assert [o.to_json() for o in resumed.close(as_of)[1]] == [o.to_json() for o in whole.close(as_of)[1]]
+
+
+@_PROPERTY
+@given(st.data())
+def test_a_frozen_interaction_thaws_to_the_same_decisions(data: st.DataObject) -> None:
+    """The spill's form (a Frozen record, pickled) resumes exactly where the interaction was."""
+    text = data.draw(policy_texts(), label="policy")
+    policy = _policy(text)
+    records = data.draw(event_records(policy.vocabulary, "c1", max_events=25, prefer=mentioned(text, policy.vocabulary)), label="events")
+    events = [validate(r, policy.vocabulary) for r in records]
+    cut = data.draw(st.integers(0, len(events)), label="frozen after")
+    whole = Interaction(policy, "c1")
+    decisions = [_decision_json(whole.feed(e)) for e in events]
+    first = Interaction(policy, "c1")
+    for e in events[:cut]:
+        first.feed(e)
+    frozen = first.frozen()
+    assert isinstance(frozen, Frozen) and all(isinstance(row, PendingRow) for row in frozen.pending)
+    thawed = Interaction.thawed(policy, "c1", pickle.loads(pickle.dumps(frozen)))
+    assert thawed.snapshot() == first.snapshot()
+    assert [_decision_json(thawed.feed(e)) for e in events[cut:]] == decisions[cut:]
+
+
+def test_a_policy_file_is_compiled_once_per_content(tmp_path: Path) -> None:
+    """load_compiled caches by the file's SHA-256 (the hash the audit log records): edited bytes compile again."""
+    path = tmp_path / "p.esc"
+    path.write_text('policy "p"\nrule r { on agent.warn require agent.summarize within 1m }\n', encoding="utf-8")
+    first = load_compiled(str(path))
+    assert load_compiled(str(path)) is first
+    assert first.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert load_compiled(str(path), backend="closures") is not first
+    path.write_text('policy "p"\nrule r { on agent.warn require agent.summarize within 2m }\n', encoding="utf-8")
+    again = load_compiled(str(path))
+    assert again is not first and again.requires[0].within == 120 * US
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -29,10 +29,11 @@ from conftest import ROOT, escalation_command
 from escalation.api import Policy, ReplayOptions, replay
 from escalation.audit import verify_stream
 from escalation.check.checker import check_source
-from escalation.compile.lower import CompiledPolicy, compile_policy, load_compiled
+from escalation.compile.lower import CompiledPolicy, compile_policy
 from escalation.errors import EventError
 from escalation.lang.limits import DEFAULT_LIMITS, Limits
 from escalation.lang.units import parse_time
+from escalation.load import load_compiled
 from escalation.replay import ENGINE, open_inputs, replay_records, write_log
 from escalation.runtime import admit_conversation
 from escalation.runtime.events import MAX_TIME, MIN_TIME, decode_line, iter_lines, validate

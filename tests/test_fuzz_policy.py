@@ -34,13 +34,13 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, SHARED, escalation_command
 from escalation import check_source, parse
-from escalation.check.checker import load_checked
-from escalation.compile.lower import CompiledPolicy, compile_policy
+from escalation.compile import CompiledPolicy, compile_policy
 from escalation.errors import PolicyError
 from escalation.lang import ast
 from escalation.lang.limits import MAX_DEPTH, MAX_SOURCE_CHARS
 from escalation.lang.units import US, format_time, parse_time
 from escalation.lang.vocabulary import BOOL, DURATION, INT, STRING, EnumType, EventType
+from escalation.load import load_checked
 from escalation.replay import open_inputs, replay_records, write_log
 from escalation.runtime.events import Event, validate
 from escalation.runtime.interaction import Interaction

@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from escalation.compile.lower import load_compiled
+from escalation.load import load_compiled
 from escalation.replay import open_inputs, replay_records, write_log
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import escalation
 from conftest import ROOT
 from escalation import SnapshotError, check_source
-from escalation.compile.lower import CompiledPolicy, compile_policy
+from escalation.compile import CompiledPolicy, compile_policy
 from escalation.lang.units import US, format_time
 from escalation.runtime.events import Event, validate
 from escalation.runtime.interaction import Decision, Interaction

@@ -247,9 +247,9 @@ def test_the_spill_form_gives_back_the_state_it_packed(records: list[dict[str, o
 def test_the_spill_form_keeps_integers_beyond_64_bits() -> None:
     from collections import deque
 
-    from escalation.runtime.codec import pack_state, unpack_state
+    from escalation.runtime.codec import Frozen, PendingRow, pack_state, unpack_state
 
-    frozen = ([3, deque([1, 2]), 2**80, None, "x"], (0, 2), [True, False], 4, 10, [(1, 0, 5, None), (2, 1, 6, 9)])
+    frozen = Frozen([3, deque([1, 2]), 2**80, None, "x"], (0, 2), [True, False], 4, 10, [PendingRow(1, 0, 5, None), PendingRow(2, 1, 6, 9)])
     packed = pack_state(frozen)
     assert packed.startswith(b"J") and b"pickle" not in packed
     assert unpack_state(packed) == frozen

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from escalation import check_source
-from escalation.compile.lower import CompiledPolicy
+from escalation.compile import CompiledPolicy
 from escalation.lang.units import US, format_time, parse_time
 from escalation.reference import ReferenceInteraction
 from escalation.runtime.events import Event, validate

@@ -6,8 +6,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from escalation.check.checker import check_source
-from escalation.compile.lower import CompiledPolicy, compile_policy
+from escalation.check import check_source
+from escalation.compile import CompiledPolicy, compile_policy
 
 
 def lines_executed(fn: Callable[[], Any]) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .api import Policy, ReplayOptions, Session, load, replay
 from .audit import AuditWriter, verify_stream
-from .check import CheckedPolicy, CheckResult, check, check_source, load_checked
+from .check import CheckedPolicy, CheckResult, check, check_source
 from .errors import Diagnostic, EscalationError, EventError, PolicyError, SnapshotError, Span
+from .load import load_checked
 from .runtime import Decision, Obligation, Violation
 from .syntax import parse
 from .version import __version__

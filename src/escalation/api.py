@@ -17,8 +17,9 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from .compile import CompiledPolicy, load_compiled
+from .compile import CompiledPolicy
 from .lang import DEFAULT_LIMITS, Limits, parse_time
+from .load import load_compiled
 from .replay import Input, Replayer, discard_inputs, open_inputs, replay_parallel, replay_records, write_log
 from .replay import usable as can_fork
 from .runtime import Decision, Event, Interaction, admit_record, check_order

@@ -1,29 +1,52 @@
-"""CheckedPolicy -> CompiledPolicy: slots and plans, closures, and the generated Python of the step functions."""
+"""CheckedPolicy -> CompiledPolicy: the IR as data (ir.py), temporal operators (operators.py), closures (lower.py), generated Python (codegen.py)."""
 
-from .lower import (
+from .codegen import HELPERS, source_of
+from .ir import (
     INF,
+    INTERACTION,
     LEVEL_RANK,
     CompiledPolicy,
+    GeneratedCode,
+    GroupEntry,
     OnRule,
     Op,
     PatternFn,
+    Permissions,
+    PlannedOp,
     RequireSpec,
+    Step,
+    TypePlan,
     WhileRule,
-    compile_policy,
-    literal_value,
-    load_compiled,
+    Window,
 )
+from .lower import compile_policy
+from .operators import OPERATORS, Operator, SlotReader, operator_of, window_count
+from .values import literal_value
 
 __all__ = [
+    "HELPERS",
     "INF",
+    "INTERACTION",
     "LEVEL_RANK",
+    "OPERATORS",
     "CompiledPolicy",
+    "GeneratedCode",
+    "GroupEntry",
     "OnRule",
     "Op",
+    "Operator",
     "PatternFn",
+    "Permissions",
+    "PlannedOp",
     "RequireSpec",
+    "SlotReader",
+    "Step",
+    "TypePlan",
     "WhileRule",
+    "Window",
     "compile_policy",
     "literal_value",
-    "load_compiled",
+    "operator_of",
+    "source_of",
+    "window_count",
 ]

@@ -1,13 +1,17 @@
 """Generated Python for the hot path: one specialised step function per event type.
 
-The closures of compiler.py stay the reference form of each expression; this module
-prints the same expressions as Python source, so that a condition such as
+The closures of lower.py stay the reference form of each expression; this module
+prints the same expressions as Python source (from the data lowering leaves, :class:`~.ir.Lowered`,
+and each temporal operator's class in operators.py), so that a condition such as
 ``warnings >= max_warnings and abuse_since_warning >= 1`` runs as
 ``s[0] >= 2 and s[1] >= 1`` instead of seven nested calls. Each event type gets a
 function that performs §6's steps for exactly the operators and rules that type can
 touch. The source is compiled once per policy and registered in ``linecache`` under
 ``<escalation:POLICY>``, so tracebacks and debuggers show it; :func:`source_of`
-returns it for inspection (`escalation compile --show`).
+returns it for inspection (`escalation compile --show`). The code is not run here: the
+runtime's generated back end (runtime/backend.py) runs it in a namespace holding the
+helpers it names (:data:`HELPERS`, the §6 steps of runtime/steps.py and the operators'
+helpers), so that this layer never imports the runtime.
 
 Nothing from outside the engine enters the source but through ``repr``: names, strings
 and the file name are printed as Python string literals (or not at all), identifiers are
@@ -20,16 +24,19 @@ the source, and the work per event, stay linear in the policy's size.
 from __future__ import annotations
 
 import linecache
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..lang import US, ast
-from .lower import INLINE_NODES
+from .ir import CompiledPolicy, GeneratedCode, GroupEntry, Lowered, OnRule, WhileRule
+from .operators import helpers as operator_helpers
+from .operators import operator_for, operator_of
+from .values import literal_value
 
-if TYPE_CHECKING:
-    from .lower import CompiledPolicy, OnRule, WhileRule, _Compiler
+__all__ = ["HELPERS", "INLINE_WHILE", "generate", "source_of"]
 
-__all__ = ["INLINE_NODES", "INLINE_WHILE", "build", "generate", "source_of"]
+#: The names the generated code calls that the runtime provides (runtime/steps.py and backend.py), besides the
+#: constants it is generated with and the operators' helpers: ``interpret`` is the closure back end's step.
+HELPERS = frozenset({"expire", "fulfil", "break_before", "rewhile", "create", "judge", "interpret", "permissions", "Decision", "compress"})
 
 #: The operators as printed: a fixed table, so that no text of the policy is pasted into the source.
 _OPERATORS = {op: op for op in ("and", "or", "+", "-", "==", "!=", "<", "<=", ">", ">=")}
@@ -38,14 +45,15 @@ _OPERATORS = {op: op for op in ("and", "or", "+", "-", "==", "!=", "<", "<=", ">
 class _Printer:
     """Expressions -> Python source over ``s`` (state), ``a`` (event attributes), ``now``."""
 
-    def __init__(self, comp: _Compiler) -> None:
-        self.comp = comp
+    def __init__(self, lowered: Lowered, policy: CompiledPolicy) -> None:
+        self.lowered = lowered
+        self.vocab = policy.vocabulary
         self.consts: dict[str, Any] = {}
         self.const_ids: dict[Any, str] = {}
         self.let_src: dict[str, str] = {}
         self.let_funcs: list[str] = []
         self.while_funcs: dict[str, str] = {}
-        self.rules = comp.checked.policy.rules  # a property that rebuilds the list: read it once
+        self.rules = lowered.rules
         self.group_names: dict[tuple[tuple[int, bool], ...], str] = {}
         self.memo_reads = 0  # memo reads printed so far: a section that printed some needs `L = {}`
 
@@ -62,18 +70,28 @@ class _Printer:
         """A read of a let: its expansion when small (as the compiler decided), else a read of the memo."""
         src = self.let_src.get(name)
         if src is None:
-            expr = self.comp.lets_ast[name].expr
-            body = self.expr(expr, None)
-            j = self.comp.memo_index.get(name)
+            body = self.expr(self.lowered.lets[name], None)
+            j = self.lowered.memo_index.get(name)
             if j is None:
                 src = f"({body})"
             else:
                 self.let_funcs.append(f"def let_{j}(s, now, L):\n    v = L[{j}] = {body}\n    return v\n")
                 src = f"(L[{j}] if {j} in L else let_{j}(s, now, L))"
             self.let_src[name] = src
-        if name in self.comp.memo_index:
+        if name in self.lowered.memo_index:
             self.memo_reads += 1
         return src
+
+    def last_fallback(self, e: ast.Last) -> str:
+        """The source of ``last``'s value before its pattern happens: its ``else`` let, or a constant."""
+        if isinstance(e.default, ast.NameRef) and e.default.name in self.lowered.lets:
+            return self.let(e.default.name)
+        field = self.vocab[e.pattern.event.text].field(e.attr.text)
+        assert field is not None
+        value = literal_value(e.default) if e.default is not None else field.default
+        if field.type == "duration" and e.default is None and isinstance(value, int):
+            value = value * US
+        return self.const(value)
 
     def expr(self, e: ast.Expr, scope: Any) -> str:
         if isinstance(e, ast.BoolLit):
@@ -87,7 +105,7 @@ class _Printer:
         if isinstance(e, ast.NameRef):
             if scope is not None and scope.field(e.name) is not None:
                 return f"a[{e.name!r}]"
-            if e.name in self.comp.lets_ast:
+            if e.name in self.lowered.lets:
                 return self.let(e.name)
             return repr(str(e.name))
         if isinstance(e, ast.Group):
@@ -97,34 +115,16 @@ class _Printer:
         if isinstance(e, ast.BoolOp | ast.Arith | ast.Compare):
             return f"({self.expr(e.left, scope)} {_OPERATORS[e.op]} {self.expr(e.right, scope)})"
         if isinstance(e, ast.In):
-            from .lower import literal_value
-
-            if all(not isinstance(m, ast.NameRef) or m.name not in self.comp.lets_ast for m in e.members):
+            if all(not isinstance(m, ast.NameRef) or m.name not in self.lowered.lets for m in e.members):
                 return f"({self.expr(e.left, scope)} in {self.const(frozenset(literal_value(m) for m in e.members))})"
             return f"({self.expr(e.left, scope)} in ({', '.join(self.expr(m, scope) for m in e.members)},))"
-        if isinstance(e, ast.Count | ast.Seen):
-            window = e.window.seconds * US if isinstance(e, ast.Count) and e.window is not None else None
-            i = self.comp.op_index[("count", e.pattern, e.since, window)]
-            if window is not None:
-                return f"window_count(s[{i}], now - {int(window)})"
-            return f"(s[{i}] > 0)" if isinstance(e, ast.Seen) else f"s[{i}]"
-        if isinstance(e, ast.Last):
-            i = self.comp.op_index[("last", e.attr.text, e.pattern)]
-            if isinstance(e.default, ast.NameRef) and e.default.name in self.comp.lets_ast:
-                fallback = self.let(e.default.name)
-            else:
-                from .lower import literal_value
-
-                field = self.comp.vocab[e.pattern.event.text].field(e.attr.text)
-                assert field is not None
-                value = literal_value(e.default) if e.default is not None else field.default
-                if field.type == "duration" and e.default is None and isinstance(value, int):
-                    value = value * US
-                fallback = self.const(value)
-            return f"({fallback} if s[{i}] is None else s[{i}])"
-        if isinstance(e, ast.TimeSince):
-            i = self.comp.op_index[("time", e.pattern)]
-            return f"(INF if s[{i}] is None else now - s[{i}])"
+        operator = operator_for(e)
+        if operator is not None:
+            i = self.lowered.slots[operator.key(e)]
+            fallback = ""
+            if isinstance(e, ast.Last):
+                fallback = self.last_fallback(e)
+            return operator.read_source(i, e, fallback)
         raise AssertionError(f"cannot print {e!r}")  # pragma: no cover
 
 
@@ -132,7 +132,7 @@ def _cond(p: _Printer, pattern: Any, etype: str) -> str:
     """The source of a compiled pattern's bracket condition, or ``True``."""
     if pattern.source.cond is None:
         return "True"
-    return p.expr(pattern.source.cond, p.comp.vocab[etype])
+    return p.expr(pattern.source.cond, p.vocab[etype])
 
 
 #: Runs of more consecutive while rules than this are evaluated by a loop over generated functions,
@@ -191,8 +191,6 @@ def _while_group(p: _Printer, rules: list[WhileRule], guarded: frozenset[int], i
 
 def _step5(p: _Printer, rules: tuple[OnRule | WhileRule, ...], specs: dict[int, str], indent: str, guarded: frozenset[int]) -> tuple[list[str], bool]:
     """§6 step 5 for ``rules``; and whether it reads the memo ``L`` (memoised lets, or a loop over conditions)."""
-    from .lower import WhileRule
-
     out: list[str] = []
     run: list[WhileRule] = []
     reads = p.memo_reads
@@ -227,9 +225,9 @@ def _step5(p: _Printer, rules: tuple[OnRule | WhileRule, ...], specs: dict[int, 
     return out or [f"{indent}pass"], grouped or p.memo_reads != reads
 
 
-def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, Any]]:
-    """The module source and its globals (constants and helpers are filled in by the caller)."""
-    p = _Printer(comp)
+def _source(lowered: Lowered, policy: CompiledPolicy) -> tuple[str, dict[str, Any], _Printer, dict[str, str]]:
+    """The module source, its constants, the printer (for its groups) and each type's function name."""
+    p = _Printer(lowered, policy)
     specs = {spec.index: p.const(spec) for spec in policy.requires}
     befores = {spec.before for spec in policy.requires if spec.before is not None}
     deadlines = any(spec.within is not None for spec in policy.requires)
@@ -248,7 +246,7 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
             "    violations = []",
             "    fulfilled = []",
             "    if self.last_time is None:  # the first event evaluates every while rule: the closures do that",
-            "        return self.feed_interpreted(event)",
+            "        return interpret(self, event)",
             "    first = False",
             "    pending = self.pending",
         ]
@@ -259,7 +257,7 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
         if plan.is_action:
             if plan.judges or etype in policy.default_forbid:
                 body += [
-                    f"    v = self._judge({et}, t, {p.const(plan.judges)}, first)",
+                    f"    v = judge(self, {et}, t, {p.const(plan.judges)}, first)",
                     "    if v is not None:",
                     "        violations.append(v)",
                 ]
@@ -283,14 +281,7 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
             body.append("    L = {}")
         body += matches
         for i, op in plan.ops:
-            if op.kind == "count":
-                body += [f"    if r{i}:", f"        s[{i}] = 0", f"    elif h{i}:", f"        s[{i}] += 1"]
-            elif op.kind == "wcount":
-                body += [f"    if r{i}:", f"        s[{i}].clear()", f"    elif h{i}:", f"        s[{i}].append(t)"]
-            elif op.kind == "last":
-                body += [f"    if h{i}:", f"        s[{i}] = a[{op.attr!r}]"]
-            else:
-                body += [f"    if h{i}:", f"        s[{i}] = t"]
+            body += operator_of(op).update_source(i, op)
         body += ["    fired = []", "    created = []", "    flags = self.flags", "    changed = False"]
         if policy.timers:
             body.append("    wake = self.wake")
@@ -327,28 +318,17 @@ def generate(comp: _Compiler, policy: CompiledPolicy) -> tuple[str, dict[str, An
     header = [f"# generated from {policy.checked.path!r} (sha256 {policy.sha256[:12]})", ""]
     source = "\n".join(header + p.let_funcs + list(p.while_funcs.values()) + lines) + "\n"
     table = "FEEDERS = {" + ", ".join(f"{k!r}: {v}" for k, v in names.items()) + "}\n"
-    consts = dict(p.consts)
-    consts["__groups__"] = {name: key for key, name in p.group_names.items()}
-    return source + table, consts
+    return source + table, dict(p.consts), p, names
 
 
-def build(comp: _Compiler, policy: CompiledPolicy, helpers: dict[str, Any]) -> tuple[dict[str, Callable[..., Any]], str]:
-    """Compile the generated module; returns the per-type step functions and the source."""
-    source, consts = generate(comp, policy)
+def generate(lowered: Lowered, policy: CompiledPolicy) -> GeneratedCode:
+    """The step functions of ``policy`` as compiled Python, registered in ``linecache`` (not yet run)."""
+    source, consts, p, _ = _source(lowered, policy)
     filename = f"<escalation:{policy.checked.path!r}:{policy.sha256[:12]}>"
-    namespace: dict[str, Any] = {**helpers, **consts}
-    groups: dict[str, tuple[tuple[int, bool], ...]] = namespace.pop("__groups__")
-    code = compile(source, filename, "exec")
-    exec(code, namespace)  # the source is ours, printed from a checked policy (outside data only through repr)
-    for name, entries in groups.items():  # runs of while rules: (position, condition or clock, requires, timer, guarded)
-        rules = policy.while_rules
-        namespace[name] = tuple(
-            (k, namespace[f"w{k}"] if rules[k].timer < 0 else rules[k].clock, rules[k].requires, rules[k].timer, guarded)
-            for k, guarded in entries
-        )
+    code = compile(source, filename, "exec")  # the source is ours, printed from a checked policy (outside data only through repr)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    feeders: dict[str, Callable[..., Any]] = namespace["FEEDERS"]
-    return feeders, source
+    groups = {name: tuple(GroupEntry(k, guarded) for k, guarded in key) for key, name in p.group_names.items()}
+    return GeneratedCode(source, filename, code, {**operator_helpers(), **consts}, groups, HELPERS)
 
 
 def source_of(policy: CompiledPolicy) -> str:

@@ -1,10 +1,11 @@
-"""Checked AST -> the executable form the evaluator runs.
+"""Checked AST -> the executable form the evaluator runs (the records of ir.py).
 
 Expressions become closures ``fn(state, attrs, now)``: ``state`` is the list of
 temporal-operator values of one conversation, ``attrs`` the attributes of the
 event a pattern is matched against (inside brackets), ``now`` the time in
-microseconds. Identical temporal expressions share one slot of state. Tables
-indexed by event type let the evaluator touch only what an event can change.
+microseconds. Identical temporal expressions share one slot of state; what a slot
+holds and how it is read is its operator's class (operators.py). Tables indexed by
+event type let the evaluator touch only what an event can change.
 
 A ``let`` is evaluated at most once per evaluation: inside, closures take a fourth
 argument, a memo of the values of the lets already computed, so that lets reading
@@ -12,37 +13,43 @@ others several times (``let a2 = a1 + a1``) cost their size, not the size of the
 expansion. A ``while`` rule that reads the clock (a window or a ``time since``) also
 gets a *clock* closure that returns its value and the earliest instant at which that
 value can change with time alone, so that events of other types skip it until then.
+
+:func:`compile_policy` lowers a checked policy and has codegen.py print its step functions.
 """
 
 from __future__ import annotations
 
 import hashlib
 import operator
-from bisect import bisect_left
-from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import attrs
 
-from ..check import CheckedPolicy, load_checked
+from ..check import CheckedPolicy
 from ..lang import US, EventType, ast
+from . import codegen
+from .ir import (
+    INF,
+    Clock,
+    CompiledPolicy,
+    Fn,
+    Fn4,
+    Lowered,
+    OnRule,
+    Op,
+    PatternFn,
+    PlannedOp,
+    RequireSpec,
+    RuleClock,
+    TypePlan,
+    WhileRule,
+    Window,
+)
+from .operators import Operator, WindowCount, operator_for, operator_of
+from .values import INLINE_NODES, literal_value
 
-Fn = Callable[[list[Any], dict[str, Any] | None, int], Any]
-#: The inner form of a compiled expression: ``fn(state, attrs, now, memo)``; ``memo`` maps a let's index to its value
-#: (it defaults to None, so that an expression that reads no memoised let is its own three-argument closure).
-class Fn4(Protocol):
-    def __call__(self, s: list[Any], a: dict[str, Any] | None, now: int, m: dict[int, Any] | None = None, /) -> Any: ...
-
-
-#: A clock closure ``fn(state, now, memo) -> (value, slope, next)``: ``value`` changes with time alone at the
-#: rate ``slope`` (per microsecond; numbers only) until ``next``, the earliest instant it may do otherwise.
-Clock = Callable[[list[Any], int, dict[int, Any]], tuple[Any, int, float]]
-INF = float("inf")
-#: Lets whose expansion (lets they read inlined) has at most this many nodes are inlined; larger ones are memoised.
-INLINE_NODES = 12
 _UNSET: Any = object()
-LEVEL_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 _CMP: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
@@ -54,152 +61,12 @@ _CMP: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-@attrs.frozen(slots=True)
-class PatternFn:
-    """A compiled pattern: the event type, and the bracket condition (None: always)."""
+class Lowerer:
+    """A checked policy -> the records of ir.py, its expressions as closures (one lowering per policy)."""
 
-    event: str
-    cond: Fn | None
-    source: ast.Pattern
-
-
-@attrs.frozen(slots=True)
-class Op:
-    """One temporal operator's slot. kind: count | wcount | last | time."""
-
-    kind: str
-    pattern: PatternFn
-    since: PatternFn | None = None
-    window: int = 0  # microseconds, for wcount
-    attr: str = ""  # for last
-    source: ast.Expr | None = None
-
-    def initial(self) -> Any:
-        if self.kind == "count":
-            return 0
-        if self.kind == "wcount":
-            return deque()
-        return None
-
-
-@attrs.frozen(slots=True)
-class RequireSpec:
-    index: int  # position in CompiledPolicy.requires (snapshots refer to it)
-    rule: str
-    alternatives: tuple[PatternFn, ...]
-    actions: tuple[str, ...]
-    within: int | None  # microseconds
-    before: str | None
-    severity: str
-    message: str | None
-
-
-@attrs.frozen(slots=True)
-class OnRule:
-    index: int  # source order among all rules
-    name: str
-    pattern: PatternFn
-    cond: Fn | None
-    requires: tuple[RequireSpec, ...]
-
-
-@attrs.frozen(slots=True)
-class WhileRule:
-    index: int
-    position: int  # among the while rules
-    name: str
-    cond: Fn
-    permits: frozenset[str]
-    forbids: frozenset[str]
-    requires: tuple[RequireSpec, ...]
-    severity: str
-    message: str | None
-    reads: frozenset[int] = frozenset()  # the operator slots its condition reads (through lets)
-    timed: bool = False  # it reads a window or a `time since`, so its value changes with time alone
-    timer: int = -1  # among the timed rules (Interaction.wake), -1 when not timed
-    clock: Callable[[list[Any], int], tuple[Any, float]] | None = None  # timed: (value, next instant it may change)
-
-
-@attrs.frozen(slots=True)
-class TypePlan:
-    """What an event of one type touches: the evaluator's dispatch table (§6)."""
-
-    is_action: bool
-    on_rules: tuple[OnRule, ...]
-    ops: tuple[tuple[int, Op], ...]  # operators whose pattern or since-pattern has this type
-    windows: tuple[tuple[int, int], ...]  # (slot, window) of every window the step reads outside clock closures: expired first
-    step5: tuple[OnRule | WhileRule, ...]  # on rules of this type and the while rules whose inputs it changes, source order
-    judges: tuple[WhileRule, ...]  # while rules that permit or forbid this action
-    step5_full: tuple[OnRule | WhileRule, ...] = ()  # step5 and the other timed while rules, once one of them may have changed
-    guarded: frozenset[int] = frozenset()  # positions of those other timed rules: re-evaluated only when their instant has come
-
-
-@attrs.frozen(slots=True, eq=False)
-class CompiledPolicy:
-    """Everything the evaluator needs, immutable and safe to share between threads."""
-
-    checked: CheckedPolicy
-    name: str
-    version: str | None
-    sha256: str
-    vocabulary: dict[str, EventType]
-    actions: tuple[str, ...]  # sorted
-    ops: tuple[Op, ...]
-    ops_by_type: dict[str, tuple[int, ...]]  # event type -> ops whose pattern or since-pattern has that type
-    while_rules: tuple[WhileRule, ...]
-    on_rules_by_type: dict[str, tuple[OnRule, ...]]
-    requires: tuple[RequireSpec, ...]
-    rule_order: tuple[str, ...]  # every rule name in source order
-    severity_of: dict[str, str]  # rule -> its severity (medium unless written)
-    because_of: dict[str, str | None]
-    default_forbid: dict[str, str]  # action -> severity of its default
-    lets: dict[str, Fn]
-    compile_expr: Callable[[ast.Expr, EventType | None], Fn]
-    plans: dict[str, TypePlan] = attrs.field(factory=dict)
-    feeders: dict[str, Callable[..., Any]] = attrs.field(factory=dict)  # generated step functions (codegen.py)
-    generated: str = ""  # their source
-    permission_cache: dict[tuple[int, ...], tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = attrs.field(factory=dict)
-    step_rules_cache: dict[str, tuple[OnRule | WhileRule, ...]] = attrs.field(factory=dict)
-    state_template: tuple[Any, ...] = ()
-    window_slots: tuple[int, ...] = ()
-    timers: int = 0  # how many while rules are timed (the length of Interaction.wake)
-
-    def initial_state(self) -> list[Any]:
-        """A new conversation's operator slots (windows get their own deques)."""
-        state = list(self.state_template)
-        for i in self.window_slots:
-            state[i] = deque()
-        return state
-
-    def step_rules(self, etype: str) -> tuple[OnRule | WhileRule, ...]:
-        """§6 step 5 at a first event: the on rules of ``etype`` and every while rule, in source order."""
-        rules = self.step_rules_cache.get(etype)
-        if rules is None:
-            rules = tuple(sorted([*self.on_rules_by_type.get(etype, ()), *self.while_rules], key=lambda r: r.index))
-            self.step_rules_cache[etype] = rules
-        return rules
-
-    def permissions(self, active: tuple[int, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-        """(permitted, forbidden, active rule names) for the while rules at indexes ``active`` (§6 step 6)."""
-        cached = self.permission_cache.get(active)
-        if cached is not None:
-            return cached
-        forbidden: set[str] = set()
-        permitted: set[str] = set()
-        for i in active:
-            rule = self.while_rules[i]
-            forbidden |= rule.forbids
-            permitted |= rule.permits
-        allowed = tuple(a for a in self.actions if a not in forbidden and (a in permitted or a not in self.default_forbid))
-        denied = tuple(a for a in self.actions if a not in allowed)
-        result = (allowed, denied, tuple(self.while_rules[i].name for i in active))
-        if len(self.permission_cache) < 65536:
-            self.permission_cache[active] = result
-        return result
-
-
-class _Compiler:
-    def __init__(self, checked: CheckedPolicy) -> None:
+    def __init__(self, checked: CheckedPolicy, sha256: str, backend: str | None = None) -> None:
+        self.sha256 = sha256
+        self.backend = backend
         self.checked = checked
         self.vocab = checked.vocabulary
         self.lets_ast = {let.name.text: let for let in checked.policy.lets}
@@ -226,6 +93,10 @@ class _Compiler:
             self.ops.append(made)
             self.op_index[key] = index
         return index
+
+    def slot(self, node: ast.Expr, operator: Operator) -> int:
+        """The slot of a temporal operator's expression (registered on first sight)."""
+        return self.op(operator.key(node), lambda: operator.make(node, self.pattern))
 
     def let_fn(self, name: str) -> Fn:
         """A let's value as a closure of three arguments (each call has its own memo, if it needs one)."""
@@ -350,28 +221,14 @@ class _Compiler:
             except (IndexError, TypeError, KeyError):
                 return lambda s, a, now, m=None: left(s, a, now, m) in {f(s, a, now, m) for f in members}
             return lambda s, a, now, m=None: left(s, a, now, m) in constant
-        if isinstance(e, ast.Count | ast.Seen):
-            window = e.window.seconds * US if isinstance(e, ast.Count) and e.window is not None else None
-            key: tuple[Any, ...] = ("count", e.pattern, e.since, window)
-            kind = "wcount" if window is not None else "count"
-            i = self.op(key, lambda: Op(kind, self.pattern(e.pattern), self.pattern(e.since) if e.since else None, window or 0, source=e))
-            if isinstance(e, ast.Seen) and window is None:
-                return lambda s, a, now, m=None: s[i] > 0
-            if window is not None:
-                return lambda s, a, now, m=None: _window_count(s[i], now - window)
-            return lambda s, a, now, m=None: s[i]
-        if isinstance(e, ast.Last):
-            default = self.last_default(e)
-            key = ("last", e.attr.text, e.pattern)
-            i = self.op(key, lambda: Op("last", self.pattern(e.pattern), attr=e.attr.text, source=e))
-            if isinstance(e.default, ast.NameRef) and e.default.name in self.lets_ast:  # `else` a let: its value
-                fallback = self.let_ref(e.default.name)
-                return lambda s, a, now, m=None: fallback(s, None, now, m) if s[i] is None else s[i]
-            return lambda s, a, now, m=None: default if s[i] is None else s[i]
-        if isinstance(e, ast.TimeSince):
-            key = ("time", e.pattern)
-            i = self.op(key, lambda: Op("time", self.pattern(e.pattern), source=e))
-            return lambda s, a, now, m=None: INF if s[i] is None else now - s[i]
+        operator = operator_for(e)
+        if operator is not None:
+            i = self.slot(e, operator)
+            if isinstance(e, ast.Last):
+                if isinstance(e.default, ast.NameRef) and e.default.name in self.lets_ast:  # `else` a let: its value
+                    return operator.read(i, e, self.let_ref(e.default.name), None)
+                return operator.read(i, e, None, self.last_default(e))
+            return operator.read(i, e, None, None)
         raise AssertionError(f"cannot compile {e!r}")  # pragma: no cover
 
     # -- clocks: a value with the instant it may next change with time alone (compiled after expr4)
@@ -474,33 +331,14 @@ class _Compiler:
                 return (a in values, 0, n)
 
             return in_
-        if isinstance(e, ast.Count | ast.Seen):
-            window = e.window.seconds * US if isinstance(e, ast.Count) and e.window is not None else None
-            i = self.op_index[("count", e.pattern, e.since, window)]
-            if window is None:
-                if isinstance(e, ast.Seen):
-                    return lambda s, now, m: (s[i] > 0, 0, INF)
-                return lambda s, now, m: (s[i], 0, INF)
-            span = window
-
-            def wcount(s: list[Any], now: int, m: dict[int, Any]) -> tuple[Any, int, float]:
-                w: deque[int] = s[i]
-                low = now - span
-                while w and w[0] < low:
-                    w.popleft()
-                return (len(w), 0, w[0] + span + 1 if w else INF)  # the oldest leaves at w[0] + span + 1
-
-            return wcount
-        if isinstance(e, ast.Last):
-            i = self.op_index[("last", e.attr.text, e.pattern)]
-            if isinstance(e.default, ast.NameRef) and e.default.name in self.lets_ast:
-                fallback = self.let_clock(e.default.name)
-                return lambda s, now, m: fallback(s, now, m) if s[i] is None else (s[i], 0, INF)
-            default = self.last_default(e)
-            return lambda s, now, m: (default if s[i] is None else s[i], 0, INF)
-        if isinstance(e, ast.TimeSince):
-            i = self.op_index[("time", e.pattern)]
-            return lambda s, now, m: (INF, 0, INF) if s[i] is None else (now - s[i], 1, INF)
+        operator = operator_for(e)
+        if operator is not None:
+            i = self.op_index[operator.key(e)]
+            if isinstance(e, ast.Last):
+                if isinstance(e.default, ast.NameRef) and e.default.name in self.lets_ast:
+                    return operator.clock(i, e, self.let_clock(e.default.name), None)
+                return operator.clock(i, e, None, self.last_default(e))
+            return operator.clock(i, e, None, None)
         raise AssertionError(f"cannot compile {e!r}")  # pragma: no cover
 
     # -- policy
@@ -529,22 +367,18 @@ class _Compiler:
         stack: list[Any] = [e]
         while stack:
             node = stack.pop()
-            if isinstance(node, ast.Count | ast.Seen):
-                window = node.window.seconds * US if isinstance(node, ast.Count) and node.window is not None else None
-                out.add(self.op_index[("count", node.pattern, node.since, window)])
-            elif isinstance(node, ast.Last):
-                out.add(self.op_index[("last", node.attr.text, node.pattern)])
-                if isinstance(node.default, ast.NameRef) and node.default.name in self.let_reads:
+            operator = operator_for(node)
+            if operator is not None:
+                out.add(self.op_index[operator.key(node)])
+                if isinstance(node, ast.Last) and isinstance(node.default, ast.NameRef) and node.default.name in self.let_reads:
                     out |= self.let_reads[node.default.name]
-            elif isinstance(node, ast.TimeSince):
-                out.add(self.op_index[("time", node.pattern)])
             elif isinstance(node, ast.NameRef):
                 out |= self.let_reads.get(node.name, frozenset())
             elif not isinstance(node, ast.Pattern):
                 stack.extend(ast.children(node))
         return frozenset(out)
 
-    def expired_windows(self, etype: str, judges: tuple[WhileRule, ...], on_rules: list[OnRule], ops: list[int]) -> tuple[tuple[int, int], ...]:
+    def expired_windows(self, etype: str, judges: tuple[WhileRule, ...], on_rules: list[OnRule], ops: list[int]) -> tuple[Window, ...]:
         """(slot, window) of the windows an event of ``etype`` reads outside clock closures, or appends to.
 
         The step expires them at the event's time before it reads any, so a count over a window
@@ -561,7 +395,7 @@ class _Compiler:
         for cond in conds:
             if cond is not None:
                 slots |= self.reads(cond)
-        return tuple(sorted((i, self.ops[i].window) for i in slots if self.ops[i].kind == "wcount"))
+        return tuple(sorted(Window(i, self.ops[i].window) for i in slots if self.ops[i].kind == WindowCount.kind))
 
     def run(self) -> CompiledPolicy:
         policy = self.checked.policy
@@ -580,7 +414,7 @@ class _Compiler:
                 forbids = frozenset(e.action.text for e in rule.effects if isinstance(e, ast.Permission) and e.effect == "forbid")
                 cond = self.expr(trigger.cond, None)
                 reads = self.reads(trigger.cond)
-                timed = any(self.ops[i].kind in ("wcount", "time") for i in reads)
+                timed = any(operator_of(self.ops[i]).timed for i in reads)
                 timer, clock = -1, None
                 if timed:
                     timer, clock = timers, _clock_outer(self.clock(trigger.cond))
@@ -613,19 +447,19 @@ class _Compiler:
             plans[etype] = TypePlan(
                 et.is_action,
                 tuple(on_rules.get(etype, ())),
-                tuple((i, self.ops[i]) for i in ops_by_type.get(etype, ())),
+                tuple(PlannedOp(i, self.ops[i]) for i in ops_by_type.get(etype, ())),
                 self.expired_windows(etype, judges, on_rules.get(etype, []), ops_by_type.get(etype, [])),
                 tuple(sorted([*on_rules.get(etype, ()), *again], key=by_order)),
                 judges,
                 tuple(sorted([*on_rules.get(etype, ()), *again, *later], key=by_order)),
                 frozenset(r.position for r in later),
             )
-        source = self.checked.source.encode("utf-8")
         compiled = CompiledPolicy(
             checked=self.checked,
             name=policy.name.value,
             version=policy.version.value if policy.version is not None else None,
-            sha256=hashlib.sha256(source).hexdigest(),
+            sha256=self.sha256,
+            backend=self.backend,
             vocabulary=self.vocab,
             actions=tuple(sorted(n for n, e in self.vocab.items() if e.is_action)),
             ops=tuple(self.ops),
@@ -640,25 +474,12 @@ class _Compiler:
             lets=dict(self.let_fns),
             compile_expr=self.expr,
             plans=plans,
-            state_template=tuple(None if op.kind == "wcount" else op.initial() for op in self.ops),
-            window_slots=tuple(i for i, op in enumerate(self.ops) if op.kind == "wcount"),
+            state_template=tuple(None if operator_of(op).fresh else operator_of(op).initial() for op in self.ops),
+            window_slots=tuple(i for i, op in enumerate(self.ops) if operator_of(op).fresh),
             timers=timers,
         )
-        from ..runtime.interaction import codegen_helpers
-        from . import codegen
-
-        feeders, generated = codegen.build(self, compiled, codegen_helpers(compiled))
-        compiled.feeders.update(feeders)
-        return attrs.evolve(compiled, generated=generated, feeders=compiled.feeders, permission_cache=compiled.permission_cache, step_rules_cache=compiled.step_rules_cache)
-
-
-def literal_value(lit: ast.Literal) -> Any:
-    """A literal's runtime value (durations in microseconds, enum members as strings)."""
-    if isinstance(lit, ast.DurationLit):
-        return lit.seconds * US
-    if isinstance(lit, ast.NameRef):
-        return lit.name
-    return lit.value
+        lowered = Lowered(dict((name, let.expr) for name, let in self.lets_ast.items()), dict(self.memo_index), dict(self.op_index), tuple(self.rules_ast))
+        return attrs.evolve(compiled, code=codegen.generate(lowered, compiled))
 
 
 def _outer(fn: Fn4) -> Fn:
@@ -666,7 +487,7 @@ def _outer(fn: Fn4) -> Fn:
     return lambda s, a, now: fn(s, a, now, {})
 
 
-def _clock_outer(fn: Clock) -> Callable[[list[Any], int], tuple[Any, float]]:
+def _clock_outer(fn: Clock) -> RuleClock:
     """A rule's clock: (its value, the earliest instant after ``now`` at which it may change), with a memo of its own."""
 
     def clock(s: list[Any], now: int) -> tuple[Any, float]:
@@ -687,28 +508,8 @@ def _crossing(d: Any, k: int, now: int) -> float:
     return now + max(1, int(abs(d) // abs(k)))
 
 
-def _window_count(times: deque[int], low: int) -> int:
-    """How many of the (ascending) ``times`` are at or after ``low``.
-
-    In a step the window has just dropped what left it, so the first test answers; a query
-    (a later ``now``, which must not change the state) bisects, in C, instead of walking.
-    """
-    if not times or times[0] >= low:
-        return len(times)
-    return len(times) - bisect_left(times, low)
-
-
-def compile_policy(checked: CheckedPolicy, source_bytes: bytes | None = None) -> CompiledPolicy:
-    """Compile a checked policy. ``source_bytes`` (the file's bytes) fixes the policy hash."""
-    compiled = _Compiler(checked).run()
-    if source_bytes is not None:
-        compiled = attrs.evolve(compiled, sha256=hashlib.sha256(source_bytes).hexdigest())
-    return compiled
-
-
-def load_compiled(path: str) -> CompiledPolicy:
-    """Read, check and compile a policy file (raises PolicyError)."""
-    from pathlib import Path
-
-    checked = load_checked(path)
-    return compile_policy(checked, Path(path).read_bytes())
+def compile_policy(checked: CheckedPolicy, source_bytes: bytes | None = None, backend: str | None = None) -> CompiledPolicy:
+    """Compile a checked policy. ``source_bytes`` (the file's bytes) fixes the policy hash (else its text's UTF-8);
+    ``backend`` names the back end its interactions run on (runtime/backend.py; None: the environment's choice)."""
+    source = source_bytes if source_bytes is not None else checked.source.encode("utf-8")
+    return Lowerer(checked, hashlib.sha256(source).hexdigest(), backend).run()

@@ -1,22 +1,36 @@
-"""One event at a time: validation and admission, the interaction's state and decisions, the state codec. No file, process or network I/O."""
+"""One event at a time: validation and admission, the interaction's state and decisions, the §6 steps, the two
+back ends (generated code and closures), the state codec. No file, process or network I/O."""
 
 from .admit import admit_conversation, admit_record, bind, check_order
+from .backend import BACKEND_NAMES, Backend, ClosureBackend, GeneratedBackend, interpret
+from .codec import Frozen, PendingRow
 from .events import Event, Line, decode_line, iter_lines, iter_numbered, validate
-from .interaction import Decision, Interaction, Obligation, Violation
+from .interaction import BACKEND_VARIABLE, DEFAULT_BACKEND, Decision, Interaction, Obligation, Violation, backend_name, step_table
 
 __all__ = [
+    "BACKEND_NAMES",
+    "BACKEND_VARIABLE",
+    "DEFAULT_BACKEND",
+    "Backend",
+    "ClosureBackend",
     "Decision",
     "Event",
+    "Frozen",
+    "GeneratedBackend",
     "Interaction",
     "Line",
     "Obligation",
+    "PendingRow",
     "Violation",
     "admit_conversation",
     "admit_record",
+    "backend_name",
     "bind",
     "check_order",
     "decode_line",
+    "interpret",
     "iter_lines",
     "iter_numbered",
+    "step_table",
     "validate",
 ]

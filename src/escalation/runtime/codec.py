@@ -14,7 +14,7 @@ What holds for a snapshot an interaction writes, and is therefore required:
 - ``last_time`` (the latest event's time) is null before any event, else integer
   microseconds within the times an event may have (events.MIN_TIME..MAX_TIME);
 - ``state`` has one slot per temporal operator, of the kind its operator's
-  ``initial()`` gives: a count is a non-negative integer; a window a list of
+  ``initial()`` gives (each operator's class in compile/operators.py decodes its own): a count is a non-negative integer; a window a list of
   integer times in ascending order; a ``last`` is null or a value of the
   attribute's type; a ``time since`` is null or an integer time. No time is later
   than ``last_time``, and before any event every slot is at its initial value;
@@ -32,19 +32,23 @@ What holds for a snapshot an interaction writes, and is therefore required:
   taken from the snapshot, and an ``active`` list that disagrees with them (a rule
   forced active or left out, an unknown name, a name twice) is refused.
 
-The replay's spill (:meth:`Interaction.frozen` / :meth:`Interaction.thawed`) is
-written and read by the same process and is not checked here.
+The replay's spill (:meth:`Interaction.frozen` / :meth:`Interaction.thawed`, a :class:`Frozen`)
+is written and read by the same process and is not checked here.
 """
 
 from __future__ import annotations
 
+import json
 import reprlib
 from collections import deque
 from typing import Any, NamedTuple
 
-from ..compile import CompiledPolicy, Op
+import orjson
+
+from ..compile import CompiledPolicy, Op, operator_of
 from ..errors import SnapshotError
 from ..lang import BOOL, DURATION, INT, STRING, US, EnumType, format_time
+from ..syntax.unparse import format_expr
 from .events import MAX_TIME, MIN_TIME
 
 SNAPSHOT_FORMAT = "escalation-snapshot/1"
@@ -62,6 +66,26 @@ _repr.maxlist = _repr.maxtuple = _repr.maxdict = 4
 _repr.maxlevel = 2
 
 
+class PendingRow(NamedTuple):
+    """A pending obligation as plain values: what snapshots and the spill keep of it."""
+
+    n: int
+    spec: int  # its index in CompiledPolicy.requires
+    created_at: int
+    due: int | None
+
+
+class Frozen(NamedTuple):
+    """An interaction's state as plain values for this process (:meth:`Interaction.frozen`): not a format."""
+
+    state: list[Any]
+    active: tuple[int, ...]
+    flags: list[bool]
+    next_n: int
+    last_time: int | None
+    pending: list[PendingRow]
+
+
 class Checked(NamedTuple):
     """What a valid snapshot holds, in the evaluator's form (windows as fresh deques)."""
 
@@ -69,9 +93,14 @@ class Checked(NamedTuple):
     state: list[Any]
     active: tuple[int, ...]
     flags: list[bool]
-    pending: list[tuple[int, int, int, int | None]]
+    pending: list[PendingRow]
     next_n: int
     last_time: int | None
+
+
+def encode_state(policy: CompiledPolicy, state: list[Any]) -> list[Any]:
+    """The operator slots as a snapshot holds them (JSON values), each encoded by its operator."""
+    return [operator_of(op).encode(v) for op, v in zip(policy.ops, state, strict=True)]
 
 
 def _show(value: Any) -> str:
@@ -111,8 +140,6 @@ def _count(value: Any, where: str, least: int = 0) -> int:
 
 def _describe(op: Op) -> str:
     if op.source is not None:
-        from ..syntax.unparse import format_expr
-
         return f"`{format_expr(op.source)}`"
     return f"a {op.kind} operator"  # pragma: no cover - every compiled operator has its source
 
@@ -149,51 +176,61 @@ def _last_value(policy: CompiledPolicy, op: Op, value: Any, where: str) -> Any:
     raise SnapshotError(f"the snapshot's {where} must be {expected}, not {_show(value)}")
 
 
-def _slot(policy: CompiledPolicy, i: int, op: Op, value: Any, last_time: int | None) -> Any:
-    """One operator slot, checked against the kind its ``initial()`` gives."""
-    where = f"`state[{i}]` ({_describe(op)})"
-    if op.kind == "count":
-        result: Any = _count(value, where)
-    elif op.kind == "wcount":
-        if not isinstance(value, list | tuple):
-            raise SnapshotError(f"the snapshot's {where} must be a list of event times (a window), not {_show(value)}")
-        times: deque[int] = deque()
-        for j, t in enumerate(value):
-            t = _time(t, f"`state[{i}][{j}]` ({_describe(op)})", last_time)
-            if times and t < times[-1]:
-                raise SnapshotError(f"the snapshot's {where} is not in ascending order of time (entry {j} is earlier than entry {j - 1})")
-            times.append(t)
-        result = times
-    elif op.kind == "last":
-        result = _last_value(policy, op, value, where)
-    else:  # time
-        result = None if value is None else _time(value, where, last_time)
-    if last_time is None and result != op.initial():
-        initial = {"count": "0", "wcount": "[]"}.get(op.kind, "null")
-        raise SnapshotError(f"the snapshot's {where} is {_show(value)}, but it records no event yet (`last_time` is null), so it must be {initial}")
+class _Slots:
+    """The codec's checks, as the operators' ``decode`` reads them (compile/operators.py's SlotReader)."""
+
+    def __init__(self, policy: CompiledPolicy, last_time: int | None) -> None:
+        self.policy = policy
+        self.last_time = last_time
+
+    def where(self, slot: int, entry: int | None = None) -> str:
+        index = f"[{slot}]" if entry is None else f"[{slot}][{entry}]"
+        return f"`state{index}` ({_describe(self.policy.ops[slot])})"
+
+    def show(self, value: Any) -> str:
+        return _show(value)
+
+    def count(self, value: Any, where: str) -> int:
+        return _count(value, where)
+
+    def time(self, value: Any, where: str) -> int:
+        return _time(value, where, self.last_time)
+
+    def attribute(self, op: Op, value: Any, where: str) -> Any:
+        return _last_value(self.policy, op, value, where)
+
+
+def _slot(slots: _Slots, i: int, op: Op, value: Any) -> Any:
+    """One operator slot, decoded by its operator; before any event it must be the operator's initial value."""
+    operator = operator_of(op)
+    result = operator.decode(op, value, i, slots)
+    if slots.last_time is None and result != operator.initial():
+        raise SnapshotError(
+            f"the snapshot's {slots.where(i)} is {_show(value)}, but it records no event yet (`last_time` is null), so it must be {operator.initial_text}"
+        )
     return result
 
 
-def _pending(policy: CompiledPolicy, rows: Any, last_time: int | None) -> list[tuple[int, int, int, int | None]]:
+def _pending(policy: CompiledPolicy, rows: Any, last_time: int | None) -> list[PendingRow]:
     if not isinstance(rows, list | tuple):
         raise SnapshotError(f"the snapshot's `pending` must be a list of obligations, not {_show(rows)}")
     if rows and last_time is None:
         raise SnapshotError("the snapshot's `pending` holds obligations, but it records no event yet (`last_time` is null)")
     requires = policy.requires
-    out: list[tuple[int, int, int, int | None]] = []
+    out: list[PendingRow] = []
     for j, row in enumerate(rows):
         where = f"`pending[{j}]`"
         if not isinstance(row, list | tuple) or len(row) != 4:
             raise SnapshotError(f"the snapshot's {where} must be a list [n, spec, created_at, due], not {_show(row)}")
         n = _count(row[0], f"{where} number n", least=1)
-        if out and n <= out[-1][0]:
+        if out and n <= out[-1].n:
             raise SnapshotError(f"the snapshot's {where} number n is {n}, not greater than the obligation before it (numbers are unique and ascending)")
         spec_index = row[1]
         if not _is_int(spec_index) or not 0 <= spec_index < len(requires):
             raise SnapshotError(f"the snapshot's {where} spec must be an index from 0 to {len(requires) - 1} into the policy's `require` effects, not {_show(spec_index)}")
         spec = requires[spec_index]
         created = _time(row[2], f"{where} created_at", last_time)
-        if out and created < out[-1][2]:
+        if out and created < out[-1].created_at:
             raise SnapshotError(f"the snapshot's {where} created_at is earlier than that of the obligation before it, which was created first")
         due = row[3]
         if spec.within is None:
@@ -207,7 +244,7 @@ def _pending(policy: CompiledPolicy, rows: Any, last_time: int | None) -> list[t
             assert last_time is not None
             if due < last_time:
                 raise SnapshotError(f"the snapshot's {where} due {due} is earlier than its latest event (`last_time` {last_time}), which would have expired it")
-        out.append((n, int(spec_index), created, None if due is None else int(due)))
+        out.append(PendingRow(n, int(spec_index), created, None if due is None else int(due)))
     return out
 
 
@@ -271,14 +308,15 @@ def check_snapshot(policy: CompiledPolicy, snap: Any) -> Checked:
         raise SnapshotError(f"the snapshot's `state` must be a list, not {_show(raw_state)}")
     if len(raw_state) != len(policy.ops):
         raise SnapshotError(f"the snapshot's `state` has {len(raw_state)} slots, and this policy has {len(policy.ops)} temporal operators")
-    state = [_slot(policy, i, op, v, last_time) for i, (op, v) in enumerate(zip(policy.ops, raw_state, strict=True))]
+    slots = _Slots(policy, last_time)
+    state = [_slot(slots, i, op, v) for i, (op, v) in enumerate(zip(policy.ops, raw_state, strict=True))]
 
     pending = _pending(policy, snap["pending"], last_time)
     next_n = _count(snap["next_n"], "`next_n`", least=1)
     if last_time is None and next_n != 1:
         raise SnapshotError(f"the snapshot's `next_n` is {next_n}, but it records no event yet (`last_time` is null), so it must be 1")
-    if pending and next_n <= pending[-1][0]:
-        raise SnapshotError(f"the snapshot's `next_n` is {next_n}, not greater than the number of its last pending obligation ({pending[-1][0]})")
+    if pending and next_n <= pending[-1].n:
+        raise SnapshotError(f"the snapshot's `next_n` is {next_n}, not greater than the number of its last pending obligation ({pending[-1].n})")
 
     flags = _flags(policy, state, last_time)
     active = _active(policy, snap["active"], flags, last_time)
@@ -286,18 +324,10 @@ def check_snapshot(policy: CompiledPolicy, snap: Any) -> Checked:
 
 
 # ------------------------------------------------------------------ the compact spill form
-# (appended as one block, its imports with it, while another change rewrites the rest of this module: hoist them on merge)
-
-import json  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-
-try:  # orjson writes and reads the spill form where it is installed (it is a dependency; the stdlib path stands alone)
-    import orjson as _orjson
-except ImportError:  # pragma: no cover
-    _orjson = None  # type: ignore[assignment]
 
 
-def pack_state(frozen: Sequence[Any]) -> bytes:
+
+def pack_state(frozen: Frozen) -> bytes:
     """:meth:`Interaction.frozen` (any tuple-like of its fields, in order) as compact bytes for a state store; no pickle.
 
     JSON of plain lists, integers, strings, booleans and nulls: the operator slots (each
@@ -308,25 +338,24 @@ def pack_state(frozen: Sequence[Any]) -> bytes:
     it back, in any process of the same engine. It is not a snapshot (nothing is checked
     against a policy): :meth:`Interaction.snapshot` is the format for that.
     """
-    state, *rest = tuple(frozen)
+    state, rest = frozen.state, list(frozen[1:])
     windows = [i for i, v in enumerate(state) if type(v) is deque]
     doc = [[list(v) if type(v) is deque else v for v in state] if windows else state, windows, *rest]
-    if _orjson is not None:
-        try:
-            return _orjson.dumps(doc)
-        except (_orjson.JSONEncodeError, TypeError):
-            pass
+    try:
+        return orjson.dumps(doc)
+    except (orjson.JSONEncodeError, TypeError):
+        pass
     return b"J" + json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def unpack_state(data: bytes) -> tuple[Any, ...]:
+def unpack_state(data: bytes) -> Frozen:
     """The fields :func:`pack_state` packed, in order, in the evaluator's form (windows as deques, ``active`` and
     each ``pending`` row as tuples): what :meth:`Interaction.thawed` takes."""
     if data[:1] == b"J":
         doc = json.loads(data[1:].decode("utf-8"))
     else:
-        doc = _orjson.loads(data) if _orjson is not None else json.loads(data.decode("utf-8"))
+        doc = orjson.loads(data)
     state, windows, active, flags, next_n, last_time, pending = doc
     for i in windows:
         state[i] = deque(state[i])
-    return (state, tuple(active), flags, next_n, last_time, [tuple(row) for row in pending])
+    return Frozen(state, tuple(active), flags, next_n, last_time, [PendingRow(*row) for row in pending])

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, NamedTuple, Protocol
 
+from ..runtime import Frozen
+
 
 class Parked(NamedTuple):
     """What a store holds for one conversation out of memory."""
@@ -20,7 +22,7 @@ class Parked(NamedTuple):
     next_n: int  # the number of its next obligation
     last_time: int  # the time of its latest event
     owing: bool  # it has pending obligations, so a close record to come
-    state: tuple[Any, ...] | None  # ``Interaction.frozen()`` while parked; None once retired (it comes back fresh)
+    state: Frozen | None  # ``Interaction.frozen()`` while parked; None once retired (it comes back fresh)
 
 
 class StateStore(Protocol):
