@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from escalation import check_source, load_checked, parse
+from escalation.audit import violation_json
 from escalation.check.checker import CheckedPolicy
 from escalation.compile import codegen, compile_policy
 from escalation.lang import ast
@@ -32,7 +33,7 @@ _PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[Hea
 
 
 def _violation(v: Violation) -> dict[str, Any]:
-    return {k: val for k, val in v.to_json().items() if k != "message"}
+    return {k: val for k, val in violation_json(v).items() if k != "message"}
 
 
 def _obligation(ob: Obligation) -> dict[str, Any]:

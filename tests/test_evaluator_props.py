@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from escalation import EventError, SnapshotError, check_source, load_checked
-from escalation.audit import AuditWriter, verify_stream
+from escalation.audit import AuditWriter, obligation_json, verify_stream, violation_json
 from escalation.compile import CompiledPolicy, compile_policy
 from escalation.lang.units import US, format_time
 from escalation.load import load_compiled
@@ -79,9 +79,9 @@ def _replay_text(policy: CompiledPolicy, text: str, as_of: int | None) -> tuple[
 
 def _decision_json(d: Decision) -> dict[str, Any]:
     return {
-        "violations": [v.to_json() for v in d.violations],
+        "violations": [violation_json(v) for v in d.violations],
         "fulfilled": list(d.fulfilled),
-        "created": [ob.to_json() for ob in d.created],
+        "created": [obligation_json(ob) for ob in d.created],
         "fired": list(d.fired),
         "active": list(d.active),
         "permitted": list(d.permitted_actions),
@@ -136,7 +136,7 @@ def test_a_replay_records_the_decisions_of_feeding_the_events_one_by_one(case: t
         if violations or still_open:
             as_of_text = format_time(as_of) if as_of is not None else None
             expected.append(
-                {"kind": "close", "conversation": conversation, "as_of": as_of_text, "violations": [v.to_json() for v in violations], "open": [o.to_json() for o in still_open]}
+                {"kind": "close", "conversation": conversation, "as_of": as_of_text, "violations": [violation_json(v) for v in violations], "open": [obligation_json(o) for o in still_open]}
             )
 
     assert written[0]["kind"] == "header" and written[-1]["kind"] == "summary"
@@ -191,8 +191,8 @@ def test_a_snapshot_taken_anywhere_resumes_to_the_same_decisions(data: st.DataOb
     on_closures = Interaction.resume(other, saved)
     assert [_decision_json(on_closures.feed(e)) for e in events[cut:]] == decisions[cut:]
     as_of = events[-1].time + 60 * US if events else None
-    assert [v.to_json() for v in resumed.close(as_of)[0]] == [v.to_json() for v in whole.close(as_of)[0]]
-    assert [o.to_json() for o in resumed.close(as_of)[1]] == [o.to_json() for o in whole.close(as_of)[1]]
+    assert [violation_json(v) for v in resumed.close(as_of)[0]] == [violation_json(v) for v in whole.close(as_of)[0]]
+    assert [obligation_json(o) for o in resumed.close(as_of)[1]] == [obligation_json(o) for o in whole.close(as_of)[1]]
 
 
 @_PROPERTY

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import escalation
 from conftest import ROOT
 from escalation import SnapshotError, check_source
+from escalation.audit import obligation_json, violation_json
 from escalation.compile import CompiledPolicy, compile_policy
 from escalation.lang.units import US, format_time
 from escalation.runtime.events import Event, validate
@@ -80,14 +81,14 @@ def _view(d: Decision) -> tuple[Any, ...]:
     return (
         d.time,
         d.type,
-        [v.to_json() for v in d.violations],
+        [violation_json(v) for v in d.violations],
         list(d.fulfilled),
-        [o.to_json() for o in d.created],
+        [obligation_json(o) for o in d.created],
         list(d.fired),
         list(d.active),
         list(d.permitted_actions),
         list(d.forbidden_actions),
-        [o.to_json() for o in d.obligations],
+        [obligation_json(o) for o in d.obligations],
     )
 
 

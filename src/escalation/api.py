@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from .audit import obligation_json
 from .compile import CompiledPolicy
 from .lang import DEFAULT_LIMITS, Limits, parse_time
 from .load import load_compiled
@@ -77,7 +78,7 @@ class Session:
     def obligations(self) -> list[dict[str, Any]]:
         """The pending obligations, as the audit log writes them."""
         with self._lock:
-            return [ob.to_json() for ob in self._inter.pending]
+            return [obligation_json(ob) for ob in self._inter.pending]
 
     def snapshot(self) -> dict[str, Any]:
         """The interaction's state as JSON-serialisable data; :meth:`Policy.resume` takes it back."""

@@ -5,7 +5,7 @@ state one check shares), :mod:`.names`, :mod:`.types`, :mod:`.fold`, and the pas
 :mod:`.declarations`, :mod:`.rules` and :mod:`.tests`.
 """
 
-from .checker import CheckedPolicy, CheckResult, check, check_source, check_test_file, load_checked
+from .checker import CheckedPolicy, CheckResult, check, check_source, check_test_file
 from .context import SINCE
 from .tests import check_tests
 
@@ -17,5 +17,4 @@ __all__ = [
     "check_source",
     "check_test_file",
     "check_tests",
-    "load_checked",
 ]

@@ -23,7 +23,7 @@ from .declarations import collect_names, declarations, let_dependencies, let_dep
 from .rules import default_pass, obligation_pass, rule_pass
 from .tests import check_tests, test_pass
 
-__all__ = ["PASSES", "CheckResult", "CheckedPolicy", "check", "check_source", "check_test_file", "load_checked"]
+__all__ = ["PASSES", "CheckResult", "CheckedPolicy", "check", "check_source", "check_test_file"]
 
 
 @attrs.frozen(slots=True)
@@ -100,15 +100,6 @@ def check_source(text: str, path: str = "<policy>") -> CheckResult:
     except PolicyError as err:
         return CheckResult(err.diagnostics, None)
     return check(policy, path, text)
-
-
-def load_checked(path: str) -> CheckedPolicy:
-    """Read, parse and check a policy file; raises PolicyError listing every diagnostic."""
-    text = read_source(path)
-    result = check_source(text, path)
-    if result.checked is None:
-        raise PolicyError(result.diagnostics, text)
-    return result.checked
 
 
 def check_test_file(text: str, path: str) -> list[Diagnostic]:

@@ -90,10 +90,10 @@ from ..audit import (
     write_manifest,
 )
 from ..audit import verify_manifest as verify_manifest_owned
-from ..check import check_source
-from ..compile import CompiledPolicy, compile_policy
+from ..compile import CompiledPolicy
 from ..errors import EXIT_USAGE, EscalationError, PolicyError
 from ..lang import parse_time
+from ..load import compile_source
 from ..runtime import Line, iter_lines
 from ..streams import Input, InputError
 from ..syntax import read_source
@@ -278,21 +278,13 @@ def _chunk_lines(path: str, chunk: Chunk) -> Iterator[Line]:
 # ---------------------------------------------------------------------------------------------
 # Writing one partition (on a worker, or in-process for compare_manifest)
 
-_POLICIES: dict[str, CompiledPolicy] = {}
-
-
 def _policy(source: bytes, path: str) -> CompiledPolicy:
-    """Check and compile a policy from its source bytes (cached per process by their SHA-256)."""
-    key = hashlib.sha256(source).hexdigest()
-    compiled = _POLICIES.get(key)
-    if compiled is None:
-        result = check_source(source.decode("utf-8"), path)
-        if result.checked is None:
-            first = next((d for d in result.diagnostics if d.is_error), None)
-            raise DistributedError(f"the policy {path} does not compile here: {first.message if first else 'errors'}")
-        compiled = compile_policy(result.checked, source)
-        _POLICIES[key] = compiled
-    return compiled
+    """Check and compile a policy from its source bytes on a worker (load.compile_source caches it by SHA-256)."""
+    try:
+        return compile_source(source.decode("utf-8"), path)
+    except PolicyError as err:
+        first = next((d for d in err.diagnostics if d.is_error), None)
+        raise DistributedError(f"the policy {path} does not compile here: {first.message if first else 'errors'}") from None
 
 
 class _HashingFile:
@@ -498,13 +490,7 @@ def _location(shard: str, name: str) -> str:
 
 def _policy_or_error(source: bytes, path: str) -> CompiledPolicy:
     """Compile on the client first: a policy with errors raises PolicyError with every diagnostic."""
-    text = source.decode("utf-8")
-    result = check_source(text, path)
-    if result.checked is None:
-        raise PolicyError(result.diagnostics, text)
-    compiled = compile_policy(result.checked, source)
-    _POLICIES.setdefault(hashlib.sha256(source).hexdigest(), compiled)
-    return compiled
+    return compile_source(source.decode("utf-8"), path)
 
 
 def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, inputs: list[Input]) -> VerifyResult:

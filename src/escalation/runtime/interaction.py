@@ -22,7 +22,7 @@ from .events import Event
 class Obligation:
     """An action owed by the agent (§6): fulfilled by a matching action, violated by its deadline or its `before` event."""
 
-    __slots__ = ("_json", "created_at", "due", "id", "n", "spec")
+    __slots__ = ("created_at", "due", "id", "n", "spec")
 
     def __init__(self, id: str, n: int, spec: RequireSpec, created_at: int, due: int | None) -> None:
         self.id = id
@@ -30,7 +30,6 @@ class Obligation:
         self.spec = spec
         self.created_at = created_at
         self.due = due
-        self._json: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"Obligation({self.id!r}, rule={self.spec.rule!r}, due={self.due!r})"
@@ -47,19 +46,6 @@ class Obligation:
     def before(self) -> str | None:
         return self.spec.before
 
-    def to_json(self) -> dict[str, Any]:
-        """The audit log's form of the obligation (built once; treat it as read-only)."""
-        if self._json is None:
-            self._json = {
-                "id": self.id,
-                "rule": self.spec.rule,
-                "actions": list(self.spec.actions),
-                "created_at": format_time(self.created_at),
-                "due": format_time(self.due) if self.due is not None else None,
-                "before": self.spec.before,
-            }
-        return self._json
-
 
 class Violation(NamedTuple):
     """A forbidden action, a missed deadline or an unfulfilled obligation (interfaces.md §2)."""
@@ -71,17 +57,6 @@ class Violation(NamedTuple):
     obligation: str | None
     severity: str
     message: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "rule": self.rule,
-            "rules": list(self.rules),
-            "action": self.action,
-            "obligation": self.obligation,
-            "severity": self.severity,
-            "message": self.message,
-        }
 
 
 class Decision(NamedTuple):
@@ -242,7 +217,6 @@ class Interaction:
         return None
 
     #: The name tooling/explain.py still calls; :meth:`judge` is the public step.
-    _judge = judge
 
     def create(self, spec: RequireSpec, t: int) -> Obligation:
         """A new obligation of ``spec`` created at ``t``, numbered in this interaction (§6 step 5)."""

@@ -134,7 +134,7 @@ def explain_moment(policy: CompiledPolicy, line: Line, event: Event, inter: Inte
     for name in [action] if action else list(policy.actions):
         out.extend("  " + text for text in explain_action(policy, inter, name, now))
     if policy.vocabulary[event.type].is_action and (action is None or action == event.type):
-        violation = inter._judge(event.type, now)
+        violation = inter.judge(event.type, now)
         if violation is None:
             out.append(f"  This event is the action {event.type} itself: it was permitted, so it is no violation.")
         else:
