@@ -7,7 +7,7 @@ obligations with their deadlines and `before interaction.end`, and the same
 violations in the same order (language.md §10), with plain ints, strings,
 tuples and lists. It is checked against the engine: `benchmarks/run.py`
 asserts that both find the same violations (kind and rule) over the whole
-stream, and `tests/test_benchmarks.py` compares them event by event.
+stream, and `tests/project/test_benchmarks.py` compares them event by event.
 
     conv = Conversation("c-1")
     violations, fulfilled, created, hang_up_permitted = conv.feed("customer.message", t_us, {"abuse": "insult"})

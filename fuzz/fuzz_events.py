@@ -19,10 +19,10 @@ from runner import ROOT, parse_args, report_known, run_hypothesis
 def main() -> None:
     args, rest = parse_args(__doc__ or "")
     if args.hypothesis:
-        sys.path.insert(0, str(ROOT / "tests"))
+        sys.path.insert(0, str(ROOT / "tests"))  # the helpers package
+        sys.path.insert(0, str(ROOT / "tests" / "properties"))  # test_fuzz_events
         import outcomes
         from hypothesis import strategies as st
-
         from test_fuzz_events import hostile_files
 
         outcomes.strict = args.strict

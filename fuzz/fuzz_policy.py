@@ -20,13 +20,13 @@ from runner import ROOT, parse_args, report_known, run_hypothesis
 def main() -> None:
     args, rest = parse_args(__doc__ or "")
     if args.hypothesis:
-        sys.path.insert(0, str(ROOT / "tests"))
+        sys.path.insert(0, str(ROOT / "tests"))  # for the helpers package
         import outcomes
         from hypothesis import strategies as st
+        from test_fuzz_policy import _tokens, mutated
 
         from escalation.tooling.format import format_policy
-        from strategies import policies
-        from test_fuzz_policy import _tokens, mutated
+        from helpers.strategies import policies
 
         outcomes.strict = args.strict
         soup = st.lists(st.tuples(_tokens, st.sampled_from([" ", "\n", "", "\t"])), max_size=60).map(lambda s: 'policy "p"\n' + "".join(a + b for a, b in s))

@@ -3,7 +3,7 @@
 It keeps the whole history of one interaction and answers every expression by
 walking the AST and rescanning that history; nothing is incremental. It shares
 no code with the compiler or the evaluator, so the two can be checked against
-each other (tests/test_differential.py). Only the results of matching a pattern
+each other (tests/properties/test_differential.py). Only the results of matching a pattern
 against an event already in the history, and the value of a ``let`` on the first
 ``upto`` events at a time, are remembered: they never change (without the second,
 lets that read others twice, ``let a2 = a1 + a1``, would cost exponential time).

@@ -7,7 +7,7 @@ A back end turns a compiled policy into a step function per event type,
   namespace of the §6 steps (steps.py) and the operators' helpers;
 - ``closures``: :func:`interpret`, the §6 steps over the closures of compile/lower.py.
 
-Both give the same decisions (tests/test_differential.py and the conformance suite run
+Both give the same decisions (tests/properties/test_differential.py and the conformance suite run
 each by name). An interaction's back end is, in order: the ``backend`` it is created
 with, its policy's (``escalation.load.load_compiled(path, backend=...)``), the
 environment variable ``ESCALATION_BACKEND``, else ``generated``. Importing the runtime

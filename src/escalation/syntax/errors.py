@@ -26,7 +26,7 @@ it was tried (lark 1.3.1), labelled by the six E001/E002 examples of docs/diagno
   parse and diagnostic of a small policy.
 
 So the examples stay where they are useful, as documentation checked by
-tests/test_docs_examples.py, and the classification stays here, behind one ``fail()``.
+tests/project/test_docs_examples.py, and the classification stays here, behind one ``fail()``.
 """
 
 from __future__ import annotations

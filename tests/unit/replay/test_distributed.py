@@ -41,9 +41,9 @@ from escalation.replay.dask import (
     verify_manifest,
 )
 from escalation.replay.partition import partition_of
-from policy_strategies import event_streams, mentioned
+from helpers.policy_strategies import event_streams, mentioned
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 POLICY_PATH = str(ROOT / "policies" / "three_strikes.esc")
 POLICY = Path(POLICY_PATH).read_text(encoding="utf-8")
 _CHECKED = check_source(POLICY).checked
@@ -341,7 +341,7 @@ def test_the_command_line_replays_on_dask_and_verifies_the_manifest(tmp_path: Pa
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]
     exe = [str(Path(sys.executable).with_name("escalation"))]
     out = tmp_path / "audit"
     policy, events = str(root / "policies" / "three_strikes.esc"), str(root / "examples" / "sample.jsonl")

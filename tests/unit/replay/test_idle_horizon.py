@@ -9,7 +9,7 @@ from pathlib import Path
 from escalation.load import load_compiled
 from escalation.replay import open_inputs, replay_records, write_log
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 POLICY = load_compiled(str(ROOT / "policies" / "three_strikes.esc"))
 US = 1_000_000
 

@@ -25,9 +25,9 @@ from escalation.lang.units import US, format_time
 from escalation.reference import ReferenceInteraction
 from escalation.runtime import BACKEND_NAMES, Decision, Interaction, Obligation, Violation
 from escalation.runtime.events import validate
-from policy_strategies import BASE_TIME, event_streams, mentioned, policy_texts
+from helpers.policy_strategies import BASE_TIME, event_streams, mentioned, policy_texts
 
-THREE_STRIKES = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "three_strikes.esc"
+THREE_STRIKES = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "three_strikes.esc"
 
 _PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

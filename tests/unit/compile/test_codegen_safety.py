@@ -173,7 +173,7 @@ PLANTED = 'x\nopen("PWNED", "w").close()\n#.esc'
 
 def test_a_policy_file_named_like_code_runs_no_code(tmp_path: Path) -> None:
     """check, test, replay and verify on a file whose name holds a newline and Python: no side effect."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]
     planted = tmp_path / PLANTED
     planted.write_bytes((root / "policies" / "three_strikes.esc").read_bytes())
     events = tmp_path / "events.jsonl"

@@ -21,10 +21,10 @@ from escalation.cli.app import cli
 from escalation.errors import PolicyError
 from escalation.syntax.parser import read_source
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LANGUAGE_DOC = ROOT / "docs" / "language.md"
 DIAGNOSTICS_DOC = ROOT / "docs" / "diagnostics.md"
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "language.md"
+SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "language.md"
 SOURCES = ROOT / "src" / "escalation"
 
 #: The path the pasted outputs in diagnostics.md were produced with (`escalation check policy.esc`).

@@ -29,9 +29,9 @@ from escalation.replay import ENGINE, open_inputs, replay_records
 from escalation.runtime import Frozen, PendingRow
 from escalation.runtime.events import Event, validate
 from escalation.runtime.interaction import Decision, Interaction
-from policy_strategies import BASE_TIME, event_records, event_streams, events_as_jsonl, mentioned, policy_texts
+from helpers.policy_strategies import BASE_TIME, event_records, event_streams, events_as_jsonl, mentioned, policy_texts
 
-THREE_STRIKES = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "three_strikes.esc"
+THREE_STRIKES = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "three_strikes.esc"
 
 _PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

@@ -27,7 +27,7 @@ from escalation.api import Policy
 from escalation.audit import obligation_json, violation_json
 from escalation.check.checker import check_source
 from escalation.compile.lower import compile_policy
-from policy_strategies import event_streams, mentioned, policy_texts
+from helpers.policy_strategies import event_streams, mentioned, policy_texts
 
 THREADS = 8
 

@@ -1,7 +1,7 @@
-"""Byte identity across refactors: every audit log recorded in tests/golden/audits.json comes out again.
+"""Byte identity across refactors: every audit log recorded in tests/properties/golden/audits.json comes out again.
 
 The entries (conformance replay cases, every example log against its policy, a generated
-benchmark log, serial and with ``--jobs 2``) were recorded by ``tests/golden/record.py``
+benchmark log, serial and with ``--jobs 2``) were recorded by ``tests/properties/golden/record.py``
 with the code as it was before the move to the layout of ARCHITECTURE.md; each is replayed
 with the installed ``escalation`` command and its SHA-256 compared.
 """
@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ROOT, require_shared
 
-_spec = importlib.util.spec_from_file_location("golden_record", ROOT / "tests" / "golden" / "record.py")
+_spec = importlib.util.spec_from_file_location("golden_record", ROOT / "tests" / "properties" / "golden" / "record.py")
 assert _spec is not None and _spec.loader is not None
 record = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(record)

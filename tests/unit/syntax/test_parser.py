@@ -15,9 +15,9 @@ from escalation.errors import Diagnostic, PolicyError
 from escalation.lang import ast
 from escalation.lang.limits import MAX_SOURCE_CHARS
 from escalation.syntax import grammar
-from strategies import CONTEXTUAL_WORDS
+from helpers.strategies import CONTEXTUAL_WORDS
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[4] / "shared"
 SYNTAX_ERROR_CASE = SHARED / "conformance" / "cases" / "23_check_syntax_error" / "policy.esc"
 
 #: Names of Lark's terminals, which must never reach a policy author.

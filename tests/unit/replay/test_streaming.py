@@ -17,10 +17,10 @@ from escalation.lang.limits import DEFAULT_LIMITS, Limits
 from escalation.replay import Replayer, open_inputs, replay_records, write_log
 from escalation.replay.core import SWEEP_EVERY
 from escalation.state import MemoryStore, SpillStore, StateStore
-from log_compare import same_log
-from policy_strategies import event_streams, mentioned
+from helpers.log_compare import same_log
+from helpers.policy_strategies import event_streams, mentioned
 
-POLICY = (Path(__file__).resolve().parents[1] / "policies" / "three_strikes.esc").read_text(encoding="utf-8")
+POLICY = (Path(__file__).resolve().parents[3] / "policies" / "three_strikes.esc").read_text(encoding="utf-8")
 _CHECKED = check_source(POLICY).checked
 assert _CHECKED is not None
 _COMPILED = compile_policy(_CHECKED, POLICY.encode("utf-8"))

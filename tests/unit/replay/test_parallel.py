@@ -20,10 +20,10 @@ from escalation.replay import open_inputs, parallel, replay_records, write_log
 from escalation.replay.parallel import ParallelError, replay_parallel
 from escalation.replay.partition import conversation_key, owner, parent_share, slot
 from escalation.runtime.events import decode_line
-from log_compare import same_log
-from policy_strategies import event_streams, mentioned
+from helpers.log_compare import same_log
+from helpers.policy_strategies import event_streams, mentioned
 
-POLICY = (Path(__file__).resolve().parents[1] / "policies" / "three_strikes.esc").read_text(encoding="utf-8")
+POLICY = (Path(__file__).resolve().parents[3] / "policies" / "three_strikes.esc").read_text(encoding="utf-8")
 _CHECKED = check_source(POLICY).checked
 assert _CHECKED is not None
 _COMPILED = compile_policy(_CHECKED, POLICY.encode("utf-8"))
@@ -236,7 +236,7 @@ def test_the_command_line_reports_a_dead_worker_without_a_traceback(tmp_path: Pa
         "sys.argv = ['escalation', 'replay', sys.argv[1], sys.argv[2], '--jobs', '2', '-o', sys.argv[3]]\n"
         "main()\n"
     )
-    policy = Path(__file__).resolve().parents[1] / "policies" / "three_strikes.esc"
+    policy = Path(__file__).resolve().parents[3] / "policies" / "three_strikes.esc"
     proc = subprocess.run([sys.executable, "-c", script, str(policy), str(path), str(out)], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -280,11 +280,11 @@ def test_workers_end_when_the_parent_is_killed(tmp_path: Path) -> None:
     import sys
     import time
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
     import gen_events
 
     events = gen_events.ensure(tmp_path, 60_000, 3_000, 7)
-    policy = Path(__file__).resolve().parents[1] / "policies" / "three_strikes.esc"
+    policy = Path(__file__).resolve().parents[3] / "policies" / "three_strikes.esc"
     script = "import sys\nfrom escalation.cli.app import main\nsys.argv = ['escalation', *sys.argv[1:]]\nmain()\n"
     parent = subprocess.Popen(
         [sys.executable, "-c", script, "replay", str(policy), str(events), "--jobs", "3", "-o", str(tmp_path / "audit.jsonl")],

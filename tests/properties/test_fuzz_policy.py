@@ -47,10 +47,10 @@ from escalation.runtime.interaction import Interaction
 from escalation.syntax import RESERVED
 from escalation.tooling.format import FormatError, format_policy, format_source
 from escalation.tooling.testing import run_test
-from policy_strategies import policy_texts
-from strategies import CONTEXTUAL_WORDS, policies
-from work_counting import compiled as _compiled
-from work_counting import lines_executed as _lines_executed
+from helpers.policy_strategies import policy_texts
+from helpers.strategies import CONTEXTUAL_WORDS, policies
+from helpers.work_counting import compiled as _compiled
+from helpers.work_counting import lines_executed as _lines_executed
 
 # ------------------------------------------------------------------ the corpus of real policies
 

@@ -20,7 +20,7 @@ import pytest
 
 from escalation.syntax import grammar
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 POLICY = ROOT / "policies" / "three_strikes.esc"
 
 

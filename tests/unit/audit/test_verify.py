@@ -27,10 +27,10 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_tamper import event_lines
 
 from conftest import ROOT, escalation_command
 from escalation.cli.app import cli
-from test_tamper import event_lines
 
 POLICY = ROOT / "policies" / "three_strikes.esc"
 AS_OF = "2026-11-03T00:00:00Z"

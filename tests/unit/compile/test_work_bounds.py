@@ -28,8 +28,8 @@ from escalation.lang.units import US, format_time, parse_time
 from escalation.reference import ReferenceInteraction
 from escalation.runtime.events import Event, validate
 from escalation.runtime.interaction import Interaction
-from work_counting import compiled as _compiled
-from work_counting import lines_executed as _lines_executed
+from helpers.work_counting import compiled as _compiled
+from helpers.work_counting import lines_executed as _lines_executed
 
 BASE = parse_time("2026-11-22T10:00:00Z")
 BACK_ENDS = ("feed", "feed_interpreted")
@@ -203,7 +203,7 @@ def test_the_lets_benchmark_runs() -> None:
     import subprocess
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]
     args = ["--sizes", "5,10", "--bursts", "100", "--timed", "1,2"]
     proc = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_lets.py"), *args], cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -30,7 +30,7 @@ from escalation.lang.units import US, format_time
 from escalation.runtime.events import Event, validate
 from escalation.runtime.interaction import Decision, Interaction
 from escalation.tooling.format import format_expr
-from policy_strategies import BASE_TIME, event_records, mentioned
+from helpers.policy_strategies import BASE_TIME, event_records, mentioned
 
 #: The windowed policy of test_concurrency.py: it adds `count … within` and `time since` slots,
 #: which no shipped policy has.

@@ -15,9 +15,9 @@ from escalation import syntax as parser
 from escalation.errors import EscalationError, PolicyError
 from escalation.lang import ast
 from escalation.tooling.format import FormatError, check_formatted, format_expr, format_policy, format_source
-from strategies import messy_layouts, policies
+from helpers.strategies import messy_layouts, policies
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[4] / "shared"
 SPEC = SHARED / "spec" / "language.md"
 THREE_STRIKES = SHARED / "conformance" / "three_strikes.esc"
 CASES = SHARED / "conformance" / "cases"

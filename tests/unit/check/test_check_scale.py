@@ -18,7 +18,7 @@ from escalation.cli import app as cli
 from escalation.errors import Diagnostic, PolicyError, Span, render_all
 from escalation.lang import ast
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _calls_on(target: object, run: Callable[[], Any]) -> int:

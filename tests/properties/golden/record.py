@@ -1,9 +1,9 @@
 """Record the SHA-256 of the audit logs the current code writes, for the byte-identity test.
 
-    .venv/bin/python tests/golden/record.py            # rewrites tests/golden/audits.json
+    .venv/bin/python tests/properties/golden/record.py            # rewrites tests/properties/golden/audits.json
 
 Run it only before a change that may alter audit bytes on purpose (and say why in the
-commit); `tests/test_golden_audits.py` replays every entry and compares. An entry is a
+commit); `tests/properties/test_golden_audits.py` replays every entry and compares. An entry is a
 replay: where it runs (``cwd``), its arguments after ``escalation`` (paths relative to
 ``cwd``, so the header, which names the inputs as given, is the same wherever the
 repository is checked out), the exit code and the SHA-256 of the audit log. ``cwd`` is
@@ -26,8 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-HERE = ROOT / "tests" / "golden"
+ROOT = Path(__file__).resolve().parents[3]
+HERE = ROOT / "tests" / "properties" / "golden"
 AUDITS = HERE / "audits.json"
 CASES = ROOT.parent / "shared" / "conformance" / "cases"
 BENCH_GENERATOR = ["--events", "20000", "--conversations", "500", "--seed", "2026"]

@@ -30,7 +30,7 @@ from escalation.compile.lower import compile_policy
 from escalation.errors import EscalationError
 from escalation.replay import InputError, open_inputs, replay_records, write_log
 from escalation.replay.parallel import ParallelError, replay_parallel
-from log_compare import same_log
+from helpers.log_compare import same_log
 
 POLICY = ROOT / "policies" / "three_strikes.esc"
 SAMPLE = ROOT / "examples" / "sample.jsonl"

@@ -1,0 +1,1 @@
+"""What the tests share: hypothesis strategies for policies and events, log comparison, work counting."""
