@@ -27,28 +27,10 @@ from escalation.api import Policy
 from escalation.audit import obligation_json, violation_json
 from escalation.check.checker import check_source
 from escalation.compile.lower import compile_policy
+from helpers.policies import WINDOWED
 from helpers.policy_strategies import event_streams, mentioned, policy_texts
 
 THREADS = 8
-
-WINDOWED = """policy "Windows and deadlines" version "1"
-default forbid agent.hang_up severity high
-let recent_abuse = count customer.message[abuse != none] within 1m
-let warnings = count agent.warn since customer.requests_supervisor
-rule busy_line {
-  while recent_abuse >= 3 and time since agent.warn <= 30s
-  permit agent.hang_up
-}
-rule warn_on_abuse {
-  on customer.message[abuse in {insult, threat}]
-  require agent.warn or agent.hang_up within 20s
-}
-rule supervisor {
-  while warnings >= 2
-  require agent.escalate[to == supervisor] before interaction.end
-  forbid agent.hang_up
-}
-"""
 
 _EVENTS = [
     {"type": "customer.message", "abuse": "insult"},

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, escalation_command
 from escalation.cli.app import cli
+from helpers.log_compare import json_paths
 
 POLICY = ROOT / "policies" / "three_strikes.esc"
 _KINDS = [
@@ -118,18 +119,6 @@ def test_the_untouched_log_verifies(made: tuple[Path, Path, Path, bytes]) -> Non
 # ------------------------------------------------------------------ edits anywhere
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every place in a record: each key and each list index, at every depth."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield (*prefix, k)
-            yield from _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield (*prefix, i)
-            yield from _paths(v, (*prefix, i))
-
-
 _replacements = st.one_of(
     st.none(),
     st.booleans(),
@@ -146,7 +135,7 @@ def test_changing_any_field_of_any_record_is_caught_at_that_line(made: tuple[Pat
     lines = original.splitlines(keepends=True)
     k = data.draw(st.integers(0, len(lines) - 1), label="record")
     record = json.loads(lines[k])
-    path = data.draw(st.sampled_from(list(_paths(record))), label="field")
+    path = data.draw(st.sampled_from(list(json_paths(record))), label="field")
     parent = record
     for step in path[:-1]:
         parent = parent[step]

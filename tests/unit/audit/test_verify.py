@@ -19,7 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from test_tamper import event_lines
 
 from conftest import ROOT, escalation_command
 from escalation.cli.app import cli
+from helpers.log_compare import json_paths
 
 POLICY = ROOT / "policies" / "three_strikes.esc"
 AS_OF = "2026-11-03T00:00:00Z"
@@ -97,18 +98,6 @@ def peak(*args: str) -> tuple[int, int, str]:
     first, _, err = proc.stdout.partition("\n")
     rss, code = first.split()
     return int(rss), int(code), err
-
-
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every place in a JSON value: each key and each list index, at every depth."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield (*prefix, k)
-            yield from _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield (*prefix, i)
-            yield from _paths(v, (*prefix, i))
 
 
 def _set(value: Any, path: tuple[Any, ...], new: Any) -> None:
@@ -287,7 +276,7 @@ def mutate_lines(data: st.DataObject, original: bytes) -> tuple[bytes, bool]:
     k = data.draw(st.one_of(st.just(0), st.just(len(lines) - 1), st.integers(0, len(lines) - 1)), label="line")
     if how == "swap":
         record = json.loads(lines[k])
-        path = data.draw(st.sampled_from(list(_paths(record))), label="field")
+        path = data.draw(st.sampled_from(list(json_paths(record))), label="field")
         _set(record, path, data.draw(_VALUES, label="value"))
         lines[k] = forger_canonical(record) + b"\n"
     elif how == "surrogate":
@@ -528,7 +517,7 @@ def mutate_manifest(data: st.DataObject, original: bytes) -> bytes:
         return original[: data.draw(st.integers(0, len(original) - 1), label="cut")]
     if how == "swap":
         manifest = json.loads(original)
-        path = data.draw(st.sampled_from(list(_paths(manifest))), label="field")
+        path = data.draw(st.sampled_from(list(json_paths(manifest))), label="field")
         _set(manifest, path, data.draw(_VALUES, label="value"))
         return json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8", "backslashreplace")
     if how == "surrogate":

@@ -30,28 +30,8 @@ from escalation.lang.units import US, format_time
 from escalation.runtime.events import Event, validate
 from escalation.runtime.interaction import Decision, Interaction
 from escalation.tooling.format import format_expr
+from helpers.policies import WINDOWED
 from helpers.policy_strategies import BASE_TIME, event_records, mentioned
-
-#: The windowed policy of test_concurrency.py: it adds `count … within` and `time since` slots,
-#: which no shipped policy has.
-WINDOWED = """policy "Windows and deadlines" version "1"
-default forbid agent.hang_up severity high
-let recent_abuse = count customer.message[abuse != none] within 1m
-let warnings = count agent.warn since customer.requests_supervisor
-rule busy_line {
-  while recent_abuse >= 3 and time since agent.warn <= 30s
-  permit agent.hang_up
-}
-rule warn_on_abuse {
-  on customer.message[abuse in {insult, threat}]
-  require agent.warn or agent.hang_up within 20s
-}
-rule supervisor {
-  while warnings >= 2
-  require agent.escalate[to == supervisor] before interaction.end
-  forbid agent.hang_up
-}
-"""
 
 SHIPPED = sorted(p for p in (ROOT / "policies").glob("*.esc") if not p.name.endswith(".test.esc"))
 _POLICIES: dict[str, CompiledPolicy] = {}
