@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import io
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,13 +37,17 @@ def export_src(rev: str, dest: Path) -> Path:
     return dest / "src"
 
 
-def replay_seconds(src: Path, events: Path, out: Path, jobs: int) -> float:
+def replay_seconds(src: Path, events: Path, out: Path, jobs: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the replay's processes: user + system, children included)."""
     command = [sys.executable, "-m", "escalation", "replay", str(POLICY), str(events), "-o", str(out)]
     if jobs > 1:
         command += ["--jobs", str(jobs)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, check=True, env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"}, cwd=src.parent, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,17 +71,26 @@ def main(argv: list[str] | None = None) -> int:
                 stdout=handle,
             )
         times: dict[str, list[float]] = {"old": [], "new": []}
+        cpu: dict[str, list[float]] = {"old": [], "new": []}
         for _ in range(args.rounds):
             for name, src in (("old", old_src), ("new", new_src)):
-                times[name].append(replay_seconds(src, events, tmp / f"{name}.jsonl", args.jobs))
+                wall, used = replay_seconds(src, events, tmp / f"{name}.jsonl", args.jobs)
+                times[name].append(wall)
+                cpu[name].append(used)
         identical = filecmp.cmp(tmp / "old.jsonl", tmp / "new.jsonl", shallow=False)
     label_new = args.new or "working tree"
     print(f"replay of {args.events:,} events over {args.conversations:,} conversations, --jobs {args.jobs}, {args.rounds} rounds alternating")
     for name, label in (("old", args.old), ("new", label_new)):
-        print(f"  {label:>14}: best {min(times[name]):.2f} s, median {statistics.median(times[name]):.2f} s")
+        print(
+            f"  {label:>14}: wall best {min(times[name]):.2f} s, median {statistics.median(times[name]):.2f} s;"
+            f" CPU best {min(cpu[name]):.2f} s, median {statistics.median(cpu[name]):.2f} s"
+        )
     ratio_best = min(times["new"]) / min(times["old"])
     ratio_median = statistics.median(times["new"]) / statistics.median(times["old"])
-    print(f"  new/old: best {ratio_best:.3f}, median {ratio_median:.3f}; logs byte-identical: {identical}")
+    cpu_best = min(cpu["new"]) / min(cpu["old"])
+    cpu_median = statistics.median(cpu["new"]) / statistics.median(cpu["old"])
+    print(f"  new/old wall: best {ratio_best:.3f}, median {ratio_median:.3f}; CPU: best {cpu_best:.3f}, median {cpu_median:.3f}")
+    print(f"  logs byte-identical: {identical}")
     return 0 if identical else 1
 
 

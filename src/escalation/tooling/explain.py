@@ -8,8 +8,8 @@ from typing import Any
 from ..check import SINCE
 from ..compile import INF, CompiledPolicy, WhileRule
 from ..lang import US, ast, format_time
-from ..replay import Input, Replayer
-from ..runtime import Event, Interaction, Line, iter_lines
+from ..replay import Input, Replayer, input_lines
+from ..runtime import Event, Interaction, Line
 
 
 def _text(policy: CompiledPolicy, node: Any) -> str:
@@ -159,16 +159,12 @@ def explain_replay(policy: CompiledPolicy, inputs: list[Input], conversation: st
         if ev.conversation == conversation and (seq is None or ln.seq == seq):
             moments.append(explain_moment(policy, ln, ev, inter, action))
 
-    next_seq = 1
     try:
-        for inp in inputs:
-            with inp.open() as fh:
-                for line in iter_lines(inp.path, fh, next_seq):
-                    next_seq = line.seq + 1
-                    if seq is not None and line.seq > seq:
-                        break
-                    replayer.record(line, before_feed)
-                    if moments:
-                        yield moments.pop()
+        for line in input_lines(inputs):  # the replay's one input loop
+            if seq is not None and line.seq > seq:
+                break
+            replayer.record(line, before_feed)
+            if moments:
+                yield moments.pop()
     finally:
         replayer.close()
