@@ -24,9 +24,10 @@ from lark import Lark, Token
 
 __all__ = ["CACHE_FORMAT", "RESERVED", "build_parser", "cache_dir", "cache_key", "cache_name", "grammar_text", "lark_parser"]
 
-#: The reserved words: keywords everywhere, never names (language.md §12).
+#: The reserved words: keywords everywhere, never names (language.md §3; the last seven are new in version 2).
 RESERVED = frozenset(
-    ["policy", "version", "default", "permit", "forbid", "let", "event", "action", "rule", "on", "if", "while", "require", "or", "and", "not", "in", "within", "before", "since", "count", "seen", "last", "of", "else", "time", "true", "false", "because", "severity", "test", "at", "expect"]
+    ["policy", "version", "default", "permit", "forbid", "let", "event", "action", "rule", "on", "if", "while", "require", "or", "and", "not", "in", "within", "before", "since", "count", "seen", "last", "of", "else", "time", "true", "false", "because", "severity", "test", "at", "expect",
+     "across", "calendar", "working", "claim", "always", "permitted", "forbidden"]
 )
 
 #: The format of the analysed-grammar cache. It is JSON, never pickle: reading it runs no code.
