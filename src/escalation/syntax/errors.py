@@ -216,12 +216,25 @@ def _unexpected_characters(err: UnexpectedCharacters, text: str, path: str) -> D
             'strings are written on one line in double quotes; escapes are \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX', path,
         )
     char = text[pos] if pos < len(text) else ""
-    allowed = getattr(err, "allowed", None) or set()
+    allowed = _accepted_terminals(err)
     message = f"unexpected character `{char}`" if char.strip() else "unexpected character"
     if allowed and len(allowed) <= 4:
         message += f"; expected {_describe_expected(set(allowed))}"
     hint = "comments start with `#`" if char in ("/", ";") else "check for a typo at this position"
     return Diagnostic("E001", "error", message, span, hint, path)
+
+
+def _accepted_terminals(err: UnexpectedCharacters) -> set[str]:
+    """What the parser accepted where the lexer stopped: from the parse table when the state is known.
+
+    The lexer's own ``allowed`` set holds NAME in every state (keywords are kept whole, see
+    :mod:`.grammar`) and folds name-like keywords into it, so it says less than the table.
+    """
+    state = getattr(err, "state", None)
+    try:
+        return {t for t in state.parse_conf.parse_table.states[state.position] if t.isupper() and t != "$END"}  # type: ignore[union-attr]
+    except (AttributeError, KeyError, TypeError):
+        return set(getattr(err, "allowed", None) or ())
 
 
 def _unexpected_input(err: UnexpectedInput, text: str, path: str) -> Diagnostic:
