@@ -1,6 +1,6 @@
 """The examples in the documentation are real: they check as the docs say they do.
 
-Every ```esc block in docs/language.md and in the shared specification is a
+Every ```esc block in docs/language.md, docs/authoring.md and in the shared specification is a
 complete policy that checks without errors, and whose `test` blocks pass under
 `escalation test`. Every code documented in
 docs/diagnostics.md has examples (```text) that produce that code, and the
@@ -23,6 +23,7 @@ from escalation.syntax.parser import read_source
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGE_DOC = ROOT / "docs" / "language.md"
+AUTHORING_DOC = ROOT / "docs" / "authoring.md"
 DIAGNOSTICS_DOC = ROOT / "docs" / "diagnostics.md"
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "language.md"
 SOURCES = ROOT / "src" / "escalation"
@@ -71,13 +72,14 @@ def _runs_under_test(body: str) -> bool:
 
 def _esc_cases(for_test: bool = False) -> list[object]:
     cases: list[object] = []
-    for line, body in _blocks(LANGUAGE_DOC.read_text(encoding="utf-8"), "esc"):
-        marks = (
-            [pytest.mark.skip(reason="uses language-2 forms that `escalation test` does not evaluate yet (the evaluation issue)")]
-            if for_test and not _runs_under_test(body)
-            else []
-        )
-        cases.append(pytest.param(LANGUAGE_DOC, line, body, id=f"docs/language.md:{line}", marks=marks))
+    for doc in (LANGUAGE_DOC, AUTHORING_DOC):
+        for line, body in _blocks(doc.read_text(encoding="utf-8"), "esc"):
+            marks = (
+                [pytest.mark.skip(reason="uses language-2 forms that `escalation test` does not evaluate yet (the evaluation issue)")]
+                if for_test and not _runs_under_test(body)
+                else []
+            )
+            cases.append(pytest.param(doc, line, body, id=f"docs/{doc.name}:{line}", marks=marks))
     if SPEC.is_file():
         spec_text = SPEC.read_text(encoding="utf-8")
         for line, body in _blocks(spec_text, "esc"):
