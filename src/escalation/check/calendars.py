@@ -17,7 +17,7 @@ from .context import CheckState, Scope, show
 from .names import suggest
 from .types import infer
 
-__all__ = ["calendar_pass", "claim_pass", "reads_customer_history", "span_pass"]
+__all__ = ["calendar_pass", "claim_pass", "duration_bounds", "reads_customer_history", "span_pass"]
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -102,19 +102,26 @@ def calendar_pass(c: CheckState) -> None:
     c.calendar = Calendar(zone, frozenset(working), tuple(sorted(listed)))
 
 
-def span_pass(c: CheckState) -> None:
-    """Durations up to 36500d, working days from 1 to 3650 (E037, E039); a calendar missing or unused (W005, W007)."""
+def duration_bounds(c: CheckState, root: object) -> list[ast.WorkingDays]:
+    """Report every duration over 36500d below ``root`` (E039); returns the `N working days` found there."""
     working: list[ast.WorkingDays] = []
-    for node in ast.walk(c.policy):
+    for node in ast.walk(root):
         if isinstance(node, ast.DurationLit) and node.seconds > MAX_DURATION_SECONDS:
             c.error("E039", f"the duration {node.text} is longer than {MAX_DURATION_DAYS}d", node.span, f"durations go up to 100 years ({MAX_DURATION_DAYS}d)")
         elif isinstance(node, ast.WorkingDays):
             working.append(node)
-            n = node.count.value
-            if n == 0:
-                c.error("E037", "a deadline of 0 working days can never be met", node.span, "write at least `within 1 working day`, or a plain duration such as `within 0s`")
-            elif n > MAX_WORKING_DAYS:
-                c.error("E039", f"{n} working days is more than {MAX_WORKING_DAYS}", node.span, f"deadlines go up to {MAX_WORKING_DAYS} working days")
+    return working
+
+
+def span_pass(c: CheckState) -> None:
+    """Durations up to 36500d, working days from 1 to 3650 (E037, E039); a calendar missing or unused (W005, W007)."""
+    working = duration_bounds(c, c.policy)
+    for node in working:
+        n = node.count.value
+        if n == 0:
+            c.error("E037", "a deadline of 0 working days can never be met", node.span, "write at least `within 1 working day`, or a plain duration such as `within 0s`")
+        elif n > MAX_WORKING_DAYS:
+            c.error("E039", f"{n} working days is more than {MAX_WORKING_DAYS}", node.span, f"deadlines go up to {MAX_WORKING_DAYS} working days")
     calendars = c.policy.calendars
     if working and not calendars:
         first = working[0]

@@ -2,10 +2,11 @@
 
 The checker runs named passes over the whole policy and collects every diagnostic; it never
 stops at the first. The passes live beside this module: :mod:`.declarations` (events and
-actions, names, lets), :mod:`.rules` (defaults, rules, obligations), :mod:`.tests` (test
-blocks), over :mod:`.names` (resolution, did-you-mean), :mod:`.types` (expression typing) and
+actions, names, lets), :mod:`.rules` (defaults, rules, obligations), :mod:`.calendars` (the
+calendar, bounds on durations and working days, claims), :mod:`.tests` (test blocks), over :mod:`.names` (resolution, did-you-mean), :mod:`.types` (expression typing) and
 :mod:`.fold` (constant folding). The result carries what later stages need: the merged
-vocabulary, the type and evaluation order of every ``let``.
+vocabulary, the type and evaluation order of every ``let``, the policy's calendar, and whether
+it reads customer history.
 """
 
 from __future__ import annotations

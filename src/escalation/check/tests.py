@@ -13,6 +13,7 @@ import attrs
 from ..errors import Diagnostic
 from ..lang import EnumType, TimeError, ast, parse_time
 from .context import CheckState, Scope, same_type, show
+from .calendars import duration_bounds
 from .declarations import collect_names, declarations, let_dependencies, let_pass
 from .names import event_type, no_attribute, suggest
 from .rules import default_pass
@@ -95,5 +96,7 @@ def check_tests(policy: ast.Policy, tests: tuple[ast.Test, ...], path: str) -> l
     default_pass(c)
     c.diagnostics = []  # the policy's own findings are reported when it is checked
     test_pass(c)
+    for test in tests:
+        duration_bounds(c, test)
     c.diagnostics.sort(key=Diagnostic.sort_key)
     return c.diagnostics
