@@ -12,8 +12,8 @@ import attrs
 
 from ..errors import Diagnostic
 from ..lang import EnumType, TimeError, ast, parse_time
-from .context import CheckState, Scope, same_type, show
 from .calendars import duration_bounds
+from .context import CheckState, Scope, same_type, show
 from .declarations import collect_names, declarations, let_dependencies, let_pass
 from .names import event_type, no_attribute, suggest
 from .rules import default_pass
