@@ -23,10 +23,12 @@ CONTEXTUAL_WORDS = [
     *("int", "bool", "string", "duration", "low", "medium", "high", "critical"),
     *("obligation", "due", "violation", "forbidden_action", "missed_deadline"),
     *("unfulfilled", "no", "violations", "fired"),
-    *("contacts", "days", "day", "from", "zone", "week", "holidays"),
+    *("contacts", "days", "day", "from", "zone", "week", "holidays", "contact"),
 ]
-#: `contact` is a name too, except as an attribute set in a test step, where it is the `contact` step (language.md §2 of v2).
+#: `contact` is a name too, except as an attribute set in a test step, where it is the `contact` step (spec language.md §3).
 STEP_WORD = "contact"
+#: The contextual words usable as names everywhere: all but the test step `contact`.
+NAME_WORDS = [w for w in CONTEXTUAL_WORDS if w != STEP_WORD]
 #: The words that start a calendar item: a `week` lists names, but not these after its first day.
 CALENDAR_WORDS = ("zone", "week", "holidays")
 _BASE_TYPES = ("int", "bool", "string", "duration")
@@ -43,7 +45,7 @@ def _identifier() -> st.SearchStrategy[str]:
 #: A plain name an author may choose: never a reserved word, sometimes a contextual one.
 names: st.SearchStrategy[str] = st.one_of(
     _identifier().filter(lambda s: s not in RESERVED),
-    st.sampled_from(CONTEXTUAL_WORDS),
+    st.sampled_from(NAME_WORDS),
 )
 
 #: A dotted event or action name; its parts may be any identifier, reserved or not (it is one token).

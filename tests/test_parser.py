@@ -15,7 +15,7 @@ from escalation.errors import Diagnostic, PolicyError
 from escalation.lang import ast
 from escalation.lang.limits import MAX_SOURCE_CHARS
 from escalation.syntax import grammar
-from strategies import CONTEXTUAL_WORDS
+from strategies import CONTEXTUAL_WORDS, NAME_WORDS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SYNTAX_ERROR_CASE = SHARED / "conformance" / "cases" / "23_check_syntax_error" / "policy.esc"
@@ -135,7 +135,7 @@ def test_reserved_words_cannot_be_names(source: str) -> None:
     assert source[d.span.column - 1 :].startswith(word.group(1))
 
 
-@pytest.mark.parametrize("word", CONTEXTUAL_WORDS)
+@pytest.mark.parametrize("word", NAME_WORDS)
 def test_words_that_mean_something_at_one_place_are_names_elsewhere(word: str) -> None:
     source = (
         f'policy "p"\n'
