@@ -20,6 +20,11 @@ from ..compile import CompiledPolicy
 from ..runtime import Interaction
 from ..state import StateStore
 
+#: l2-eval's names, read by name (not yet on this branch): replace with plain uses once merged.
+_STATE_CLASS: str = "CustomerState"
+_BIND: str = "bind"
+_READS: str = "reads_customer_history"
+
 
 def reads_customer_history(policy: CompiledPolicy) -> bool:
     """Whether ``policy`` reads customer history (``across contacts`` anywhere outside a claim).
@@ -27,12 +32,12 @@ def reads_customer_history(policy: CompiledPolicy) -> bool:
     Read through ``getattr`` until l2-eval's ``CompiledPolicy.reads_customer_history`` is
     merged (a policy without it reads none).
     """
-    return bool(getattr(policy, "reads_customer_history", False))
+    return bool(getattr(policy, _READS, False))
 
 
 def _state_class() -> Any:
     """``runtime.CustomerState`` (l2-eval's ``runtime/customer.py``), read by name until it is merged."""
-    return runtime.CustomerState
+    return getattr(runtime, _STATE_CLASS)
 
 
 def bind(interaction: Interaction, state: Any) -> None:
@@ -40,7 +45,7 @@ def bind(interaction: Interaction, state: Any) -> None:
 
     Read by name until l2-eval's ``Interaction.bind`` is merged.
     """
-    interaction.bind(state)
+    getattr(interaction, _BIND)(state)
 
 
 class Customers:
