@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from escalation import check_source
 from escalation.lang import format_time, parse_time
 from escalation.lang.calendar import DEFAULT_CALENDAR, Calendar
-from policy_strategies import policy_texts
+from helpers.policy_strategies import policy_texts
 
 HEADER = 'policy "t"\n'
 
