@@ -42,9 +42,7 @@ def customer_streams(
         record.pop("customer", None)  # a reserved key (§9): only drawn below
         customer = owner[conversation]
         if customer is not None:
-            if k == bind_at[conversation]:
-                record["customer"] = customer
-            elif k > bind_at[conversation] and draw(st.booleans()):
+            if k == bind_at[conversation] or (k > bind_at[conversation] and draw(st.booleans())):
                 record["customer"] = customer
             elif k < bind_at[conversation] and draw(st.integers(0, 3)) == 0:
                 record["customer"] = ""  # the same as absent
