@@ -128,3 +128,23 @@ def test_an_interaction_snapshot_with_a_bad_binding_is_refused() -> None:
             Interaction.resume(policy, {**inter.snapshot(), "customer": bad})
     with pytest.raises(SnapshotError, match="records no event yet"):
         Interaction.resume(policy, {**inter.snapshot(), "customer": "k"})
+
+
+def test_a_bound_snapshot_resumes_after_the_customer_moved_on() -> None:
+    # a's snapshot is taken after b added later events to the customer's window: it holds none of them
+    policy = compiled()
+    customer = CustomerState(policy, "k")
+    a, b = Interaction(policy, "a"), Interaction(policy, "b")
+    a.bind(customer)
+    b.bind(customer)
+    a.feed(event(policy, "a", "2026-12-18T10:00:00Z", "agent.warn"))
+    a.feed(event(policy, "a", "2026-12-18T10:00:01Z", "agent.warn"))
+    b.feed(event(policy, "b", "2026-12-18T10:05:00Z", "agent.warn"))
+    snap = a.snapshot()
+    assert snap["active"] == ["refuse", "quiet"]
+    resumed = Interaction.resume(policy, snap)
+    assert resumed.active == a.active
+    resumed.bind(CustomerState.resume(policy, customer.snapshot()))
+    assert resumed.feed(event(policy, "a", "2026-12-18T10:06:00Z", "agent.apologize")).permitted("agent.hang_up")
+    with pytest.raises(SnapshotError, match="bound to a customer"):
+        Interaction.resume(policy, {**snap, "state": [[a.last_time], *snap["state"][1:]]})
