@@ -13,39 +13,20 @@ parked customer keeps its history and latest time (and its admission facts stay 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from .. import runtime
 from ..compile import CompiledPolicy
-from ..runtime import Interaction
+from ..runtime import CustomerState, Interaction
 from ..state import StateStore
-
-#: l2-eval's names, read by name (not yet on this branch): replace with plain uses once merged.
-_STATE_CLASS: str = "CustomerState"
-_BIND: str = "bind"
-_READS: str = "reads_customer_history"
 
 
 def reads_customer_history(policy: CompiledPolicy) -> bool:
-    """Whether ``policy`` reads customer history (``across contacts`` anywhere outside a claim).
-
-    Read through ``getattr`` until l2-eval's ``CompiledPolicy.reads_customer_history`` is
-    merged (a policy without it reads none).
-    """
-    return bool(getattr(policy, _READS, False))
+    """Whether ``policy`` reads customer history (``across contacts`` anywhere outside a claim)."""
+    return policy.reads_customer_history
 
 
-def _state_class() -> Any:
-    """``runtime.CustomerState`` (l2-eval's ``runtime/customer.py``), read by name until it is merged."""
-    return getattr(runtime, _STATE_CLASS)
-
-
-def bind(interaction: Interaction, state: Any) -> None:
-    """``Interaction.bind(state)`` (l2-eval), just before the binding event is fed, and again when a bound conversation comes back into memory.
-
-    Read by name until l2-eval's ``Interaction.bind`` is merged.
-    """
-    getattr(interaction, _BIND)(state)
+def bind(interaction: Interaction, state: CustomerState) -> None:
+    """``Interaction.bind(state)``: just before the binding event is fed, and again when a bound conversation comes back into memory."""
+    interaction.bind(state)
 
 
 class Customers:
@@ -54,22 +35,21 @@ class Customers:
     def __init__(self, policy: CompiledPolicy, store: Callable[[], StateStore]) -> None:
         self.policy = policy
         self.store = store  # the replay's store, created when first needed
-        self.live: dict[str, Any] = {}  # customer -> CustomerState, while a conversation of it is in memory
+        self.live: dict[str, CustomerState] = {}  # customer -> CustomerState, while a conversation of it is in memory
         self.open: dict[str, int] = {}  # customer -> its conversations in memory
         self.parked = 0  # customers parked so far (a customer may be parked more than once)
 
-    def attach(self, customer: str) -> Any:
+    def attach(self, customer: str) -> CustomerState:
         """The state of ``customer`` for a conversation of it that comes into memory (binding, thawed or back fresh)."""
         state = self.live.get(customer)
         if state is None:
             store = self.store()
             saved = store.get_customer(customer)
-            cls = _state_class()
             if saved is None:
-                state = cls(self.policy, customer)
+                state = CustomerState(self.policy, customer)
             else:
                 store.delete_customer(customer)
-                state = cls.resume(self.policy, saved)
+                state = CustomerState.resume(self.policy, saved)
             self.live[customer] = state
         self.open[customer] = self.open.get(customer, 0) + 1
         return state
