@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import date
 from functools import partial
 from typing import Any, TypeVar
 
@@ -66,9 +67,10 @@ def _literal(value: Any, t: Type) -> str:
 class _Writer:
     """Writes typed expressions for one policy; ``draw`` is the hypothesis draw function."""
 
-    def __init__(self, draw: st.DrawFn, vocabulary: dict[str, EventType], nested: bool = True) -> None:
+    def __init__(self, draw: st.DrawFn, vocabulary: dict[str, EventType], nested: bool = True, language: int = 1) -> None:
         self.draw = draw
         self.nested = nested  # temporal operators inside a pattern's brackets
+        self.language = language  # 2: also `across contacts`, `seen ... within`, working days
         self.vocab = vocabulary
         self.names = sorted(vocabulary)
         self.actions = sorted(n for n, e in vocabulary.items() if e.is_action)
@@ -76,6 +78,10 @@ class _Writer:
         self.scopes: list[EventType] = []  # the events whose brackets are being written, innermost last
 
     # -- small helpers
+    def across(self) -> str:
+        """`` across contacts`` now and then in language 2 (nothing drawn in language 1)."""
+        return " across contacts" if self.language >= 2 and self.chance(30) else ""
+
     def pick(self, options: Sequence[T]) -> T:
         return self.draw(st.sampled_from(options))
 
@@ -143,11 +149,11 @@ class _Writer:
             text += f" since {self.temporal_pattern(depth)}"
         if self.chance(30):
             text += f" within {self.pick(WINDOWS)}"
-        return text
+        return text + self.across()
 
     def last(self, owner_field: tuple[str, Field], depth: int, force_else: bool = False) -> str:
         owner, f = owner_field
-        text = f"last {f.name} of {self.pattern(depth, [owner])}"
+        text = f"last {f.name} of {self.pattern(depth, [owner])}{self.across()}"
         lets = [n for n, t, _ in self.lets if t == f.type or (f.type == DURATION and t == SINCE)]
         if lets and self.chance(15):  # `else` a `let`: its value at that moment
             return f"{text} else {self.pick(lets)}"
@@ -191,7 +197,7 @@ class _Writer:
         lets = self.let_names(SINCE, True)
         if lets and self.chance(40):
             return self.pick(lets)
-        return f"time since {self.temporal_pattern(depth)}"
+        return f"time since {self.temporal_pattern(depth)}{self.across()}"
 
     # -- enums
     def enum_dynamic(self, scope: EventType | None, depth: int) -> tuple[str, EnumType]:
@@ -275,7 +281,9 @@ class _Writer:
         text = f"seen {self.temporal_pattern(depth)}"
         if self.chance(40):
             text += f" since {self.temporal_pattern(depth)}"
-        return text
+        if self.language >= 2 and self.chance(30):
+            text += f" within {self.pick(WINDOWS)}"
+        return text + self.across()
 
     def compare_durations(self, scope: EventType | None, depth: int) -> str:
         """`time since` and other durations compared; a `time since` is never added to anything."""
@@ -333,7 +341,11 @@ class _Writer:
         shape = self.pick(("within", "within", "before", "both"))
         text = "require " + " or ".join(patterns)
         if shape != "before":
-            text += f" within {self.pick(SMALL_DURATIONS)}"
+            if self.language >= 2 and self.chance(30):
+                n = self.draw(st.integers(1, 20))
+                text += f" within {n} working {'day' if n == 1 else 'days'}"
+            else:
+                text += f" within {self.pick(SMALL_DURATIONS)}"
         if shape != "within":
             text += f" before {self.pick(['interaction.end', 'interaction.end', *self.names])}"
         return text, [p.split("[")[0] for p in patterns]
@@ -355,12 +367,35 @@ def _declaration(name: str, is_action: bool, fields: tuple[Field, ...]) -> str:
     return f"{'action' if is_action else 'event'} {name} {{ {', '.join(parts)} }}"
 
 
+#: Zones a generated calendar may name (links such as `GB` count).
+ZONES = ("UTC", "Europe/London", "Europe/Paris", "America/New_York", "Asia/Tokyo", "Australia/Sydney", "GB")
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _calendar(draw: st.DrawFn) -> str:
+    """A valid `calendar` block: each item optional, in any order; holidays are real, distinct dates."""
+    items = []
+    if draw(st.booleans()):
+        items.append(f'zone "{draw(st.sampled_from(ZONES))}"')
+    if draw(st.booleans()):
+        days = draw(st.lists(st.sampled_from(WEEKDAY_NAMES), min_size=1, max_size=7, unique=True))
+        items.append("week " + " ".join(days))
+    for _ in range(draw(st.integers(0, 2))):
+        dates = draw(st.lists(st.dates(min_value=date(2025, 1, 1), max_value=date(2028, 12, 31)), min_size=1, max_size=3, unique=True))
+        items.append("holidays " + ", ".join(f'"{d.isoformat()}"' for d in dates))
+    items = draw(st.permutations(items))
+    return "calendar {\n" + "".join(f"  {i}\n" for i in items) + "}"
+
+
 @st.composite
-def policy_texts(draw: st.DrawFn, max_rules: int = 5, max_lets: int = 4, nested: bool = True) -> str:
+def policy_texts(draw: st.DrawFn, max_rules: int = 5, max_lets: int = 4, nested: bool = True, language: int = 1) -> str:
     """A policy that passes the checker, over the standard vocabulary and up to two declarations.
 
     With ``nested=False`` no temporal operator is written inside a pattern's brackets
-    (a `let` built on one may still be read there).
+    (a `let` built on one may still be read there). With ``language=2`` operators may read
+    the customer's history (`across contacts`), `seen` may have a window, deadlines may be in
+    working days and a `calendar` may be declared (warnings W005, W006, W007 may then appear,
+    never an error).
     """
     vocabulary = dict(STANDARD)
     lines = ['policy "Generated" version "1"']
@@ -372,7 +407,9 @@ def policy_texts(draw: st.DrawFn, max_rules: int = 5, max_lets: int = 4, nested:
         )
         vocabulary[name] = EventType(name, is_action, chosen, standard=False)
         lines.append(_declaration(name, is_action, chosen))
-    w = _Writer(draw, vocabulary, nested)
+    w = _Writer(draw, vocabulary, nested, language)
+    if language >= 2 and draw(st.booleans()):
+        lines.append(_calendar(draw))
 
     defaults: dict[str, str] = {}
     for action in draw(st.lists(st.sampled_from(w.actions), max_size=3, unique=True)):

@@ -21,9 +21,16 @@ T = TypeVar("T")
 #: Words that mean something at one place only and stay usable as names elsewhere.
 CONTEXTUAL_WORDS = [
     *("int", "bool", "string", "duration", "low", "medium", "high", "critical"),
-    *("permitted", "forbidden", "obligation", "due", "violation", "forbidden_action", "missed_deadline"),
+    *("obligation", "due", "violation", "forbidden_action", "missed_deadline"),
     *("unfulfilled", "no", "violations", "fired"),
+    *("contacts", "days", "day", "from", "zone", "week", "holidays", "contact"),
 ]
+#: `contact` is a name too, except as an attribute set in a test step, where it is the `contact` step (spec language.md §3).
+STEP_WORD = "contact"
+#: The contextual words usable as names everywhere: all but the test step `contact`.
+NAME_WORDS = [w for w in CONTEXTUAL_WORDS if w != STEP_WORD]
+#: The words that start a calendar item: a `week` lists names, but not these after its first day.
+CALENDAR_WORDS = ("zone", "week", "holidays")
 _BASE_TYPES = ("int", "bool", "string", "duration")
 LEVELS = ("low", "medium", "high", "critical")
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
@@ -38,7 +45,7 @@ def _identifier() -> st.SearchStrategy[str]:
 #: A plain name an author may choose: never a reserved word, sometimes a contextual one.
 names: st.SearchStrategy[str] = st.one_of(
     _identifier().filter(lambda s: s not in RESERVED),
-    st.sampled_from(CONTEXTUAL_WORDS),
+    st.sampled_from(NAME_WORDS),
 )
 
 #: A dotted event or action name; its parts may be any identifier, reserved or not (it is one token).
@@ -60,7 +67,7 @@ _all_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size
 ints = st.integers(min_value=0, max_value=MAX_INT).map(ast.IntLit)
 durations = st.builds(
     lambda digits, unit: ast.DurationLit(digits + unit),
-    st.one_of(st.integers(0, 36600).map(str), st.from_regex(r"0[0-9]{1,3}", fullmatch=True)),  # at most 100 years
+    st.one_of(st.integers(0, 36500).map(str), st.from_regex(r"0[0-9]{1,3}", fullmatch=True)),  # at most 100 years
     st.sampled_from("smhd"),
 )
 #: Any text but lone surrogates, control characters included (JSON escapes carry them).
@@ -112,13 +119,13 @@ def parenthesize(expr: ast.Expr) -> ast.Expr:
     if isinstance(expr, ast.In):
         return ast.In(_wrap(parenthesize(expr.left), _SUM), expr.members)
     if isinstance(expr, ast.Count):
-        return ast.Count(_fix_pattern(expr.pattern), _fix_optional(expr.since), expr.window)
+        return ast.Count(_fix_pattern(expr.pattern), _fix_optional(expr.since), expr.window, expr.across)
     if isinstance(expr, ast.Seen):
-        return ast.Seen(_fix_pattern(expr.pattern), _fix_optional(expr.since))
+        return ast.Seen(_fix_pattern(expr.pattern), _fix_optional(expr.since), expr.window, expr.across)
     if isinstance(expr, ast.Last):
-        return ast.Last(expr.attr, _fix_pattern(expr.pattern), expr.default)
+        return ast.Last(expr.attr, _fix_pattern(expr.pattern), expr.default, expr.across)
     if isinstance(expr, ast.TimeSince):
-        return ast.TimeSince(_fix_pattern(expr.pattern))
+        return ast.TimeSince(_fix_pattern(expr.pattern), expr.across)
     return expr
 
 
@@ -140,12 +147,17 @@ def _patterns_over(cond: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.P
 
 def _temporals(cond: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr]:
     pattern = _patterns_over(cond)
+    across = st.booleans()
     return st.one_of(
-        st.builds(ast.Count, pattern, _optional(pattern), _optional(durations)),
-        st.builds(ast.Seen, pattern, _optional(pattern)),
-        st.builds(ast.Last, _name(names), pattern, _optional(literals)),
-        st.builds(ast.TimeSince, pattern),
+        st.builds(ast.Count, pattern, _optional(pattern), _optional(durations), across),
+        st.builds(ast.Seen, pattern, _optional(pattern), _optional(durations), across),
+        st.builds(ast.Last, _name(names), pattern, _optional(literals), across),
+        st.builds(ast.TimeSince, pattern, across),
     )
+
+
+#: `permitted A` / `forbidden A` (the parser takes them anywhere; the checker only in a claim).
+permitted_atoms = st.builds(ast.PermittedAtom, st.booleans(), _name(dotted_names))
 
 
 def _compound(children: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr]:
@@ -160,7 +172,7 @@ def _compound(children: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Ex
     )
 
 
-_leaves: st.SearchStrategy[ast.Expr] = st.one_of(literals, _temporals(st.nothing()))
+_leaves: st.SearchStrategy[ast.Expr] = st.one_of(literals, _temporals(st.nothing()), permitted_atoms)
 
 #: A valid expression tree (with the Groups that its printed form needs).
 expressions: st.SearchStrategy[ast.Expr] = st.recursive(_leaves, _compound, max_leaves=8).map(parenthesize)
@@ -186,12 +198,16 @@ triggers: st.SearchStrategy[ast.Trigger] = st.one_of(
 )
 
 
+#: `N working days` (the unit as `fmt` writes it: `day` after 1; it takes no part in equality anyway).
+working_days = st.integers(0, MAX_INT).map(lambda n: ast.WorkingDays(ast.IntLit(n), "day" if n == 1 else "days"))
+
+
 @st.composite
 def requires(draw: st.DrawFn) -> ast.Require:
     """``require P or Q within D before E``: within, before, or both."""
     pats = tuple(draw(st.lists(patterns, min_size=1, max_size=3)))
     shape = draw(st.sampled_from(("within", "before", "both")))
-    within = draw(durations) if shape != "before" else None
+    within = draw(st.one_of(durations, working_days)) if shape != "before" else None
     before = ast.Name(draw(dotted_names)) if shape != "within" else None
     return ast.Require(pats, within, before)
 
@@ -216,11 +232,12 @@ steps: st.SearchStrategy[ast.Step] = st.one_of(
     st.builds(
         ast.EventStep,
         _name(dotted_names),
-        st.lists(st.builds(ast.Arg, _name(names), literals), max_size=3).map(tuple),
+        st.lists(st.builds(ast.Arg, _name(names.filter(lambda n: n != STEP_WORD)), literals), max_size=3).map(tuple),
         _optional(durations),
     ),
+    st.just(ast.ContactStep()),
     st.builds(ast.ExpectPermission, st.booleans(), _name(dotted_names)),
-    st.builds(ast.ExpectObligation, _name(dotted_names), _optional(durations)),
+    st.builds(ast.ExpectObligation, _name(dotted_names), _optional(st.one_of(durations, strings))),
     st.builds(
         ast.ExpectViolation,
         st.sampled_from(("forbidden_action", "missed_deadline", "unfulfilled")),
@@ -229,9 +246,18 @@ steps: st.SearchStrategy[ast.Step] = st.one_of(
     st.just(ast.ExpectNoViolations()),
     st.builds(ast.ExpectFired, _name(names)),
 )
-tests = st.builds(ast.Test, strings, st.lists(steps, max_size=5).map(tuple))
+tests = st.builds(ast.Test, strings, st.lists(steps, max_size=5).map(tuple), _optional(strings))
 
-items: st.SearchStrategy[ast.Item] = st.one_of(lets, defaults, decls, rules, tests)
+_week_days = st.tuples(names, st.lists(names.filter(lambda n: n not in CALENDAR_WORDS), max_size=6)).map(lambda t: (t[0], *t[1]))
+calendar_items: st.SearchStrategy[ast.CalendarItem] = st.one_of(
+    st.builds(ast.CalendarZone, strings),
+    _week_days.map(lambda days: ast.CalendarWeek(tuple(ast.Name(d) for d in days))),
+    st.lists(strings, min_size=1, max_size=3).map(lambda ds: ast.CalendarHolidays(tuple(ds))),
+)
+calendars = st.builds(ast.Calendar, st.lists(calendar_items, max_size=4).map(tuple))
+claims = st.builds(ast.Claim, strings, expressions)
+
+items: st.SearchStrategy[ast.Item] = st.one_of(lets, defaults, decls, calendars, rules, tests, claims)
 
 
 def policies(max_items: int = 6) -> st.SearchStrategy[ast.Policy]:

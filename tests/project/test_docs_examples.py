@@ -1,6 +1,6 @@
 """The examples in the documentation are real: they check as the docs say they do.
 
-Every ```esc block in docs/language.md and in the shared specification is a
+Every ```esc block in docs/language.md, docs/authoring.md and in the shared specification is a
 complete policy that checks without errors, and whose `test` blocks pass under
 `escalation test`. Every code documented in
 docs/diagnostics.md has examples (```text) that produce that code, and the
@@ -23,6 +23,7 @@ from escalation.syntax.parser import read_source
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGUAGE_DOC = ROOT / "docs" / "language.md"
+AUTHORING_DOC = ROOT / "docs" / "authoring.md"
 DIAGNOSTICS_DOC = ROOT / "docs" / "diagnostics.md"
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "language.md"
 SOURCES = ROOT / "src" / "escalation"
@@ -44,9 +45,12 @@ def _blocks(text: str, lang: str) -> list[tuple[int, str]]:
     return [(text.count("\n", 0, m.start()) + 1, m.group("body")) for m in _FENCE.finditer(text) if m.group("lang") == lang]
 
 
-#: Sections of the specification that describe language 2 (customers, calendars, claims): their examples
-#: are skipped, visibly, until the engine implements language 2.
-LANGUAGE_2_SECTIONS = {9, 10, 11}
+#: Sections of the specification that describe language 2 still skipped, visibly: claims (§11) are parsed
+#: and checked, but `escalation test` does not evaluate them yet.
+LANGUAGE_2_SECTIONS = {11}
+#: Sections whose examples are fragments (no header): they are checked under this header.
+FRAGMENT_SECTIONS = {9, 10}
+FRAGMENT_HEADER = 'policy "fragment of spec/language.md"\n\n'
 _SECTION = re.compile(r"^## (\d+)\. ", re.M)
 
 
@@ -57,10 +61,25 @@ def _section_number(text: str, line: int) -> int:
     return numbers[-1] if numbers else 0
 
 
-def _esc_cases() -> list[object]:
+#: Forms of language 2 that `escalation test` cannot run yet (the evaluation of customer history, working days and
+#: test contacts lands separately): an example using one is checked, and its `test` blocks are skipped, visibly.
+_NOT_EVALUATED_YET = re.compile(r"across contacts|working days?\b|^\s*contact\s*$|^test \"[^\"]*\" from |\bdue \"", re.M)
+
+
+def _runs_under_test(body: str) -> bool:
+    return _NOT_EVALUATED_YET.search(body) is None
+
+
+def _esc_cases(for_test: bool = False) -> list[object]:
     cases: list[object] = []
-    for line, body in _blocks(LANGUAGE_DOC.read_text(encoding="utf-8"), "esc"):
-        cases.append(pytest.param(LANGUAGE_DOC, line, body, id=f"docs/language.md:{line}"))
+    for doc in (LANGUAGE_DOC, AUTHORING_DOC):
+        for line, body in _blocks(doc.read_text(encoding="utf-8"), "esc"):
+            marks = (
+                [pytest.mark.skip(reason="uses language-2 forms that `escalation test` does not evaluate yet (the evaluation issue)")]
+                if for_test and not _runs_under_test(body)
+                else []
+            )
+            cases.append(pytest.param(doc, line, body, id=f"docs/{doc.name}:{line}", marks=marks))
     if SPEC.is_file():
         spec_text = SPEC.read_text(encoding="utf-8")
         for line, body in _blocks(spec_text, "esc"):
@@ -70,6 +89,8 @@ def _esc_cases() -> list[object]:
                 if section in LANGUAGE_2_SECTIONS
                 else []
             )
+            if section in FRAGMENT_SECTIONS and not body.lstrip().startswith("policy "):
+                body = FRAGMENT_HEADER + body
             cases.append(pytest.param(SPEC, line, body, id=f"spec/language.md:{line}", marks=marks))
     else:
         cases.append(
@@ -132,7 +153,7 @@ def test_esc_example_checks_without_errors(doc: Path, line: int, source: str) ->
     assert result.ok, f"the example at {doc}:{line} does not check:\n{rendered}"
 
 
-@pytest.mark.parametrize(("doc", "line", "source"), _esc_cases())
+@pytest.mark.parametrize(("doc", "line", "source"), _esc_cases(for_test=True))
 def test_esc_example_test_blocks_pass(doc: Path, line: int, source: str, tmp_path: Path) -> None:
     """The scenarios in the examples state what the language means; `escalation test` agrees."""
     path = tmp_path / f"example_{line}.esc"

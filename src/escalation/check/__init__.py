@@ -2,7 +2,8 @@
 
 Modules: :mod:`.checker` (the entry points and the order of the passes), :mod:`.context` (the
 state one check shares), :mod:`.names`, :mod:`.types`, :mod:`.fold`, and the passes in
-:mod:`.declarations`, :mod:`.rules` and :mod:`.tests`.
+:mod:`.declarations`, :mod:`.rules`, :mod:`.calendars` (calendars, bounds on deadlines, claims)
+and :mod:`.tests`.
 """
 
 from .checker import CheckedPolicy, CheckResult, check, check_source, check_test_file

@@ -2,10 +2,11 @@
 
 The checker runs named passes over the whole policy and collects every diagnostic; it never
 stops at the first. The passes live beside this module: :mod:`.declarations` (events and
-actions, names, lets), :mod:`.rules` (defaults, rules, obligations), :mod:`.tests` (test
-blocks), over :mod:`.names` (resolution, did-you-mean), :mod:`.types` (expression typing) and
+actions, names, lets), :mod:`.rules` (defaults, rules, obligations), :mod:`.calendars` (the
+calendar, bounds on durations and working days, claims), :mod:`.tests` (test blocks), over :mod:`.names` (resolution, did-you-mean), :mod:`.types` (expression typing) and
 :mod:`.fold` (constant folding). The result carries what later stages need: the merged
-vocabulary, the type and evaluation order of every ``let``.
+vocabulary, the type and evaluation order of every ``let``, the policy's calendar, and whether
+it reads customer history.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import attrs
 
 from ..errors import Diagnostic, PolicyError, Span
 from ..lang import EventType, Type, ast
+from ..lang.calendar import DEFAULT_CALENDAR, Calendar
 from ..syntax import parse, parse_tests, read_source
+from .calendars import calendar_pass, claim_pass, reads_customer_history, span_pass
 from .context import CheckState
 from .declarations import collect_names, declarations, let_dependencies, let_depth_pass, let_pass
 from .rules import default_pass, obligation_pass, rule_pass
@@ -37,6 +40,10 @@ class CheckedPolicy:
     let_types: dict[str, Type]
     let_order: tuple[str, ...]
     diagnostics: tuple[Diagnostic, ...]
+    #: The policy's calendar (language.md §10), or the default one (UTC, Monday to Friday, no holidays).
+    calendar: Calendar = DEFAULT_CALENDAR
+    #: Whether `across contacts` appears outside a claim (language.md §9): then each customer's records must come in time order.
+    reads_customer_history: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -66,8 +73,11 @@ PASSES: tuple[Callable[[CheckState], None], ...] = (
     let_depth_pass,
     let_pass,
     default_pass,
+    calendar_pass,
+    span_pass,
     rule_pass,
     obligation_pass,
+    claim_pass,
     test_pass,
     unused_pass,
 )
@@ -89,6 +99,8 @@ def check(policy: ast.Policy, path: str = "<policy>", source: str = "") -> Check
         {k: v for k, v in c.let_types.items() if v is not None},
         tuple(c.let_order),
         tuple(c.diagnostics),
+        c.calendar,
+        reads_customer_history(c.policy),
     )
     return CheckResult(c.diagnostics, checked)
 

@@ -13,6 +13,7 @@ import attrs
 
 from ..errors import Diagnostic, Span
 from ..lang import DURATION, STANDARD, EnumType, EventType, Type, Value, ast, type_name
+from ..lang.calendar import DEFAULT_CALENDAR, Calendar
 
 __all__ = ["MAX_LISTED", "MAX_SUGGESTIONS", "SINCE", "CheckState", "Scope", "is_duration", "listing", "same_type", "show"]
 
@@ -53,9 +54,11 @@ def same_type(a: Type, b: Type) -> bool:
 
 @attrs.define
 class Scope:
-    """Where an expression stands: inside a pattern's brackets (``event``) or not."""
+    """Where an expression stands: inside a pattern's brackets (``event``) or not; in a claim or not."""
 
     event: EventType | None = None
+    #: In a claim's expression (outside any brackets), where `permitted A` and `forbidden A` may stand.
+    claim: bool = False
 
 
 class CheckState:
@@ -79,6 +82,8 @@ class CheckState:
         self.rules: dict[str, ast.Rule] = {}
         #: The first `default` line of each action.
         self.defaults: dict[str, ast.Default] = {}
+        #: The policy's calendar (filled in by the calendar pass), or the default one.
+        self.calendar: Calendar = DEFAULT_CALENDAR
         #: How many more "did you mean" hints this check may compute.
         self.suggestions_left = MAX_SUGGESTIONS
         self._member_sets: dict[int, tuple[EnumType, frozenset[str]]] = {}

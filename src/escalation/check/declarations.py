@@ -33,7 +33,7 @@ def declarations(c: CheckState) -> None:
         for f in decl.fields:
             fname = f.name.text
             if fname in RESERVED_FIELDS:
-                c.error("E026", f"a field may not be named `{fname}`", f.name.span, "`conversation`, `time`, `type` and `id` are keys of every event record")
+                c.error("E026", f"a field may not be named `{fname}`", f.name.span, "`conversation`, `time`, `type`, `id` and `customer` are keys of event records")
                 continue
             if fname in seen:
                 c.error("E029", f"the field `{fname}` is declared twice", f.name.span, "remove one of them")

@@ -11,7 +11,8 @@ import itertools
 import attrs
 
 from ..errors import Diagnostic
-from ..lang import EnumType, ast
+from ..lang import EnumType, TimeError, ast, parse_time
+from .calendars import duration_bounds
 from .context import CheckState, Scope, same_type, show
 from .declarations import collect_names, declarations, let_dependencies, let_pass
 from .names import event_type, no_attribute, suggest
@@ -22,9 +23,11 @@ __all__ = ["check_tests", "test_pass"]
 
 
 def test_pass(c: CheckState) -> None:
-    """Each `test` block's steps against the vocabulary and the rules (E011, E014, E022, E029–E032)."""
+    """Each `test` block's steps against the vocabulary and the rules (E011, E014, E022, E029–E032, E041, E042)."""
     on_rules = {n for n, r in c.rules.items() if isinstance(r.trigger, ast.On)}
     for test in c.policy.tests:
+        if test.start is not None:
+            _time(c, test.start, "the `from` of a test")
         last_at = 0
         time = -1
         for step in test.steps:
@@ -38,6 +41,14 @@ def test_pass(c: CheckState) -> None:
                     continue
                 given = set()
                 for arg in step.args:
+                    if arg.name.text == "customer":
+                        c.error(
+                            "E041",
+                            "a test step cannot set `customer`",
+                            arg.name.span,
+                            "every interaction of a test belongs to the customer `test`; write `contact` to start another contact of that customer",
+                        )
+                        continue
                     f = et.field(arg.name.text)
                     if f is None:
                         no_attribute(c, et, arg.name)
@@ -55,6 +66,8 @@ def test_pass(c: CheckState) -> None:
                         c.error("E030", f"`{et.name}` needs the attribute `{f.name}`", step.event.span, f"add `{f.name}=<value>`")
             elif isinstance(step, (ast.ExpectPermission, ast.ExpectObligation)):
                 event_type(c, step.action, actions_only=True, what="only actions are permitted, forbidden or owed")
+                if isinstance(step, ast.ExpectObligation) and isinstance(step.due, ast.StringLit):
+                    _time(c, step.due, "`due`")
             elif isinstance(step, ast.ExpectViolation):
                 if step.rule is not None and step.rule.text != "default" and step.rule.text not in c.rules:
                     c.error("E011", f"unknown rule `{step.rule.text}`", step.rule.span, suggest(c, step.rule.text, itertools.chain(c.rules, ["default"]), "name a rule of this policy, or `default`"))
@@ -63,6 +76,14 @@ def test_pass(c: CheckState) -> None:
                     c.error("E011", f"unknown rule `{step.rule.text}`", step.rule.span, suggest(c, step.rule.text, c.rules, "name an `on` rule of this policy"))
                 elif step.rule.text not in on_rules:
                     c.error("E032", f"`{step.rule.text}` is a `while` rule; only `on` rules fire", step.rule.span, "test a `while` rule through the permissions or obligations it causes")
+
+
+def _time(c: CheckState, text: ast.StringLit, what: str) -> None:
+    """A string that must be an RFC 3339 time, as in events (E042)."""
+    try:
+        parse_time(text.value)
+    except TimeError:
+        c.error("E042", f"{what} is not a time: {text.value!r}", text.span, 'write an RFC 3339 time with its zone, such as "2026-01-05T09:00:00Z"')
 
 
 def check_tests(policy: ast.Policy, tests: tuple[ast.Test, ...], path: str) -> list[Diagnostic]:
@@ -75,5 +96,7 @@ def check_tests(policy: ast.Policy, tests: tuple[ast.Test, ...], path: str) -> l
     default_pass(c)
     c.diagnostics = []  # the policy's own findings are reported when it is checked
     test_pass(c)
+    for test in tests:
+        duration_bounds(c, test)
     c.diagnostics.sort(key=Diagnostic.sort_key)
     return c.diagnostics

@@ -123,6 +123,17 @@ def infer(c: CheckState, expr: ast.Expr, scope: Scope, expected: Type | None) ->
     if isinstance(expr, ast.TimeSince):
         check_pattern(c, expr.pattern)
         return SINCE
+    if isinstance(expr, ast.PermittedAtom):
+        word = "permitted" if expr.permitted else "forbidden"
+        if not scope.claim:
+            c.error(
+                "E040",
+                f"`{word} {expr.action.text}` can only be used in a claim",
+                expr.span,
+                "rules decide permissions; read them in a `claim \"...\" { always ... }`, or state the condition that decides them",
+            )
+        event_type(c, expr.action, actions_only=True, what=f"only actions are {word}")
+        return BOOL
     if isinstance(expr, ast.Last):
         et = check_pattern(c, expr.pattern)
         if et is None:

@@ -4,7 +4,7 @@ These modules import nothing else of the package except :mod:`escalation.errors`
 (for :class:`~escalation.errors.Span`), so every phase can use them without a cycle.
 """
 
-from .limits import DEFAULT_LIMITS, MAX_DEPTH, MAX_SOURCE_CHARS, Limits
+from .limits import DEFAULT_LIMITS, MAX_DEPTH, MAX_DURATION_DAYS, MAX_DURATION_SECONDS, MAX_SOURCE_CHARS, Limits
 from .units import US, TimeError, format_time, parse_time
 from .vocabulary import BOOL, DURATION, INT, RESERVED_FIELDS, STANDARD, STRING, EnumType, EventType, Field, Type, Value, type_name
 
@@ -14,6 +14,8 @@ __all__ = [
     "DURATION",
     "INT",
     "MAX_DEPTH",
+    "MAX_DURATION_DAYS",
+    "MAX_DURATION_SECONDS",
     "MAX_SOURCE_CHARS",
     "RESERVED_FIELDS",
     "STANDARD",

@@ -127,11 +127,16 @@ class Pattern:
     span: Span = _span()
 
 
+# ``across`` (language.md §9): the operator ends with ``across contacts`` and reads the
+# customer history instead of the interaction's own.
+
+
 @attrs.frozen(slots=True)
 class Count:
     pattern: Pattern
     since: Pattern | None = None
     window: DurationLit | None = None
+    across: bool = False
     span: Span = _span()
 
 
@@ -139,6 +144,8 @@ class Count:
 class Seen:
     pattern: Pattern
     since: Pattern | None = None
+    window: DurationLit | None = None
+    across: bool = False
     span: Span = _span()
 
 
@@ -147,17 +154,28 @@ class Last:
     attr: Name
     pattern: Pattern
     default: Literal | None = None
+    across: bool = False
     span: Span = _span()
 
 
 @attrs.frozen(slots=True)
 class TimeSince:
     pattern: Pattern
+    across: bool = False
+    span: Span = _span()
+
+
+@attrs.frozen(slots=True)
+class PermittedAtom:
+    """``permitted A`` or ``forbidden A``: the permission of an action, only inside a claim (language.md §11)."""
+
+    permitted: bool
+    action: Name
     span: Span = _span()
 
 
 Temporal = Union[Count, Seen, Last, TimeSince]
-Expr = Union[IntLit, DurationLit, StringLit, BoolLit, NameRef, Group, Not, BoolOp, Compare, Arith, In, Count, Seen, Last, TimeSince]
+Expr = Union[IntLit, DurationLit, StringLit, BoolLit, NameRef, Group, Not, BoolOp, Compare, Arith, In, Count, Seen, Last, TimeSince, PermittedAtom]
 
 # ---------------------------------------------------------------- declarations
 
@@ -231,11 +249,24 @@ class Permission:
 
 
 @attrs.frozen(slots=True)
+class WorkingDays:
+    """``N working days`` (or ``1 working day``): a deadline counted in the policy's calendar (language.md §10).
+
+    ``day`` and ``days`` mean the same after any N, so ``unit`` takes no part in equality
+    (``fmt`` writes ``day`` after 1 and ``days`` otherwise).
+    """
+
+    count: IntLit
+    unit: str = attrs.field(eq=False)  # "day" | "days", as written
+    span: Span = _span()
+
+
+@attrs.frozen(slots=True)
 class Require:
     """``require P or Q within D before E``: an obligation owed by the agent."""
 
     patterns: tuple[Pattern, ...]
-    within: DurationLit | None = None
+    within: DurationLit | WorkingDays | None = None
     before: Name | None = None
     span: Span = _span()
 
@@ -307,9 +338,16 @@ class ExpectPermission:
 
 
 @attrs.frozen(slots=True)
+class ContactStep:
+    """``contact``: later steps belong to a new interaction of the same customer (language.md §7, §9)."""
+
+    span: Span = _span()
+
+
+@attrs.frozen(slots=True)
 class ExpectObligation:
     action: Name
-    due: DurationLit | None = None
+    due: DurationLit | StringLit | None = None  # an offset from the test's time 0, or an RFC 3339 time
     span: Span = _span()
 
 
@@ -331,17 +369,65 @@ class ExpectFired:
     span: Span = _span()
 
 
-Step = Union[EventStep, ExpectPermission, ExpectObligation, ExpectViolation, ExpectNoViolations, ExpectFired]
+Step = Union[EventStep, ContactStep, ExpectPermission, ExpectObligation, ExpectViolation, ExpectNoViolations, ExpectFired]
 
 
 @attrs.frozen(slots=True)
 class Test:
     name: StringLit
     steps: tuple[Step, ...] = ()
+    start: StringLit | None = None  # `from "TIME"`: the test's time 0 (2026-01-05T09:00:00Z when None)
     span: Span = _span()
 
 
-Item = Union[Let, Default, Decl, Rule, Test]
+# ---------------------------------------------------------------- calendars and claims
+
+
+@attrs.frozen(slots=True)
+class CalendarZone:
+    """``zone "Europe/London"``."""
+
+    name: StringLit
+    span: Span = _span()
+
+
+@attrs.frozen(slots=True)
+class CalendarWeek:
+    """``week mon tue wed thu fri``: the working days of the week."""
+
+    days: tuple[Name, ...]
+    span: Span = _span()
+
+
+@attrs.frozen(slots=True)
+class CalendarHolidays:
+    """``holidays "2026-12-25", "2026-12-28"``: dates that are not working days."""
+
+    dates: tuple[StringLit, ...]
+    span: Span = _span()
+
+
+CalendarItem = Union[CalendarZone, CalendarWeek, CalendarHolidays]
+
+
+@attrs.frozen(slots=True)
+class Calendar:
+    """``calendar { ... }``: the policy's calendar for deadlines in working days (language.md §10)."""
+
+    items: tuple[CalendarItem, ...] = ()
+    span: Span = _span()
+
+
+@attrs.frozen(slots=True)
+class Claim:
+    """``claim "name" { always expr }``: something that must hold in every interaction (language.md §11)."""
+
+    name: StringLit
+    expr: Expr
+    span: Span = _span()
+
+
+Item = Union[Let, Default, Decl, Calendar, Rule, Test, Claim]
 
 
 @attrs.frozen(slots=True)
@@ -380,6 +466,15 @@ class Policy:
     @property
     def tests(self) -> list[Test]:
         return [i for i in self.items if isinstance(i, Test)]
+
+    @property
+    def calendars(self) -> list[Calendar]:
+        """Every `calendar` item (a policy may have at most one; the checker reports a second)."""
+        return [i for i in self.items if isinstance(i, Calendar)]
+
+    @property
+    def claims(self) -> list[Claim]:
+        return [i for i in self.items if isinstance(i, Claim)]
 
 
 def children(node: object) -> list[object]:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from attrs import fields, frozen
 
-__all__ = ["DEFAULT_LIMITS", "MAX_DEPTH", "MAX_SOURCE_CHARS", "Limits"]
+__all__ = ["DEFAULT_LIMITS", "MAX_DEPTH", "MAX_DURATION_DAYS", "MAX_DURATION_SECONDS", "MAX_SOURCE_CHARS", "Limits"]
 
 #: Parse-tree depth beyond which a policy is refused (keeps every later pass off Python's recursion limit).
 MAX_DEPTH = 200
 #: The largest policy source accepted, in characters.
 MAX_SOURCE_CHARS = 4_000_000
+#: The longest duration a policy may write, in days (language.md §10: a check error beyond), and in seconds.
+#: The largest N of `within N working days` is ``lang.calendar.MAX_WORKING_DAYS``.
+MAX_DURATION_DAYS = 36_500
+MAX_DURATION_SECONDS = MAX_DURATION_DAYS * 86_400
 
 
 @frozen(slots=True, kw_only=True)

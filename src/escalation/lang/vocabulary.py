@@ -117,7 +117,7 @@ def _std() -> dict[str, EventType]:
 STANDARD: dict[str, EventType] = _std()
 
 #: Keys of an event record that are not attributes; declared fields may not use them.
-RESERVED_FIELDS = frozenset({"conversation", "time", "type", "id"})
+RESERVED_FIELDS = frozenset({"conversation", "time", "type", "id", "customer"})
 
 
 def type_name(t: Type) -> str:

@@ -39,7 +39,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from ..errors import EXIT_POLICY, Diagnostic, EscalationError, PolicyError, Span
 from ..suggest import did_you_mean
 from .grammar import RESERVED, lark_parser
-from .source import lark_lines, previous_token, span_of_token
+from .source import lark_lines, previous_token, previous_token_start, span_of_token
 
 __all__ = ["SyntaxProblem", "fail"]
 
@@ -82,8 +82,17 @@ _TERMINAL_WORDS = {
     "ADDOP": "`+` or `-`",
     "$END": "the end of the file",
 }
-_EXPR_START = {"INT", "DURATION", "STRING", "NAME", "LPAR", "COUNT", "SEEN", "LAST", "TIME", "TRUE", "FALSE", "NOT"}
-_ITEM_START = {"LET", "DEFAULT", "EVENT", "ACTION", "RULE", "TEST"}
+_EXPR_START = {"INT", "DURATION", "STRING", "NAME", "LPAR", "COUNT", "SEEN", "LAST", "TIME", "TRUE", "FALSE", "NOT", "PERMITTED", "FORBIDDEN"}
+_ITEM_START = {"LET", "DEFAULT", "EVENT", "ACTION", "CALENDAR", "RULE", "TEST", "CLAIM"}
+_CALENDAR_ITEMS = {"ZONE", "WEEK", "HOLIDAYS"}
+#: Hints for the words of language 2 that must be followed by one thing only.
+_HINT_AFTER = {
+    "week": "list the working days of the week: `week mon tue wed thu fri`",
+    "zone": 'a zone is a quoted IANA name: `zone "Europe/London"`',
+    "holidays": 'holidays are quoted dates: `holidays "2026-12-25", "2027-01-01"`',
+    "from": 'a test may start at an RFC 3339 time: `test "name" from "2026-01-05T09:00:00Z" {`',
+    "due": 'an obligation is due at an offset such as `due 3d`, or at a quoted time such as `due "2026-01-06T00:00:00Z"`',
+}
 _OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "+", "-", "and", "or", "not", "in")
 
 
@@ -106,7 +115,7 @@ def _describe_expected(expected: set[str]) -> str:
         words.append("a value or expression (a number, a duration, a name, `count`, `seen`, `last`, `time since`, `(`…)")
         expected -= _EXPR_START
     if expected >= _ITEM_START:
-        words.append("`let`, `default`, `event`, `action`, `rule` or `test`")
+        words.append("`let`, `default`, `event`, `action`, `calendar`, `rule`, `test` or `claim`")
         expected -= _ITEM_START
     words.extend(sorted(_describe_terminal(e) for e in expected))
     if not words:
@@ -119,6 +128,16 @@ def _describe_expected(expected: set[str]) -> str:
 def _hint_for(expected: set[str], found: str, prev: str | None) -> str:
     if expected == {"DURATION"} or ("DURATION" in expected and prev == "within"):
         return "durations are a number and a unit: 30s, 2m, 48h, 7d"
+    if prev == "working":
+        return "a deadline in working days is written `within 10 working days` (or `within 1 working day`)"
+    if prev == "across":
+        return "`across contacts` makes an operator read the customer's history over every contact"
+    if expected & _CALENDAR_ITEMS:
+        return 'a calendar holds `zone "Europe/London"`, `week mon tue wed thu fri` and `holidays "2026-12-25", ...`'
+    if prev in _HINT_AFTER:
+        return _HINT_AFTER[prev]
+    if "ALWAYS" in expected:
+        return "a claim is written `claim \"name\" { always <condition> }`"
     if found in RESERVED and "NAME" in expected and "INT" not in expected:
         return f"`{found}` is a reserved word; choose another name"
     if "DOTTED" in expected and found and "." not in found:
@@ -145,6 +164,8 @@ def _unexpected_token(err: UnexpectedToken, text: str, path: str) -> Diagnostic:
     at_end = tok.type == "$END"
     prev = previous_token(text, len(text) if at_end else tok.start_pos)
     expected = set(err.accepts or err.expected)
+    if expected == {"WORKING"}:  # `within 30`: a number with no unit, where a deadline is written
+        return _number_without_unit(text, len(text) if at_end else tok.start_pos, path)
     message = f"expected {_describe_expected(expected)}"
     if prev is not None:
         message += f" after `{prev}`"
@@ -152,12 +173,26 @@ def _unexpected_token(err: UnexpectedToken, text: str, path: str) -> Diagnostic:
     span = _end_of_text(text) if at_end else span_of_token(tok)
     if found_text in RESERVED and "NAME" in expected and "INT" not in expected:
         message = f"`{found_text}` is a reserved word and cannot be used as a name here"
+    elif prev == "week" and expected == {"NAME"}:
+        message = "expected a day of the week such as `mon` after `week`, found " + ("the end of the file" if at_end else f"`{found_text}`")
     hint = _hint_for(expected, found_text, prev)
     if tok.type in ("NAME", "DOTTED"):
         keywords = [w.strip("`") for w in (_describe_terminal(e) for e in expected) if w.startswith("`") and w.strip("`").isidentifier()]
         guess = did_you_mean(found_text, keywords)
         if guess is not None:
             hint = f"did you mean `{guess}`?"
+    return Diagnostic("E001", "error", message, span, hint, path)
+
+
+def _number_without_unit(text: str, pos: int | None, path: str) -> Diagnostic:
+    """``within 30`` followed by something else than ``working``: the number needs a unit."""
+    found = previous_token_start(text, pos)
+    number, start = found if found else ("30", pos or 0)
+    line = text.count("\n", 0, start) + 1
+    col = start - (text.rfind("\n", 0, start) + 1) + 1
+    span = Span(line, col, line, col + len(number), start, start + len(number))
+    message = f"expected a duration such as 30s after `within`, found `{number}` without a unit"
+    hint = f"durations are a number and a unit: 30s, 2m, 48h, 7d; or write `{number} working days`"
     return Diagnostic("E001", "error", message, span, hint, path)
 
 
@@ -181,12 +216,25 @@ def _unexpected_characters(err: UnexpectedCharacters, text: str, path: str) -> D
             'strings are written on one line in double quotes; escapes are \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX', path,
         )
     char = text[pos] if pos < len(text) else ""
-    allowed = getattr(err, "allowed", None) or set()
+    allowed = _accepted_terminals(err)
     message = f"unexpected character `{char}`" if char.strip() else "unexpected character"
     if allowed and len(allowed) <= 4:
         message += f"; expected {_describe_expected(set(allowed))}"
     hint = "comments start with `#`" if char in ("/", ";") else "check for a typo at this position"
     return Diagnostic("E001", "error", message, span, hint, path)
+
+
+def _accepted_terminals(err: UnexpectedCharacters) -> set[str]:
+    """What the parser accepted where the lexer stopped: from the parse table when the state is known.
+
+    The lexer's own ``allowed`` set holds NAME in every state (keywords are kept whole, see
+    :mod:`.grammar`) and folds name-like keywords into it, so it says less than the table.
+    """
+    state = getattr(err, "state", None)
+    try:
+        return {t for t in state.parse_conf.parse_table.states[state.position] if t.isupper() and t != "$END"}  # type: ignore[union-attr]
+    except (AttributeError, KeyError, TypeError):
+        return set(getattr(err, "allowed", None) or ())
 
 
 def _unexpected_input(err: UnexpectedInput, text: str, path: str) -> Diagnostic:

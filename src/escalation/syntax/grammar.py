@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,10 @@ from lark import Lark, Token
 
 __all__ = ["CACHE_FORMAT", "RESERVED", "build_parser", "cache_dir", "cache_key", "cache_name", "grammar_text", "lark_parser"]
 
-#: The reserved words: keywords everywhere, never names (language.md §12).
+#: The reserved words: keywords everywhere, never names (language.md §3; the last seven are new in version 2).
 RESERVED = frozenset(
-    ["policy", "version", "default", "permit", "forbid", "let", "event", "action", "rule", "on", "if", "while", "require", "or", "and", "not", "in", "within", "before", "since", "count", "seen", "last", "of", "else", "time", "true", "false", "because", "severity", "test", "at", "expect"]
+    ["policy", "version", "default", "permit", "forbid", "let", "event", "action", "rule", "on", "if", "while", "require", "or", "and", "not", "in", "within", "before", "since", "count", "seen", "last", "of", "else", "time", "true", "false", "because", "severity", "test", "at", "expect",
+     "across", "calendar", "working", "claim", "always", "permitted", "forbidden"]
 )
 
 #: The format of the analysed-grammar cache. It is JSON, never pickle: reading it runs no code.
@@ -68,7 +70,7 @@ def grammar_text() -> str:
 
 def cache_key(grammar: str) -> str:
     """What the analysed tables depend on: the grammar, the options and Lark's version."""
-    text = "\n".join([CACHE_FORMAT, lark.__version__, json.dumps(_LARK_OPTIONS, sort_keys=True), grammar])
+    text = "\n".join([CACHE_FORMAT, lark.__version__, json.dumps(_LARK_OPTIONS, sort_keys=True), "always_accept=NAME", grammar])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -184,6 +186,21 @@ def _int_keys(obj: dict[str, Any]) -> Any:
     return obj
 
 
+class _WholeWords(lark.lark.PostLex):
+    """Keep keywords whole: every state of the contextual lexer also reads a NAME.
+
+    Without it, a state that expects only keywords would read ``weeks mon`` as ``week s mon``
+    and ``workingdays`` as ``working days``; with it ``weeks`` is one word, which the parser
+    then refuses with a "did you mean `week`". A NAME that is exactly a keyword of the state
+    is still that keyword (Lark's own rule), so no valid policy parses differently.
+    """
+
+    always_accept = ("NAME",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        return stream
+
+
 def build_parser() -> Lark:
     """Lark's parser for the grammar: from the user's own cache when it holds these tables, else analysed afresh.
 
@@ -199,11 +216,11 @@ def build_parser() -> Lark:
             tables = _read_cache(dir_fd, key)
             if tables is not None:
                 try:
-                    loaded: Lark = Lark._load_from_dict(tables["data"], tables["memo"], lexer_callbacks=callbacks, propagate_positions=True)  # type: ignore[no-untyped-call]
+                    loaded: Lark = Lark._load_from_dict(tables["data"], tables["memo"], lexer_callbacks=callbacks, propagate_positions=True, postlex=_WholeWords())  # type: ignore[no-untyped-call]
                     return loaded
                 except Exception:  # a damaged cache is only a slower start
                     pass
-        parser = Lark(grammar, lexer_callbacks=callbacks, **_LARK_OPTIONS)
+        parser = Lark(grammar, lexer_callbacks=callbacks, postlex=_WholeWords(), **_LARK_OPTIONS)
         if dir_fd is not None:
             _write_cache(dir_fd, key, parser)
         return parser

@@ -13,7 +13,7 @@ from lark import Token
 from ..errors import Span
 from ..lang import ast
 
-__all__ = ["extract_comments", "lark_lines", "previous_token", "span_of_meta", "span_of_token"]
+__all__ = ["extract_comments", "lark_lines", "previous_token", "previous_token_start", "span_of_meta", "span_of_token"]
 
 
 def span_of_token(tok: Token) -> Span:
@@ -74,6 +74,12 @@ _LAST_TOKEN = re.compile(r'(==|!=|<=|>=|[<>+\-(){}\[\],=:|]|"(?:[^"\\]|\\.)*"|[A
 
 def previous_token(text: str, pos: int | None) -> str | None:
     """The token that ends just before ``pos``, skipping blanks and comments."""
+    found = previous_token_start(text, pos)
+    return found[0] if found else None
+
+
+def previous_token_start(text: str, pos: int | None) -> tuple[str, int] | None:
+    """The token that ends just before ``pos`` (blanks and comments skipped), and the offset it starts at."""
     before = text[: pos or 0]
     while True:
         stripped = before.rstrip()
@@ -84,4 +90,4 @@ def previous_token(text: str, pos: int | None) -> str | None:
             before = stripped
             continue
         m = _LAST_TOKEN.search(stripped)
-        return m.group(1) if m else None
+        return (m.group(1), m.start(1)) if m else None

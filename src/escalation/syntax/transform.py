@@ -15,12 +15,12 @@ import lark
 from lark import Token, Transformer, v_args
 from lark.exceptions import VisitError
 
-from ..lang import MAX_DEPTH, ast
+from ..lang import MAX_DEPTH, MAX_DURATION_SECONDS, ast
 from .errors import SyntaxProblem
 from .grammar import RESERVED
 from .source import span_of_meta, span_of_token
 
-__all__ = ["MAX_DURATION_SECONDS", "MAX_INT", "to_ast"]
+__all__ = ["MAX_DURATION_DIGITS", "MAX_DURATION_SECONDS", "MAX_INT", "to_ast"]
 
 #: The largest integer literal accepted.
 MAX_INT = 2**53
@@ -37,8 +37,9 @@ def _plain_name(tok: Token) -> ast.Name:
     return _name(tok)
 
 
-#: The longest duration accepted (100 years), so that every deadline stays a date the audit log can write.
-MAX_DURATION_SECONDS = 100 * 366 * 86400
+#: The most digits a duration may have; longer ones are refused here (E003). Durations of 12 digits or
+#: fewer but over 36500d are refused by the checker (E039, language.md §8).
+MAX_DURATION_DIGITS = 12
 
 
 def _string(tok: Token) -> ast.StringLit:
@@ -52,8 +53,8 @@ def _string(tok: Token) -> ast.StringLit:
 
 def _duration(tok: Token) -> ast.DurationLit:
     digits = str(tok)[:-1]
-    if len(digits) > 12 or ast.DurationLit(str(tok)).seconds > MAX_DURATION_SECONDS:
-        raise SyntaxProblem("E003", f"the duration {str(tok)[:20]} is too long", span_of_token(tok), "durations go up to 100 years (36600d)")
+    if len(digits) > MAX_DURATION_DIGITS:
+        raise SyntaxProblem("E003", f"the duration {str(tok)[:20]} is too long", span_of_token(tok), "durations go up to 100 years (36500d)")
     return ast.DurationLit(str(tok), span_of_token(tok))
 
 
@@ -116,17 +117,26 @@ class _ToAst(Transformer[Token, ast.Policy]):
     def window(self, meta: Any, tok: Token) -> ast.DurationLit:
         return self.duration_lit(meta, tok)
 
-    def count(self, meta: Any, pattern: ast.Pattern, since: ast.Pattern | None, window: ast.DurationLit | None) -> ast.Count:
-        return ast.Count(pattern, since, window, span_of_meta(meta))
+    def scope(self, meta: Any) -> bool:
+        return True
 
-    def seen(self, meta: Any, pattern: ast.Pattern, since: ast.Pattern | None) -> ast.Seen:
-        return ast.Seen(pattern, since, span_of_meta(meta))
+    def count(self, meta: Any, pattern: ast.Pattern, since: ast.Pattern | None, window: ast.DurationLit | None, across: bool | None) -> ast.Count:
+        return ast.Count(pattern, since, window, bool(across), span_of_meta(meta))
 
-    def last(self, meta: Any, attr: Token, pattern: ast.Pattern, default: ast.Literal | None) -> ast.Last:
-        return ast.Last(_plain_name(attr), pattern, default, span_of_meta(meta))
+    def seen(self, meta: Any, pattern: ast.Pattern, since: ast.Pattern | None, window: ast.DurationLit | None, across: bool | None) -> ast.Seen:
+        return ast.Seen(pattern, since, window, bool(across), span_of_meta(meta))
 
-    def time_since(self, meta: Any, pattern: ast.Pattern) -> ast.TimeSince:
-        return ast.TimeSince(pattern, span_of_meta(meta))
+    def last(self, meta: Any, attr: Token, pattern: ast.Pattern, across: bool | None, default: ast.Literal | None) -> ast.Last:
+        return ast.Last(_plain_name(attr), pattern, default, bool(across), span_of_meta(meta))
+
+    def time_since(self, meta: Any, pattern: ast.Pattern, across: bool | None) -> ast.TimeSince:
+        return ast.TimeSince(pattern, bool(across), span_of_meta(meta))
+
+    def permitted_atom(self, meta: Any, action: ast.Name) -> ast.PermittedAtom:
+        return ast.PermittedAtom(True, action, span_of_meta(meta))
+
+    def forbidden_atom(self, meta: Any, action: ast.Name) -> ast.PermittedAtom:
+        return ast.PermittedAtom(False, action, span_of_meta(meta))
 
     # -- items
     def header(self, meta: Any, name: Token, version: Token | None) -> tuple[ast.StringLit, ast.StringLit | None]:
@@ -175,13 +185,19 @@ class _ToAst(Transformer[Token, ast.Policy]):
     def permission(self, meta: Any, effect: Token, action: ast.Name) -> ast.Permission:
         return ast.Permission(str(effect), action, span_of_meta(meta))
 
+    def day_unit(self, meta: Any, tok: Token) -> str:
+        return str(tok)
+
+    def working_days(self, meta: Any, count: Token, unit: str) -> ast.WorkingDays:
+        return ast.WorkingDays(self.int_lit(meta, count), unit, span_of_meta(meta))
+
     def require(self, meta: Any, *parts: Any) -> ast.Require:
         patterns = tuple(p for p in parts if isinstance(p, ast.Pattern))
         rest = [p for p in parts if not isinstance(p, ast.Pattern)]
-        within: ast.DurationLit | None = None
+        within: ast.DurationLit | ast.WorkingDays | None = None
         before: ast.Name | None = None
-        if len(rest) == 2:  # within DURATION [before DOTTED]
-            within = _duration(rest[0])
+        if len(rest) == 2:  # within DURATION-or-working-days [before DOTTED]
+            within = rest[0] if isinstance(rest[0], ast.WorkingDays) else _duration(rest[0])
             before = _name(rest[1]) if rest[1] is not None else None
         elif len(rest) == 1:  # before DOTTED
             before = _name(rest[0])
@@ -212,7 +228,15 @@ class _ToAst(Transformer[Token, ast.Policy]):
         return ast.ExpectPermission(str(kw) == "permitted", action, span_of_meta(meta))
 
     def expect_obligation(self, meta: Any, action: ast.Name, due: Token | None) -> ast.ExpectObligation:
-        return ast.ExpectObligation(action, _duration(due) if due is not None else None, span_of_meta(meta))
+        if due is None:
+            return ast.ExpectObligation(action, None, span_of_meta(meta))
+        return ast.ExpectObligation(action, _string(due) if due.type == "STRING" else _duration(due), span_of_meta(meta))
+
+    def contact_step(self, meta: Any) -> ast.ContactStep:
+        return ast.ContactStep(span_of_meta(meta))
+
+    def test_from(self, meta: Any, tok: Token) -> ast.StringLit:
+        return _string(tok)
 
     def violation_kind(self, meta: Any, tok: Token) -> Token:
         return tok
@@ -232,8 +256,24 @@ class _ToAst(Transformer[Token, ast.Policy]):
     def expect_fired(self, meta: Any, rule: Token) -> ast.ExpectFired:
         return ast.ExpectFired(_name(rule), span_of_meta(meta))
 
-    def test(self, meta: Any, name: Token, *steps: ast.Step) -> ast.Test:
-        return ast.Test(_string(name), tuple(steps), span_of_meta(meta))
+    def test(self, meta: Any, name: Token, start: ast.StringLit | None, *steps: ast.Step) -> ast.Test:
+        return ast.Test(_string(name), tuple(steps), start, span_of_meta(meta))
+
+    # -- calendars and claims
+    def cal_zone(self, meta: Any, tok: Token) -> ast.CalendarZone:
+        return ast.CalendarZone(_string(tok), span_of_meta(meta))
+
+    def cal_week(self, meta: Any, *days: Token) -> ast.CalendarWeek:
+        return ast.CalendarWeek(tuple(_plain_name(d) for d in days), span_of_meta(meta))
+
+    def cal_holidays(self, meta: Any, *dates: Token) -> ast.CalendarHolidays:
+        return ast.CalendarHolidays(tuple(_string(d) for d in dates), span_of_meta(meta))
+
+    def calendar(self, meta: Any, *items: ast.CalendarItem) -> ast.Calendar:
+        return ast.Calendar(tuple(items), span_of_meta(meta))
+
+    def claim(self, meta: Any, name: Token, expr: ast.Expr) -> ast.Claim:
+        return ast.Claim(_string(name), expr, span_of_meta(meta))
 
     def test_file(self, meta: Any, *tests: ast.Test) -> tuple[ast.Test, ...]:
         return tests

@@ -7,7 +7,7 @@ import re
 
 from ..lang import ast
 
-__all__ = ["format_expr", "format_pattern", "format_string"]
+__all__ = ["format_expr", "format_pattern", "format_span", "format_string"]
 
 # ---------------------------------------------------------------- expressions
 
@@ -71,26 +71,33 @@ def format_expr(expr: ast.Expr) -> str:
     if isinstance(expr, ast.In):
         members = ", ".join(format_expr(m) for m in expr.members)
         return f"{_operand(expr.left, _SUM)} in {{{members}}}"
-    if isinstance(expr, ast.Count):
-        text = f"count {format_pattern(expr.pattern)}"
+    if isinstance(expr, (ast.Count, ast.Seen)):
+        text = f"{'count' if isinstance(expr, ast.Count) else 'seen'} {format_pattern(expr.pattern)}"
         if expr.since is not None:
             text += f" since {format_pattern(expr.since)}"
         if expr.window is not None:
             text += f" within {expr.window.text}"
-        return text
-    if isinstance(expr, ast.Seen):
-        text = f"seen {format_pattern(expr.pattern)}"
-        if expr.since is not None:
-            text += f" since {format_pattern(expr.since)}"
-        return text
+        return text + _ACROSS[expr.across]
     if isinstance(expr, ast.Last):
-        text = f"last {expr.attr.text} of {format_pattern(expr.pattern)}"
+        text = f"last {expr.attr.text} of {format_pattern(expr.pattern)}{_ACROSS[expr.across]}"
         if expr.default is not None:
             text += f" else {format_expr(expr.default)}"
         return text
     if isinstance(expr, ast.TimeSince):
-        return f"time since {format_pattern(expr.pattern)}"
+        return f"time since {format_pattern(expr.pattern)}{_ACROSS[expr.across]}"
+    if isinstance(expr, ast.PermittedAtom):
+        return f"{'permitted' if expr.permitted else 'forbidden'} {expr.action.text}"
     raise TypeError(f"not an expression node: {type(expr).__name__}")  # pragma: no cover - the union is closed
+
+
+_ACROSS = {False: "", True: " across contacts"}
+
+
+def format_span(span: ast.DurationLit | ast.WorkingDays) -> str:
+    """A deadline's length: ``30s``, or ``N working days`` with ``day`` after 1 and ``days`` otherwise (language.md §10)."""
+    if isinstance(span, ast.DurationLit):
+        return span.text
+    return f"{span.count.value} working {'day' if span.count.value == 1 else 'days'}"
 
 
 def format_pattern(pattern: ast.Pattern) -> str:

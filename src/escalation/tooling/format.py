@@ -24,7 +24,7 @@ import attrs
 from .. import syntax as parser
 from ..errors import EXIT_POLICY, EscalationError, PolicyError
 from ..lang import ast
-from ..syntax.unparse import format_expr, format_pattern, format_string
+from ..syntax.unparse import format_expr, format_pattern, format_span, format_string
 
 __all__ = ["FormatError", "check_formatted", "format_expr", "format_policy", "format_source", "format_tests_source"]
 
@@ -77,7 +77,7 @@ def _effect(effect: ast.Effect) -> str:
         return f"{effect.effect} {effect.action.text}"
     text = "require " + " or ".join(format_pattern(p) for p in effect.patterns)
     if effect.within is not None:
-        text += f" within {effect.within.text}"
+        text += f" within {format_span(effect.within)}"
     if effect.before is not None:
         text += f" before {effect.before.text}"
     return text
@@ -96,8 +96,15 @@ def _step(step: ast.Step) -> str:
         return text + "".join(f" {arg.name.text}={format_expr(arg.value)}" for arg in step.args)
     if isinstance(step, ast.ExpectPermission):
         return f"expect {'permitted' if step.permitted else 'forbidden'} {step.action.text}"
+    if isinstance(step, ast.ContactStep):
+        return "contact"
     if isinstance(step, ast.ExpectObligation):
-        due = f" due {step.due.text}" if step.due is not None else ""
+        if step.due is None:
+            due = ""
+        elif isinstance(step.due, ast.StringLit):
+            due = f" due {format_string(step.due.value)}"
+        else:
+            due = f" due {step.due.text}"
         return f"expect obligation {step.action.text}{due}"
     if isinstance(step, ast.ExpectViolation):
         rule = f" {step.rule.text}" if step.rule is not None else ""
@@ -105,6 +112,14 @@ def _step(step: ast.Step) -> str:
     if isinstance(step, ast.ExpectNoViolations):
         return "expect no violations"
     return f"expect fired {step.rule.text}"
+
+
+def _calendar_item(item: ast.CalendarItem) -> str:
+    if isinstance(item, ast.CalendarZone):
+        return f"zone {format_string(item.name.value)}"
+    if isinstance(item, ast.CalendarWeek):
+        return "week " + " ".join(d.text for d in item.days)
+    return "holidays " + ", ".join(format_string(d.value) for d in item.dates)
 
 
 # ---------------------------------------------------------------- layout with comments
@@ -153,8 +168,20 @@ def _units(policy: ast.Policy) -> list[_Unit]:
             lines.append(_line(0, "}", span.end_line, span.end_line))
             units.append(_Unit(lines, block=True))
         elif isinstance(item, ast.Test):
-            lines = [_line(0, f"test {format_string(item.name.value)} {{", span.line, item.name.span.end_line)]
+            start = f" from {format_string(item.start.value)}" if item.start is not None else ""
+            head_end = item.start.span.end_line if item.start is not None else item.name.span.end_line
+            lines = [_line(0, f"test {format_string(item.name.value)}{start} {{", span.line, head_end)]
             lines += [_line(1, _step(s), s.span.line, s.span.end_line) for s in item.steps]
+            lines.append(_line(0, "}", span.end_line, span.end_line))
+            units.append(_Unit(lines, block=True))
+        elif isinstance(item, ast.Calendar):
+            lines = [_line(0, "calendar {", span.line, span.line)]
+            lines += [_line(1, _calendar_item(i), i.span.line, i.span.end_line) for i in item.items]
+            lines.append(_line(0, "}", span.end_line, span.end_line))
+            units.append(_Unit(lines, block=True))
+        elif isinstance(item, ast.Claim):
+            lines = [_line(0, f"claim {format_string(item.name.value)} {{", span.line, item.name.span.end_line)]
+            lines.append(_line(1, f"always {format_expr(item.expr)}", item.expr.span.line, item.expr.span.end_line))
             lines.append(_line(0, "}", span.end_line, span.end_line))
             units.append(_Unit(lines, block=True))
         else:

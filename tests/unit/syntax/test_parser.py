@@ -15,7 +15,7 @@ from escalation.errors import Diagnostic, PolicyError
 from escalation.lang import ast
 from escalation.lang.limits import MAX_SOURCE_CHARS
 from escalation.syntax import grammar
-from helpers.strategies import CONTEXTUAL_WORDS
+from helpers.strategies import CONTEXTUAL_WORDS, NAME_WORDS
 
 SHARED = Path(__file__).resolve().parents[4] / "shared"
 SYNTAX_ERROR_CASE = SHARED / "conformance" / "cases" / "23_check_syntax_error" / "policy.esc"
@@ -135,7 +135,7 @@ def test_reserved_words_cannot_be_names(source: str) -> None:
     assert source[d.span.column - 1 :].startswith(word.group(1))
 
 
-@pytest.mark.parametrize("word", CONTEXTUAL_WORDS)
+@pytest.mark.parametrize("word", NAME_WORDS)
 def test_words_that_mean_something_at_one_place_are_names_elsewhere(word: str) -> None:
     source = (
         f'policy "p"\n'
@@ -338,3 +338,115 @@ def test_the_spec_example_parses() -> None:
     assert block is not None
     policy = syntax.parse(block.group(1))
     assert policy.name.value == "Three strikes" and len(policy.rules) == 8 and len(policy.tests) == 1
+
+
+# ---------------------------------------------------------------- language 2 forms
+
+
+def _expr(text: str) -> ast.Expr:
+    return syntax.parse(f'policy "p"\nlet x = {text}\n').lets[0].expr
+
+
+def test_across_contacts_on_every_temporal_operator() -> None:
+    assert _expr("count a.b since c.d within 5m across contacts") == ast.Count(
+        ast.Pattern(ast.Name("a.b")), ast.Pattern(ast.Name("c.d")), ast.DurationLit("5m"), across=True
+    )
+    assert _expr("seen a.b within 365d across contacts") == ast.Seen(ast.Pattern(ast.Name("a.b")), None, ast.DurationLit("365d"), True)
+    assert _expr("seen a.b since c.d within 1h") == ast.Seen(ast.Pattern(ast.Name("a.b")), ast.Pattern(ast.Name("c.d")), ast.DurationLit("1h"))
+    assert _expr("last f of a.b across contacts else q") == ast.Last(ast.Name("f"), ast.Pattern(ast.Name("a.b")), ast.NameRef("q"), True)
+    assert _expr("time since a.b across contacts") == ast.TimeSince(ast.Pattern(ast.Name("a.b")), True)
+    assert _expr("count a.b") == ast.Count(ast.Pattern(ast.Name("a.b")))  # across defaults to False
+
+
+def test_working_days_deadlines() -> None:
+    rule = syntax.parse('policy "p"\nrule r { on a.b require c.d within 10 working days before e.f }\n').rules[0]
+    require = rule.effects[0]
+    assert isinstance(require, ast.Require) and isinstance(require.within, ast.WorkingDays)
+    assert require.within.count.value == 10 and require.within.unit == "days" and require.before == ast.Name("e.f")
+    one = syntax.parse('policy "p"\nrule r { on a.b require c.d within 1 working day }\n').rules[0].effects[0]
+    assert isinstance(one, ast.Require) and isinstance(one.within, ast.WorkingDays) and one.within.unit == "day"
+    # `day` and `days` mean the same: the unit as written takes no part in equality
+    assert ast.WorkingDays(ast.IntLit(1), "day") == ast.WorkingDays(ast.IntLit(1), "days")
+
+
+def test_calendar_items() -> None:
+    policy = syntax.parse('policy "p"\ncalendar {\n zone "Europe/London"\n week mon tue\n holidays "2026-12-25", "2027-01-01"\n holidays "x"\n}\n')
+    assert policy.calendars == [
+        ast.Calendar(
+            (
+                ast.CalendarZone(ast.StringLit("Europe/London")),
+                ast.CalendarWeek((ast.Name("mon"), ast.Name("tue"))),
+                ast.CalendarHolidays((ast.StringLit("2026-12-25"), ast.StringLit("2027-01-01"))),
+                ast.CalendarHolidays((ast.StringLit("x"),)),
+            )
+        )
+    ]
+    assert syntax.parse('policy "p"\ncalendar { }\n').calendars == [ast.Calendar(())]
+
+
+def test_test_header_from_contact_step_and_due_time() -> None:
+    test = syntax.parse('policy "p"\ntest "t" from "2026-01-05T09:00:00Z" {\n a.b\n contact\n expect obligation c.d due "2026-01-06T00:00:00Z"\n expect obligation c.d due 2d\n}\n').tests[0]
+    assert test.start == ast.StringLit("2026-01-05T09:00:00Z")
+    assert test.steps[1] == ast.ContactStep()
+    assert test.steps[2] == ast.ExpectObligation(ast.Name("c.d"), ast.StringLit("2026-01-06T00:00:00Z"))
+    assert test.steps[3] == ast.ExpectObligation(ast.Name("c.d"), ast.DurationLit("2d"))
+    assert syntax.parse('policy "p"\ntest "t" { }\n').tests[0].start is None
+
+
+def test_claims_with_permission_atoms() -> None:
+    claim = syntax.parse('policy "p"\nclaim "c" {\n always not (permitted a.b and forbidden c.d)\n}\n').claims[0]
+    assert claim.name.value == "c"
+    assert claim.expr == ast.Not(ast.Group(ast.BoolOp("and", ast.PermittedAtom(True, ast.Name("a.b")), ast.PermittedAtom(False, ast.Name("c.d")))))
+
+
+@pytest.mark.parametrize("word", ["across", "calendar", "working", "claim", "always", "permitted", "forbidden"])
+def test_the_new_reserved_words_are_not_names(word: str) -> None:
+    d = _diagnostic(f'policy "p"\nlet {word} = 1\n')
+    assert "reserved word" in d.message and f"`{word}`" in d.message
+
+
+def test_contact_cannot_be_set_in_a_test_step_but_is_a_name_elsewhere() -> None:
+    policy = syntax.parse('policy "p"\nlet contact = 1\nevent x.y { contact: int }\nrule contact { while contact > 0 forbid a.b }\n')
+    assert policy.lets[0].name.text == "contact"
+    _diagnostic('policy "p"\ntest "t" {\n x.y contact=1\n}\n')
+
+
+LANGUAGE_2_SYNTAX_ERRORS = [
+    # (source, line, column, words in the message, words in the hint)
+    ('policy "p"\nrule r {\n  on a.b\n  require c.d within 3 working\n}\n', 5, 1, "expected `day` or `days` after `working`", "working days"),
+    ('policy "p"\nrule r {\n  on a.b\n  require c.d within 3 working hours\n}\n', 4, 32, "found `hours`", "within 10 working days"),
+    ('policy "p"\nlet x = count a.b across\n', 2, 25, "expected `contacts` after `across`", "`across contacts`"),
+    ('policy "p"\nlet x = seen a.b across contact\n', 2, 25, "found `contact`", "did you mean `contacts`?"),
+    ('policy "p"\ncalendar {\n  zon "UTC"\n}\n', 3, 3, "found `zon`", "did you mean `zone`?"),
+    ('policy "p"\ncalendar {\n  weeks mon\n}\n', 3, 3, "found `weeks`", "did you mean `week`?"),
+    ('policy "p"\ncalendar {\n  holiday "2026-12-25"\n}\n', 3, 3, "found `holiday`", "did you mean `holidays`?"),
+    ('policy "p"\ncalendar {\n  week\n}\n', 4, 1, "a day of the week", "week mon tue wed thu fri"),
+    ('policy "p"\ncalendar {\n  zone Europe\n}\n', 3, 8, "found `Europe`", 'zone "Europe/London"'),
+    ('policy "p"\ncalendar {\n  holidays 2026\n}\n', 3, 12, "found `2026`", '"2026-12-25"'),
+    ('policy "p"\ntest "t" from 9 { }\n', 2, 15, "found `9`", "from"),
+    ('policy "p"\nclaim "c" { never true }\n', 2, 13, "expected `always`", "always <condition>"),
+    ('policy "p"\ntest "t" { expect obligation a.b due soon }\n', 2, 38, "found `soon`", "due 3d"),
+]
+
+
+@pytest.mark.parametrize(("source", "line", "column", "message", "hint"), LANGUAGE_2_SYNTAX_ERRORS)
+def test_language_2_syntax_errors_in_plain_words(source: str, line: int, column: int, message: str, hint: str) -> None:
+    d = _diagnostic(source)
+    assert d.code == "E001"
+    assert (d.span.line, d.span.column) == (line, column), d.message
+    assert message in d.message
+    assert hint in d.hint, d.hint
+    assert not _leaks_terminal_names(d.message), d.message
+    assert not _leaks_terminal_names(d.hint), d.hint
+
+
+def test_a_number_without_a_unit_after_within_suggests_working_days_too() -> None:
+    d = _diagnostic('policy "p"\nrule r { on a.b require c.d within 10 before e.f }\n')
+    assert (d.span.line, d.span.column) == (2, 36) and "`10`" in d.message
+    assert "`10 working days`" in d.hint
+
+
+def test_long_durations_are_check_errors_and_absurd_ones_syntax_errors() -> None:
+    assert syntax.parse('policy "p"\nlet x = 99999999999d\n').lets[0].expr == ast.DurationLit("99999999999d")  # E039 in the checker
+    d = _diagnostic('policy "p"\nlet x = 9999999999999d\n')
+    assert d.code == "E003"

@@ -15,6 +15,7 @@ from escalation import syntax as parser
 from escalation.errors import EscalationError, PolicyError
 from escalation.lang import ast
 from escalation.tooling.format import FormatError, check_formatted, format_expr, format_policy, format_source
+from helpers.policy_strategies import policy_texts
 from helpers.strategies import messy_layouts, policies
 
 SHARED = Path(__file__).resolve().parents[4] / "shared"
@@ -374,3 +375,70 @@ def test_deepest_accepted_nesting_formats_without_recursion_error() -> None:
         assert low > 50, "the parser should accept moderately deep nesting"
         source = f'policy "p"\n\nlet x = {shape(low)}\n'
         assert format_source(source) == source
+
+
+# ---------------------------------------------------------------- language 2 forms
+
+LANGUAGE_2 = """policy "Customers"  # header
+
+# The office's calendar.
+calendar {  # opens
+  zone "Europe/London"  # the zone
+  # working days
+  week mon tue wed thu fri
+  holidays "2026-12-25",
+    "2026-12-28"  # Christmas
+}
+
+event sanction.imposed
+action agent.send_letter
+
+let warnings = count agent.warn   within 365d across   contacts  # a year
+let restricted = seen sanction.imposed since agent.warn within 365d across contacts
+let fault = last party of fault.determined across contacts else unknown
+let quiet = time since customer.message across contacts
+
+rule confirm {
+  on sanction.imposed if warnings >= 1 or restricted or fault == company or quiet > 1m
+  require agent.send_letter within 1 working days before interaction.end  # fmt writes `day`
+}
+
+rule answer {
+  on sanction.imposed
+  require agent.send_letter within 10 working day
+}
+
+claim "warned first" {
+  # a comment in a claim
+  always not (permitted agent.hang_up and not seen agent.warn) or forbidden agent.warn
+}
+
+test "two contacts" from "2026-12-18T15:00:00Z" {  # Friday
+  sanction.imposed
+  contact  # the next contact
+  expect obligation agent.send_letter due "2026-12-24T00:00:00Z"
+  expect obligation agent.send_letter due 3d
+}
+"""
+
+
+def test_language_2_forms_round_trip_with_their_comments() -> None:
+    out = format_source(LANGUAGE_2)
+    assert parser.parse(out) == parser.parse(LANGUAGE_2)
+    assert _comment_texts(out) == _comment_texts(LANGUAGE_2)
+    assert format_source(out) == out
+    _assert_canonical_shape(out)
+    assert "within 1 working day before interaction.end" in out
+    assert "within 10 working days\n" in out
+    assert "let warnings = count agent.warn within 365d across contacts  # a year" in out
+    assert '  holidays "2026-12-25", "2026-12-28"  # Christmas' in out
+    assert 'test "two contacts" from "2026-12-18T15:00:00Z" {  # Friday' in out
+    assert "  contact  # the next contact" in out
+
+
+@_PROPERTY
+@given(policy_texts(language=2))
+def test_generated_language_2_policies_format_idempotently_and_keep_their_tree(text: str) -> None:
+    out = format_source(text)
+    assert parser.parse(out) == parser.parse(text)
+    assert format_source(out) == out
