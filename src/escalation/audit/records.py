@@ -15,8 +15,12 @@ from ..lang import US, format_time
 from ..runtime import Decision, Line, Obligation, Violation
 from ..version import __version__
 
-#: The format the header names (``escalation-audit/1`` is what this engine writes; see interfaces.md §2).
+#: The format the header names: the ONE switch between ``escalation-audit/1`` and ``escalation-audit/2``
+#: (interfaces.md §2). /2 is /1 plus each decision's ``customer`` and the summary's ``customers``; every
+#: other module asks :data:`WITH_CUSTOMERS`. The lead flips it to /2 with the conformance wiring.
 FORMAT = "escalation-audit/1"
+#: Whether the records carry the customer fields of format /2 (decision ``customer``, summary ``customers``).
+WITH_CUSTOMERS = FORMAT != "escalation-audit/1"
 #: Who wrote a log: the header's ``engine``, which ``verify`` requires to be its own.
 ENGINE = f"escalation {__version__}"
 #: The kinds of violation, in the order a summary's ``by_kind`` lists them.
@@ -24,6 +28,8 @@ KINDS = ("forbidden_action", "missed_deadline", "unfulfilled")
 SEVERITIES = ("low", "medium", "high", "critical")
 #: The counts of a summary record (and of a manifest's totals), besides ``by_kind``.
 COUNTS = ("records", "events", "rejected", "conversations", "violations", "open_obligations")
+#: The summary's count of distinct customers bound (format /2 only; see :data:`WITH_CUSTOMERS`).
+CUSTOMERS = "customers"
 
 
 class PolicyFacts(Protocol):
@@ -109,12 +115,16 @@ def violation_json(v: Violation) -> dict[str, Any]:
     }
 
 
-def decision_record(line: Line, conversation: str, raw: dict[str, Any], d: Decision) -> dict[str, Any]:
-    """The record of one accepted event (sequences may be tuples; they encode as arrays)."""
+def decision_record(line: Line, conversation: str, raw: dict[str, Any], d: Decision, customer: str | None = None) -> dict[str, Any]:
+    """The record of one accepted event (sequences may be tuples; they encode as arrays).
+
+    ``customer`` is the customer the conversation is bound to after this event (format /2
+    writes it, null when unbound; /1 leaves it out).
+    """
     stamp = raw.get("time")
     if not (type(stamp) is str and len(stamp) == 20 and stamp[10] == "T" and stamp[19] == "Z"):  # already canonical UTC?
         stamp = format_time(d.time)
-    return {
+    record = {
         "kind": "decision",
         "seq": line.seq,
         "source": line.source,
@@ -130,6 +140,9 @@ def decision_record(line: Line, conversation: str, raw: dict[str, Any], d: Decis
         "permitted": d.permitted_actions,
         "forbidden": d.forbidden_actions,
     }
+    if WITH_CUSTOMERS:
+        record["customer"] = customer
+    return record
 
 
 def rejected_record(line: Line, reason: str) -> dict[str, Any]:
@@ -155,8 +168,8 @@ def close_record(conversation: str, as_of: int | None, violations: Sequence[Viol
 
 
 def summary_record(counts: Mapping[str, Any]) -> dict[str, Any]:
-    """The last record: the :data:`COUNTS` and ``by_kind`` of ``counts`` (a :meth:`Totals.counts`)."""
-    return {
+    """The last record: the :data:`COUNTS` and ``by_kind`` of ``counts`` (a :meth:`Totals.counts`), and ``customers`` in /2."""
+    record = {
         "kind": "summary",
         "records": counts["records"],
         "events": counts["events"],
@@ -166,3 +179,6 @@ def summary_record(counts: Mapping[str, Any]) -> dict[str, Any]:
         "by_kind": dict(counts["by_kind"]),
         "open_obligations": counts["open_obligations"],
     }
+    if WITH_CUSTOMERS:
+        record[CUSTOMERS] = counts[CUSTOMERS]
+    return record

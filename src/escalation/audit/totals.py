@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from .chain import canonical, quote
-from .records import COUNTS, KINDS, summary_record
+from .records import COUNTS, CUSTOMERS, KINDS, WITH_CUSTOMERS, summary_record
 
 
 def _by_kind() -> dict[str, int]:
@@ -32,6 +32,10 @@ class Totals:
     by_rule: dict[str, int] = attrs.field(factory=dict)
     open_obligations: int = 0
     conversations: int = 0
+    #: The distinct customers bound (format /2's ``customers``): counted by :meth:`bound`, or taken from a summary.
+    customers: int = 0
+    #: The customers counted by :meth:`bound` (so that partitions which share a customer merge to one count).
+    customer_names: set[str] = attrs.field(factory=set)
 
     # -- counting while writing
     def rejected_one(self) -> None:
@@ -45,6 +49,12 @@ class Totals:
         self.events += 1
         if violations:
             self.count_violations(violations)
+
+    def bound(self, customer: str) -> None:
+        """A conversation was bound to ``customer`` (counted once however many conversations it has)."""
+        if customer not in self.customer_names:
+            self.customer_names.add(customer)
+            self.customers += 1
 
     def closed(self, violations: list[dict[str, Any]], still_open: int) -> None:
         """A close record: its violations and the number of obligations it leaves open."""
@@ -67,6 +77,9 @@ class Totals:
             return
         if kind == "decision":
             self.decision(record["violations"])
+            customer = record.get("customer")
+            if customer is not None:
+                self.bound(customer)
             conversation = record["conversation"]
             if conversation not in seen:
                 seen.add(conversation)
@@ -79,6 +92,11 @@ class Totals:
         """Add the totals of a replay of other conversations (a process of `--jobs`, a partition)."""
         for key in COUNTS:
             setattr(self, key, getattr(self, key) + getattr(other, key))
+        if other.customer_names or not other.customers:  # names known: a customer two partitions share counts once
+            for customer in other.customer_names:
+                self.bound(customer)
+        else:  # totals read from a summary: the partitions hold disjoint customers
+            self.customers += other.customers
         for kind, n in other.by_kind.items():
             self.by_kind[kind] = self.by_kind.get(kind, 0) + n
         for rule, n in other.by_rule.items():
@@ -87,13 +105,16 @@ class Totals:
     @classmethod
     def of_summary(cls, summary: Mapping[str, Any], by_rule: Mapping[str, int] | None = None) -> Totals:
         """The totals a summary record (or a manifest's totals) holds; ``by_rule`` is not in it, so it may be given."""
-        return cls(**{k: summary[k] for k in COUNTS}, by_kind=dict(summary["by_kind"]), by_rule=dict(by_rule or {}))
+        customers = summary.get(CUSTOMERS, 0) if WITH_CUSTOMERS else 0
+        return cls(**{k: summary[k] for k in COUNTS}, by_kind=dict(summary["by_kind"]), by_rule=dict(by_rule or {}), customers=customers)
 
     # -- the summary
     def counts(self) -> dict[str, Any]:
         """The counts as a manifest's totals hold them (a summary record without its ``kind``)."""
         out: dict[str, Any] = {k: getattr(self, k) for k in COUNTS}
         out["by_kind"] = dict(self.by_kind)
+        if WITH_CUSTOMERS:
+            out[CUSTOMERS] = self.customers
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -103,7 +124,8 @@ class Totals:
     def mismatch(self, summary: Mapping[str, Any], holder: str = "log") -> str | None:
         """Why ``summary`` does not match what was counted (values and JSON types), or None when it does."""
         expected = self.counts()
-        for key in (*COUNTS[:5], "by_kind", "open_obligations"):
+        keys = (*COUNTS[:5], "by_kind", "open_obligations") + ((CUSTOMERS,) if WITH_CUSTOMERS else ())
+        for key in keys:
             value = expected[key]
             if key not in summary or canonical(summary[key]) != canonical(value):  # `true` is not 1
                 return f"the summary says {key}={quote(summary.get(key))}, but the {holder} holds {value!r}"

@@ -17,7 +17,7 @@ import attrs
 from ..errors import EXIT_TAMPERED, EscalationError
 from ..lang import TimeError, format_time, parse_time
 from .chain import GENESIS, MAX_RECORD_BYTES, AuditWriter, BadLine, chained_records, quote, read_lines
-from .records import FORMAT, KINDS, SEVERITIES
+from .records import FORMAT, KINDS, SEVERITIES, WITH_CUSTOMERS
 from .totals import Totals
 
 #: The longest idle horizon a header can hold, in seconds: the span of the times a log can write.
@@ -133,6 +133,7 @@ def check_record(record: dict[str, Any], number: int, header: dict[str, Any]) ->
             and _str_list(record.get("active"))
             and _str_list(record.get("permitted"))
             and _str_list(record.get("forbidden"))
+            and (not WITH_CUSTOMERS or _customer(record))
         )
     elif kind == "rejected":
         ok = type(record.get("source")) is str and type(record.get("reason")) is str and type(record.get("raw")) is str
@@ -150,6 +151,14 @@ def check_record(record: dict[str, Any], number: int, header: dict[str, Any]) ->
         raise BadLine(number, f"unknown record kind {quote(kind)}")
     if not ok:
         raise BadLine(number, f"a {kind} record lacks a field or holds one of the wrong type")
+
+
+def _customer(record: dict[str, Any]) -> bool:
+    """Format /2: a decision names its conversation's customer, a non-empty string, or null."""
+    if "customer" not in record:
+        return False
+    customer = record["customer"]
+    return customer is None or (type(customer) is str and customer != "")
 
 
 # ------------------------------------------------------------------ one record checker
@@ -170,6 +179,7 @@ class RecordChecker:
         self.summary: dict[str, Any] | None = None
         self.totals = Totals()
         self.conversations: set[str] = set()
+        self.bindings: dict[str, str] = {}  # format /2: conversation -> the customer its decisions name
         self.seq = 0  # the seq of the last decision or rejected record
         self.closing = False
         self.lines = 0  # the lines read so far
@@ -204,6 +214,8 @@ class RecordChecker:
                 raise BadLine(number, f"a {kind} record follows the close records")
             self.check_seq(record.get("seq"), number)
             if kind == "decision":
+                if WITH_CUSTOMERS:
+                    self.check_binding(record, number)
                 self.check_decision(record, number)
         else:
             self.closing = True
@@ -219,6 +231,16 @@ class RecordChecker:
         if type(seq) is not int or seq != expected:
             raise BadLine(number, f"expected seq {expected}, found {quote(seq)} (records are missing or out of order)")
         self.seq = seq
+
+    def check_binding(self, record: dict[str, Any], number: int) -> None:
+        """Format /2: once a conversation's decisions name a customer, every later one names the same (language.md §9)."""
+        conversation, customer = record["conversation"], record["customer"]
+        bound = self.bindings.get(conversation)
+        if bound is None:
+            if customer is not None:
+                self.bindings[conversation] = customer
+        elif customer != bound:
+            raise BadLine(number, f"conversation {quote(conversation)} is bound to customer {quote(bound)}, but this decision names {quote(customer)}")
 
     def check_decision(self, record: dict[str, Any], number: int) -> None:
         """Anything a decision record must satisfy besides its fields (nothing, in a serial log)."""

@@ -16,10 +16,11 @@ from typing import Any
 from ..audit import AuditWriter, Sink, Totals, close_record, decision_record, rejected_record
 from ..compile import CompiledPolicy
 from ..errors import EXIT_REJECTED, EscalationError, EventError
-from ..lang import DEFAULT_LIMITS, Limits, format_time
-from ..runtime import Event, Interaction, Line, admit_conversation, decode_line, validate
+from ..lang import DEFAULT_LIMITS, Limits
+from ..runtime import Admission, Event, Interaction, Line, admit_conversation, decode_line, validate
 from ..state import Parked, SpillStore, StateStore
 from ..streams import Input, numbered_lines
+from .customers import Customers, bind, reads_customer_history
 
 
 class StrictStop(EscalationError):
@@ -91,6 +92,10 @@ class Replayer:
         self.sweep_every = sweep_every
         self.until_sweep = sweep_every
         self.finished = False
+        #: The one admission (time order, bindings, the customers' time order); a driver's first pass may share its verdicts.
+        self.admission = Admission(policy.vocabulary, reads_customer_history(policy))
+        #: The customers' history states, when the policy reads customer history.
+        self.customers = Customers(policy, self._store) if self.admission.reads_customer_history else None
 
     def _store(self) -> StateStore:
         if self.store is None:
@@ -104,17 +109,11 @@ class Replayer:
             obj = decode_line(line.data, self.limits)
             event = validate(obj, self.policy.vocabulary)
             inter = self.conversations.get(event.conversation)
-            if inter is not None:
-                last = inter.last_time
-            else:
+            if inter is None:
                 away = self.store.get(event.conversation) if self.store is not None else None
                 if away is None or away.state is None:  # new, or back after --idle-horizon closed it
                     admit_conversation(len(self.conversations) + self.parked_now, self.limits)
-                last = None if away is None else away.last_time
-            if last is not None and event.time < last:
-                raise EventError(
-                    f"`time` {format_time(event.time)} is earlier than the previous event of conversation {event.conversation!r} ({format_time(last)})"
-                )
+            admitted = self.admission.accept(event, obj)
         except EventError as err:
             reason = str(err)
             if self.strict:
@@ -122,13 +121,20 @@ class Replayer:
             self.stats.rejected_one()
             return rejected_record(line, reason)
         ended = event.type == END
+        customer = admitted.customer
+        arrived = inter is None
         if inter is None:
             inter = self._bring_in(event.conversation, line.seq, away)
             ended = ended or (away is not None and away.state is not None)  # it had ended, and was parked
+        if customer is not None:
+            if admitted.binds:
+                self.stats.bound(customer)
+            if self.customers is not None and (admitted.binds or arrived):
+                bind(inter, self.customers.attach(customer))  # §9: before step 1 of the binding event
         if before_feed is not None:
             before_feed(line, event, inter)
         decision = inter.feed(event)
-        record = decision_record(line, event.conversation, obj, decision)
+        record = decision_record(line, event.conversation, obj, decision, customer)
         self.stats.decision(record["violations"])
         if self.idle_horizon is not None:
             self.latest = max(self.latest, event.time)
@@ -160,8 +166,16 @@ class Replayer:
         self.order[conversation] = order
         return inter
 
+    def _leave(self, conversation: str) -> None:
+        """A conversation left memory: its customer may be parked too."""
+        if self.customers is not None:
+            customer = self.admission.customer_of(conversation)
+            if customer is not None:
+                self.customers.detach(customer)
+
     def _park(self, conversation: str, inter: Interaction) -> None:
         del self.conversations[conversation]
+        self._leave(conversation)
         order = self.order.pop(conversation)
         self._store().put(conversation, Parked(order, inter.next_n, inter.last_time or 0, bool(inter.pending), inter.frozen()))
         self.parked += 1
@@ -187,6 +201,7 @@ class Replayer:
         store = self._store()
         for conversation in idle:
             inter = self.conversations.pop(conversation)
+            self._leave(conversation)
             order = self.order.pop(conversation)
             record = self._close(conversation, inter)
             if record is not None:

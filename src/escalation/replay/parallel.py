@@ -37,14 +37,15 @@ import struct
 import threading
 from typing import IO, Any
 
-from ..audit import AuditWriter, Totals, engine_canonical, header_record, placeholder_record, write_log
+from ..audit import AuditWriter, Totals, engine_canonical, header_record, placeholder_record, rejected_record, write_log
 from ..compile import CompiledPolicy
 from ..errors import EXIT_USAGE, EscalationError
 from ..lang import DEFAULT_LIMITS, Limits
 from ..runtime import Line
 from ..streams import Input, numbered_lines
 from .core import Replayer
-from .partition import conversation_key, parent_share, slot
+from .customers import reads_customer_history
+from .partition import admission_pass, conversation_key, parent_share, slot
 from .serial import replay_records
 
 #: Input lines per message from a worker to the parent.
@@ -152,8 +153,9 @@ def _work(index: int, conn: Any) -> None:
 
         inputs: list[Input] = job["inputs"]
         paths = [i.path for i in inputs]
+        routed: bytes | None = job["slots"]
         for k, number, data in numbered_lines(inputs, limits):  # the bytes digested for the header, or InputError at their end
-            o = slot(conversation_key(data, seq), jobs, share)
+            o = routed[seq - 1] if routed is not None else slot(conversation_key(data, seq), jobs, share)
             if o == index:
                 bodies.append(engine_canonical(placeholder_record(r.record(Line(seq, f"{paths[k]}:{number}", data)))))
             if reader:
@@ -214,9 +216,19 @@ def replay_parallel(
         return _serial(policy, inputs, as_of, out, limits)
     start = out.tell()
     share = parent_share(jobs)
+    slots: bytes | None = None
+    rejections: dict[int, str] = {}
+    if reads_customer_history(policy):
+        # interfaces.md §2: a first pass of admission over the whole input, then each customer's conversations together
+        routing = admission_pass(policy, inputs, True, limits)
+        if len(routing.conversations) >= limits.max_open_conversations:
+            return _serial(policy, inputs, as_of, out, limits)  # the limit's rejections depend on what is open: serially
+        slots = bytes(slot(key, jobs, share) if seq not in routing.rejections else 0 for seq, key in enumerate(routing.line_keys(), 1))
+        rejections = routing.rejections
+        del routing
     ctx = multiprocessing.get_context("fork")
     _JOB.clear()
-    _JOB.update(policy=policy, jobs=jobs, share=share, as_of=as_of, limits=limits, inputs=list(inputs))
+    _JOB.update(policy=policy, jobs=jobs, share=share, as_of=as_of, limits=limits, inputs=list(inputs), slots=slots)
     conns: list[Any] = []
     processes: list[Any] = []
     r = Replayer(policy, as_of, limits=limits)
@@ -259,7 +271,13 @@ def replay_parallel(
             try:
                 for o in slots:
                     if o == 0:
-                        write(record(Line(seq, f"{paths[where[k]]}:{where[k + 1]}", lines())))
+                        line = Line(seq, f"{paths[where[k]]}:{where[k + 1]}", lines())
+                        reason = rejections.get(seq) if rejections else None
+                        if reason is None:
+                            write(record(line))
+                        else:  # rejected by the first pass, which saw every conversation
+                            r.stats.rejected_one()
+                            write(rejected_record(line, reason))
                         k += 2
                     else:
                         write_encoded(nexts[o]())

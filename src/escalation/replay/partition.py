@@ -7,16 +7,29 @@ partitions take the key modulo their count (:func:`partition_of`); the processes
 `--jobs` give the parent a smaller share (:func:`slot`), since it also writes the chain;
 verifying a partitioned audit asks :func:`owner_of_conversation`, the same rule from the
 conversation id a decision record names.
+
+When the policy reads customer history the rule is :func:`owner_key`: a conversation
+bound to a customer goes with its customer. A conversation may bind late, and admission
+(binding, a customer's time order) depends on other conversations, so a first pass
+(:func:`admission_pass`) runs admission serially over the whole input and gives each
+line's key (:class:`Routing`) before anything is routed.
 """
 
 from __future__ import annotations
 
+import array
 import json
 import zlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import attrs
+
+from ..compile import CompiledPolicy
 from ..errors import EventError
-from ..runtime import decode_line
+from ..lang import DEFAULT_LIMITS, Limits
+from ..runtime import Admission, decode_line
+from ..streams import Input, numbered_lines
 
 try:
     import orjson
@@ -105,3 +118,65 @@ def slot(key: int, jobs: int, share: int) -> int:
 def owner(data: bytes, seq: int, jobs: int) -> int:
     """The process of ``jobs`` (0 is the parent) that handles the record on this line."""
     return slot(conversation_key(data, seq), jobs, parent_share(jobs))
+
+
+def owner_key(conversation: str, customer: str | None) -> int:
+    """The ONE ownership rule by name: a conversation bound to a customer goes with its customer, any other by its own id.
+
+    When the policy reads customer history every conversation of one customer must meet the
+    same customer state, so the key is the customer's (:func:`key_of`); an anonymous
+    conversation keeps its own. ``customer`` is the conversation's binding at the end of the
+    input (it binds late: :class:`Routing` learns it in a first pass).
+    """
+    return key_of(customer if customer is not None else conversation)
+
+
+@attrs.define
+class Routing:
+    """What the first pass of a partitioned replay learns (interfaces.md §2): each line's owner, and the rejections.
+
+    :func:`admission_pass` runs the one :class:`~escalation.runtime.admit.Admission` over the
+    whole input serially (every rejection rule of §1; no rule evaluated). Then ``key(seq)``
+    is the :func:`owner_key` of the line's conversation with its final binding, so that all
+    the conversations of a customer land together; a rejected line's key is its ``seq``
+    (it is written from ``rejections`` by whoever handles it: no state depends on it).
+    """
+
+    conversations: list[str]  # in order of first acceptance
+    customers: list[str | None]  # the final binding of each of ``conversations``
+    of_line: array.array[int]  # per line (seq - 1): index into ``conversations``, or -1 when rejected
+    rejections: dict[int, str]  # seq -> the reason the first pass gave
+
+    def keys(self) -> list[int]:
+        """The :func:`owner_key` of each conversation, in the order of ``conversations``."""
+        return [owner_key(c, b) for c, b in zip(self.conversations, self.customers, strict=True)]
+
+    def line_keys(self) -> Iterator[int]:
+        """The key of every line, in order (a rejected line's is its seq)."""
+        keys = self.keys()
+        for at, index in enumerate(self.of_line):
+            yield keys[index] if index >= 0 else at + 1
+
+
+def admission_pass(policy: CompiledPolicy, inputs: Sequence[Input], reads_customer_history: bool, limits: Limits = DEFAULT_LIMITS) -> Routing:
+    """The first pass: decode, validate and admit every line in input order (no rule evaluated)."""
+    admission = Admission(policy.vocabulary, reads_customer_history)
+    index: dict[str, int] = {}
+    conversations: list[str] = []
+    of_line = array.array("q")
+    rejections: dict[int, str] = {}
+    for seq, (_, _, data) in enumerate(numbered_lines(inputs, limits), 1):
+        try:
+            admitted = admission.admit(decode_line(data, limits))
+        except EventError as err:
+            rejections[seq] = str(err)
+            of_line.append(-1)
+            continue
+        conversation = admitted.event.conversation
+        at = index.get(conversation)
+        if at is None:
+            at = index[conversation] = len(conversations)
+            conversations.append(conversation)
+        of_line.append(at)
+    customers = [admission.customer_of(c) for c in conversations]
+    return Routing(conversations, customers, of_line, rejections)

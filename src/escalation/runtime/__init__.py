@@ -1,7 +1,7 @@
 """One event at a time: validation and admission, the interaction's state and decisions, the §6 steps, the two
 back ends (generated code and closures), the state codec. No file, process or network I/O."""
 
-from .admit import admit_conversation, admit_record, bind, check_order
+from .admit import Admission, Admitted, admit_conversation, admit_record, bind, check_order, record_customer
 from .backend import BACKEND_NAMES, Backend, ClosureBackend, GeneratedBackend, interpret
 from .codec import Frozen, PendingRow
 from .events import Event, Line, decode_line, iter_lines, iter_numbered, validate
@@ -11,6 +11,8 @@ __all__ = [
     "BACKEND_NAMES",
     "BACKEND_VARIABLE",
     "DEFAULT_BACKEND",
+    "Admission",
+    "Admitted",
     "Backend",
     "ClosureBackend",
     "Decision",
@@ -31,6 +33,7 @@ __all__ = [
     "interpret",
     "iter_lines",
     "iter_numbered",
+    "record_customer",
     "step_table",
     "validate",
 ]

@@ -12,7 +12,13 @@ interaction as it was.
    fills in its own ``conversation`` when the record leaves it out);
 3. :func:`admit_conversation` — a replay may open another conversation
    (``max_open_conversations``);
-4. :func:`check_order` — no earlier than the previous event of the same conversation.
+4. :func:`check_order` — no earlier than the previous event of the same conversation;
+5. the customer (:class:`Admission`, language.md §9): a string, the conversation's own
+   binding, and (when the policy reads customer history) no earlier than the latest
+   event of that customer's history.
+
+A replay (and its first pass under `--jobs` or Dask) runs steps 1, 4 and 5 through one
+:class:`Admission`, which holds the bindings and the latest times.
 
 Words: a *conversation* is the id an event names; an *interaction* is the state kept
 for one conversation (:class:`~escalation.runtime.interaction.Interaction`).
@@ -20,11 +26,14 @@ for one conversation (:class:`~escalation.runtime.interaction.Interaction`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from attrs import frozen
 
 from ..errors import EventError
 from ..lang import DEFAULT_LIMITS, EventType, Limits, format_time
-from .events import Event, validate
+from .events import Event, show_value, validate
 
 
 def bind(record: dict[str, Any], conversation: str) -> dict[str, Any]:
@@ -63,3 +72,84 @@ def check_order(event: Event, last_time: int | None, *, name_conversation: bool 
     if last_time is not None and event.time < last_time:
         of = f" of conversation {event.conversation!r}" if name_conversation else ""
         raise EventError(f"`time` {format_time(event.time)} is earlier than the previous event{of} ({format_time(last_time)})")
+
+
+@frozen(slots=True)
+class Admitted:
+    """An accepted record: its event, the customer its conversation is bound to after it (or None), and whether it binds."""
+
+    event: Event
+    customer: str | None
+    binds: bool
+
+
+def record_customer(record: dict[str, Any]) -> str | None:
+    """The customer a record names (``""`` and absence are None), or EventError for a value that is not a string."""
+    value = record.get("customer")
+    if value is None and "customer" not in record:
+        return None
+    if not isinstance(value, str):
+        raise EventError(f"`customer` must be a string naming the customer, not {show_value(value)}")
+    return value or None
+
+
+class Admission:
+    """The one admission of a replay, a first pass of `--jobs` or Dask, or an engine (interfaces.md §1, language.md §9).
+
+    It holds what admission reads besides the record: each conversation's latest accepted
+    time, its binding (conversation -> customer, set at its binding event and never
+    changed), and, when the policy reads customer history, each customer's latest accepted
+    time. :meth:`admit` checks a record against them and, when it is accepted, records it;
+    a rejected record (EventError, one sentence) changes nothing.
+    """
+
+    def __init__(self, vocabulary: dict[str, EventType], reads_customer_history: bool) -> None:
+        self.vocabulary = vocabulary
+        self.reads_customer_history = reads_customer_history
+        self.last: dict[str, int] = {}  # conversation -> time of its latest accepted event
+        self.bindings: dict[str, str] = {}  # conversation -> customer
+        self.latest: dict[str, int] = {}  # customer -> time of the latest event of its history (reads_customer_history)
+
+    def admit(self, record: dict[str, Any], opening: Callable[[Event], None] | None = None) -> Admitted:
+        """Validate ``record`` and check its order and customer; record it when accepted, else EventError.
+
+        ``opening`` is called with the validated event before the order checks, so that a
+        caller may refuse a new conversation (a replay's ``max_open_conversations``).
+        """
+        event = validate(record, self.vocabulary)
+        if opening is not None:
+            opening(event)
+        return self.accept(event, record)
+
+    def accept(self, event: Event, record: dict[str, Any]) -> Admitted:
+        """The checks after validation: the conversation's time order, then the customer's (type, binding, time order)."""
+        conversation = event.conversation
+        check_order(event, self.last.get(conversation), name_conversation=True)
+        named = record_customer(record)
+        bound = self.bindings.get(conversation)
+        if named is not None and bound is not None and named != bound:
+            raise EventError(
+                f"the record names customer {show_value(named)}, but conversation {show_value(conversation)} is bound to customer {show_value(bound)}"
+            )
+        customer = bound if bound is not None else named
+        if customer is not None and self.reads_customer_history:
+            latest = self.latest.get(customer)
+            if latest is not None and event.time < latest:
+                raise EventError(
+                    f"`time` {format_time(event.time)} is earlier than the latest event of customer {show_value(customer)} ({format_time(latest)})"
+                )
+            self.latest[customer] = event.time
+        self.last[conversation] = event.time
+        binds = bound is None and customer is not None
+        if binds:
+            assert customer is not None
+            self.bindings[conversation] = customer
+        return Admitted(event, customer, binds)
+
+    def customer_of(self, conversation: str) -> str | None:
+        """The customer ``conversation`` is bound to, or None (unbound, or never seen)."""
+        return self.bindings.get(conversation)
+
+    def customers(self) -> int:
+        """How many distinct customers are bound."""
+        return len(set(self.bindings.values()))

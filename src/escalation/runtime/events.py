@@ -159,7 +159,7 @@ def decode_line(line: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     try:
         obj = _decoder(limits).decode(text)
     except _Duplicate as dup:
-        raise EventError(f"the record has the key {_show(str(dup))} twice") from None
+        raise EventError(f"the record has the key {show_value(str(dup))} twice") from None
     except EventError:
         raise
     except RecursionError:
@@ -207,7 +207,7 @@ def _json_kind(value: Any) -> str:
     return "a number"
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     """A value as JSON for a reason: at most 60 characters, lone surrogates escaped (the log must stay UTF-8)."""
     try:
         text = json.dumps(value, ensure_ascii=False)
@@ -236,39 +236,39 @@ def convert_attribute(event: EventType, name: str, value: Any) -> Any:
         if isinstance(value, str):
             guess = did_you_mean(value, t.members) if len(value) <= _SUGGEST_MAX_CHARS else None
             extra = f" (did you mean {guess!r}?)" if guess else ""
-            raise EventError(f"`{name}` of `{event.name}` is {_show(value)}, which is not one of {t.listed()}{extra}")
-        raise EventError(f"`{name}` of `{event.name}` must be one of {t.listed()} as a string, not {_show(value)}")
+            raise EventError(f"`{name}` of `{event.name}` is {show_value(value)}, which is not one of {t.listed()}{extra}")
+        raise EventError(f"`{name}` of `{event.name}` must be one of {t.listed()} as a string, not {show_value(value)}")
     if t == INT:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise EventError(f"`{name}` of `{event.name}` must be an integer, not {_show(value)}")
+        raise EventError(f"`{name}` of `{event.name}` must be an integer, not {show_value(value)}")
     if t == BOOL:
         if isinstance(value, bool):
             return value
-        raise EventError(f"`{name}` of `{event.name}` must be true or false, not {_show(value)}")
+        raise EventError(f"`{name}` of `{event.name}` must be true or false, not {show_value(value)}")
     if t == STRING:
         if isinstance(value, str):
             return value
-        raise EventError(f"`{name}` of `{event.name}` must be a string, not {_show(value)}")
+        raise EventError(f"`{name}` of `{event.name}` must be a string, not {show_value(value)}")
     if t == DURATION:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
             micro = value * US
             if not isinstance(micro, float) or math.isfinite(micro):
                 return round(micro)
-        raise EventError(f"`{name}` of `{event.name}` must be a non-negative finite number of seconds, not {_show(value)}")
+        raise EventError(f"`{name}` of `{event.name}` must be a non-negative finite number of seconds, not {show_value(value)}")
     raise AssertionError(t)  # pragma: no cover
 
 
 def parse_event_time(time: str) -> int:
     """An event's `time` -> microseconds, or EventError: RFC 3339 in ASCII, and a time the audit log can write."""
     if len(time) > _TIME_MAX_CHARS or not time.isascii():
-        raise EventError(f"`time` {_show(time)} is not an RFC 3339 date-time with a zone, such as 2026-11-22T10:00:00Z")
+        raise EventError(f"`time` {show_value(time)} is not an RFC 3339 date-time with a zone, such as 2026-11-22T10:00:00Z")
     try:
         when = parse_time(time)
     except TimeError as err:
         raise EventError(str(err)) from None
     if not MIN_TIME <= when <= MAX_TIME:
-        raise EventError(f"`time` {_show(time)} is outside the years 0001 to 9800 in UTC (the audit log must be able to write its deadlines)")
+        raise EventError(f"`time` {show_value(time)} is outside the years 0001 to 9800 in UTC (the audit log must be able to write its deadlines)")
     return when
 
 
@@ -279,13 +279,13 @@ def validate(obj: dict[str, Any], vocabulary: dict[str, EventType]) -> Event:
             raise EventError(f"the record has no `{key}`")
     conversation, time, etype = obj["conversation"], obj["time"], obj["type"]
     if not isinstance(conversation, str) or not conversation:
-        raise EventError(f"`conversation` must be a non-empty string, not {_show(conversation)}")
+        raise EventError(f"`conversation` must be a non-empty string, not {show_value(conversation)}")
     if not isinstance(time, str):
-        raise EventError(f"`time` must be an RFC 3339 string, not {_show(time)}")
+        raise EventError(f"`time` must be an RFC 3339 string, not {show_value(time)}")
     if not isinstance(etype, str):
-        raise EventError(f"`type` must be a string, not {_show(etype)}")
+        raise EventError(f"`type` must be a string, not {show_value(etype)}")
     if "id" in obj and (not isinstance(obj["id"], (str, int)) or isinstance(obj["id"], bool)):
-        raise EventError(f"`id` must be a string or an integer, not {_show(obj['id'])}")
+        raise EventError(f"`id` must be a string or an integer, not {show_value(obj['id'])}")
     when = parse_event_time(time)
     et = vocabulary.get(etype)
     if et is None:

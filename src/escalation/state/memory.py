@@ -14,6 +14,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.entries: dict[str, Parked] = {}
         self.closes: list[tuple[int, int, dict[str, Any]]] = []
+        self.customers: dict[str, dict[str, Any]] = {}
 
     def get(self, conversation: str) -> Parked | None:
         return self.entries.get(conversation)
@@ -37,6 +38,15 @@ class MemoryStore:
             self.entries[c] = self.entries[c]._replace(owing=False, state=None)
         return len(idle)
 
+    def put_customer(self, customer: str, snapshot: dict[str, Any]) -> None:
+        self.customers[customer] = snapshot
+
+    def get_customer(self, customer: str) -> dict[str, Any] | None:
+        return self.customers.get(customer)
+
+    def delete_customer(self, customer: str) -> None:
+        self.customers.pop(customer, None)
+
     def hold_close(self, order: int, record: dict[str, Any]) -> None:
         self.closes.append((order, len(self.closes), record))
 
@@ -47,3 +57,4 @@ class MemoryStore:
     def close(self) -> None:
         self.entries.clear()
         self.closes.clear()
+        self.customers.clear()

@@ -69,7 +69,7 @@ def _entry(order: int, next_n: int, last_time: int, owing: int, blob: bytes | No
 
 
 class SpillStore:
-    """Parked and retired conversations, and early close records, in a private temporary SQLite database."""
+    """Parked and retired conversations, parked customers (their snapshots as JSON), and early close records, in a private temporary SQLite database."""
 
     @_guarded
     def __init__(self) -> None:
@@ -85,6 +85,7 @@ class SpillStore:
         self.db.execute("CREATE INDEX away_idle ON away (parked, last_time)")
         self.db.execute("CREATE INDEX away_owing ON away (parked, owing, ord)")
         self.db.execute("CREATE TABLE closes (ord INTEGER, k INTEGER, record BLOB, PRIMARY KEY (ord, k)) WITHOUT ROWID")
+        self.db.execute("CREATE TABLE customers (customer TEXT PRIMARY KEY, snapshot BLOB) WITHOUT ROWID")
         self.closes = 0
 
     @_guarded
@@ -119,6 +120,19 @@ class SpillStore:
         rows = self.db.execute("SELECT conversation, ord, next_n, last_time, owing, state FROM away WHERE parked = 1 AND owing = 1 ORDER BY ord")
         for c, *rest in rows:
             yield c, _entry(*rest)
+
+    @_guarded
+    def put_customer(self, customer: str, snapshot: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?)", (customer, orjson.dumps(snapshot)))
+
+    @_guarded
+    def get_customer(self, customer: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT snapshot FROM customers WHERE customer = ?", (customer,)).fetchone()
+        return None if row is None else dict(orjson.loads(row[0]))
+
+    @_guarded
+    def delete_customer(self, customer: str) -> None:
+        self.db.execute("DELETE FROM customers WHERE customer = ?", (customer,))
 
     @_guarded
     def hold_close(self, order: int, record: dict[str, Any]) -> None:

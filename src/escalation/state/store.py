@@ -3,7 +3,8 @@
 A replay keeps the conversations that are going on in memory and hands the others to a
 :class:`StateStore`: a conversation parked after ``interaction.end`` (its state, to be
 taken back if it has a later event, and closed from the store at the end), or one retired
-by ``--idle-horizon`` (only what it needs to come back fresh). The store also holds the
+by ``--idle-horizon`` (only what it needs to come back fresh). It also holds a customer none
+of whose conversations is in memory (language.md §9: its history state's snapshot). The store also holds the
 close records written early by ``--idle-horizon`` until the end of the replay.
 """
 
@@ -50,6 +51,18 @@ class StateStore(Protocol):
 
     def retire_idle(self, cutoff: int) -> int:
         """Retire the parked conversations with no event since before ``cutoff`` (their state goes); returns how many."""
+        ...
+
+    def put_customer(self, customer: str, snapshot: dict[str, Any]) -> None:
+        """Hold a parked customer's history state (``CustomerState.snapshot()``, JSON-able), replacing what was held."""
+        ...
+
+    def get_customer(self, customer: str) -> dict[str, Any] | None:
+        """The snapshot held for ``customer``, or None."""
+        ...
+
+    def delete_customer(self, customer: str) -> None:
+        """Forget ``customer`` (it is back in memory)."""
         ...
 
     def hold_close(self, order: int, record: dict[str, Any]) -> None:
