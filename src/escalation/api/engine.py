@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
 from ..audit import Totals, close_record, decision_record, rejected_record
 from ..errors import EventError, SnapshotError
 from ..lang import format_time, parse_time
-from ..runtime import Interaction, Line, check_order, decode_line, validate
+from ..replay.customers import reads_customer_history
+from ..runtime import Admission, Interaction, Line, decode_line, record_customer, validate
 from ..state import EngineStore, StoredConversation
 from .policy import Policy
 from .results import Decision, Obligation, Permissions
@@ -54,6 +55,14 @@ def _line_bytes(record: dict[str, Any] | str | bytes) -> bytes:
         return repr(record).encode("utf-8", "backslashreplace")
 
 
+class Held(NamedTuple):
+    """One conversation as an engine holds it."""
+
+    order: int  # the seq of its first accepted event (close records are in this order)
+    inter: Interaction
+    customer: str | None  # the customer it is bound to, or None
+
+
 def _totals_json(totals: Totals) -> dict[str, Any]:
     return {"counts": totals.counts(), "by_rule": dict(totals.by_rule)}
 
@@ -72,19 +81,23 @@ class Engine:
     and returns its :class:`Decision`, whose ``record`` is the `decision` record a replay
     of the same records writes (``seq`` counts every record fed, rejected ones included;
     ``source`` is the one given, else ``"engine:<seq>"``); a rejected record raises
-    :class:`RejectedEvent`, holding the `rejected` record. :meth:`permissions` answers
-    what the agent may do in a conversation at a time without an event. State lives in
-    memory (``store=None``) or in an :class:`~escalation.state.EngineStore` such as
-    :class:`~escalation.state.SQLiteStore`, written through after every event, so an
-    engine opened again on the same store carries on. :meth:`snapshot` and
-    :meth:`resume` save and restore the whole state. Thread-safe: one lock serialises
-    every call.
+    :class:`RejectedEvent`, holding the `rejected` record. Admission is the replay's
+    (:class:`~escalation.runtime.Admission`: validation, each conversation's time order,
+    its binding to a customer, each customer's time order when the policy reads customer
+    history). :meth:`permissions` answers what the agent may do in a conversation at a
+    time without an event. State lives in memory (``store=None``) or in an
+    :class:`~escalation.state.EngineStore` such as :class:`~escalation.state.SQLiteStore`,
+    written through after every event, so an engine opened again on the same store
+    carries on. :meth:`snapshot` and :meth:`resume` save and restore the whole state.
+    Thread-safe: one lock serialises every call.
     """
 
     def __init__(self, policy: Policy, store: EngineStore | None = None) -> None:
         self.policy = policy
         self.store = store
-        self._live: dict[str, tuple[int, Interaction]] = {}
+        self.reads_customer_history = reads_customer_history(policy.compiled)
+        self._live: dict[str, Held] = {}
+        self._customers: dict[str, int | None] = {}  # customer -> its latest accepted time (None unless history is read)
         self._seq = 0
         self._seen = 0
         self._totals = Totals()
@@ -104,6 +117,7 @@ class Engine:
             "policy_digest": self.policy.digest,
             "seq": self._seq,
             "conversations": self._seen,
+            "customers": self._totals.customers,
             "totals": _totals_json(self._totals),
         }
 
@@ -116,34 +130,70 @@ class Engine:
             raise SnapshotError(f"this {what} is not an {ENGINE_FORMAT} engine state")
         if meta.get("policy_digest") != self.policy.digest:
             raise SnapshotError(f"this {what} was written under another policy (what it means differs)")
-        seq, seen = meta.get("seq"), meta.get("conversations")
-        if type(seq) is not int or type(seen) is not int or seq < 0 or seen < 0:
-            raise SnapshotError(f"this {what}'s `seq` and `conversations` must be counts")
-        self._seq, self._seen, self._totals = seq, seen, _totals_of(meta.get("totals"))
+        counts: list[int] = [n for n in (meta.get(k) for k in ("seq", "conversations", "customers")) if type(n) is int and n >= 0]
+        if len(counts) != 3:
+            raise SnapshotError(f"this {what}'s `seq`, `conversations` and `customers` must be counts")
+        self._seq, self._seen, customers = counts
+        self._totals = _totals_of(meta.get("totals"))
+        self._totals.customers = customers  # Totals.bound is called only for a customer new to this engine
 
-    # -- conversations
-    def _find(self, conversation: str) -> tuple[int, Interaction] | None:
+    # -- conversations and customers
+    def _find(self, conversation: str) -> Held | None:
         if self.store is None:
             return self._live.get(conversation)
         entry = self.store.get_conversation(conversation)
         if entry is None:
             return None
-        return entry.order, Interaction.resume(self.policy.compiled, self.policy.unseal(entry.snapshot))
+        return Held(entry.order, Interaction.resume(self.policy.compiled, self.policy.unseal(entry.snapshot)), entry.customer)
 
-    def _keep(self, conversation: str, order: int, inter: Interaction) -> None:
+    def _keep(self, conversation: str, held: Held) -> None:
         if self.store is None:
-            self._live[conversation] = (order, inter)
+            self._live[conversation] = held
         else:
-            self.store.put_conversation(conversation, StoredConversation(order, self.policy.seal(inter.snapshot())))
+            snap = self.policy.seal(held.inter.snapshot())
+            self.store.put_conversation(conversation, StoredConversation(held.order, snap, held.customer))
 
-    def _held(self) -> Iterator[tuple[str, int, Interaction]]:
+    def _held(self) -> Iterator[tuple[str, Held]]:
         """Every conversation, in the order of its first accepted event."""
         if self.store is None:
-            for conversation, (order, inter) in sorted(self._live.items(), key=lambda kv: kv[1][0]):
-                yield conversation, order, inter
+            yield from sorted(self._live.items(), key=lambda kv: kv[1].order)
         else:
             for conversation, entry in self.store.conversations():
-                yield conversation, entry.order, Interaction.resume(self.policy.compiled, self.policy.unseal(entry.snapshot))
+                inter = Interaction.resume(self.policy.compiled, self.policy.unseal(entry.snapshot))
+                yield conversation, Held(entry.order, inter, entry.customer)
+
+    def _customer(self, customer: str) -> tuple[bool, int | None]:
+        """Whether this engine knows ``customer``, and its latest accepted time."""
+        if self.store is None:
+            return customer in self._customers, self._customers.get(customer)
+        saved = self.store.get_customer(customer)
+        return saved is not None, None if saved is None else saved.get("latest")
+
+    def _keep_customer(self, customer: str, latest: int | None) -> None:
+        if self.store is None:
+            self._customers[customer] = latest
+        else:
+            self.store.put_customer(customer, {"latest": latest})
+
+    def _admission(self, conversation: str, found: Held | None, record: dict[str, Any]) -> Admission:
+        """An :class:`Admission` holding what this record's admission reads: its conversation's and its customer's facts."""
+        admission = Admission(self.policy.compiled.vocabulary, self.reads_customer_history)
+        customer = None
+        if found is not None:
+            if found.inter.last_time is not None:
+                admission.last[conversation] = found.inter.last_time
+            if found.customer is not None:
+                admission.bindings[conversation] = customer = found.customer
+        if customer is None:
+            try:
+                customer = record_customer(record)
+            except EventError:  # Admission.accept rejects it, after the time order
+                customer = None
+        if customer is not None and self.reads_customer_history:
+            latest = self._customer(customer)[1]
+            if latest is not None:
+                admission.latest[customer] = latest
+        return admission
 
     # -- events
     def feed(self, record: dict[str, Any] | str | bytes, *, source: str | None = None) -> Decision:
@@ -157,7 +207,7 @@ class Engine:
                 obj = decode_line(line.data)
                 event = validate(obj, compiled.vocabulary)
                 found = self._find(event.conversation)
-                check_order(event, None if found is None else found[1].last_time, name_conversation=True)
+                admitted = self._admission(event.conversation, found, obj).accept(event, obj)
             except EventError as err:
                 reason = str(err)
                 self._totals.rejected_one()
@@ -165,19 +215,25 @@ class Engine:
                 if self.store is not None:
                     self.store.commit()
                 raise RejectedEvent(reason, rejected_record(line, reason)) from None
+            customer = admitted.customer
             if found is None:
-                order, inter = seq, Interaction(compiled, event.conversation)
+                found = Held(seq, Interaction(compiled, event.conversation), customer)
                 self._seen += 1
-            else:
-                order, inter = found
-            raw = inter.feed(event)
-            out = decision_record(line, event.conversation, obj, raw)
+            if customer is not None:
+                known = self._customer(customer)[0]
+                if admitted.binds and not known:
+                    self._totals.bound(customer)
+                if admitted.binds or self.reads_customer_history:
+                    self._keep_customer(customer, event.time if self.reads_customer_history else None)
+            # customer history states (l2-eval's CustomerState, Interaction.bind) plug in here, as in replay/core.py
+            raw = found.inter.feed(event)
+            out = decision_record(line, event.conversation, obj, raw, customer)
             self._totals.decision(out["violations"])
-            self._keep(event.conversation, order, inter)
+            self._keep(event.conversation, found._replace(customer=customer))
             self._save_meta()
             if self.store is not None:
                 self.store.commit()
-            return Decision(raw, compiled, event.conversation, out)
+            return Decision(raw, compiled, event.conversation, out, customer)
 
     def permissions(self, conversation: str, at: str | None = None) -> Permissions:
         """What the agent may do in ``conversation`` at ``at`` (RFC 3339; default: its latest event), with no event.
@@ -190,23 +246,21 @@ class Engine:
         compiled = self.policy.compiled
         with self._lock:
             found = self._find(conversation)
-        inter = Interaction(compiled, conversation) if found is None else found[1]
+        inter = Interaction(compiled, conversation) if found is None else found.inter
         last = inter.last_time
         now = parse_time(at) if at is not None else (last if last is not None else 0)
         if last is not None and now < last:
-            raise EventError(
-                f"`at` {format_time(now)} is earlier than the latest event of conversation {conversation!r} ({format_time(last)})"
-            )
+            raise EventError(f"`at` {format_time(now)} is earlier than the latest event of conversation {conversation!r} ({format_time(last)})")
         permitted, forbidden = inter.permissions(now)
         pending = tuple(Obligation.of(ob) for ob in inter.pending)
         overdue = tuple(Obligation.of(ob) for ob in inter.pending if ob.due is not None and ob.due < now)
         return Permissions(conversation, format_time(now), permitted, forbidden, pending, overdue, compiled)
 
-    def obligations(self, conversation: str) -> list[Obligation]:
-        """The pending obligations of ``conversation`` (none before its first event)."""
+    def customer_of(self, conversation: str) -> str | None:
+        """The customer ``conversation`` is bound to, or None (unbound, or never seen)."""
         with self._lock:
             found = self._find(conversation)
-        return [] if found is None else [Obligation.of(ob) for ob in found[1].pending]
+        return None if found is None else found.customer
 
     def finish(self, as_of: str | None = None) -> list[dict[str, Any]]:
         """The records a replay of what was fed ends with: its `close` records (``as_of``: RFC 3339 or None), then its `summary`.
@@ -217,8 +271,8 @@ class Engine:
         with self._lock:
             totals = attrs.evolve(self._totals, by_kind=dict(self._totals.by_kind), by_rule=dict(self._totals.by_rule))
             out: list[dict[str, Any]] = []
-            for conversation, _, inter in self._held():
-                violations, still_open = inter.close(cutoff)
+            for conversation, held in self._held():
+                violations, still_open = held.inter.close(cutoff)
                 if violations or still_open:
                     record = close_record(conversation, cutoff, violations, still_open)
                     totals.closed(record["violations"], len(still_open))
@@ -229,14 +283,18 @@ class Engine:
 
     # -- the whole state
     def snapshot(self) -> dict[str, Any]:
-        """The whole state as JSON-serialisable data (every conversation, its order and state; the counters)."""
+        """The whole state as JSON-serialisable data: every conversation (order, binding, state), every customer, the counters."""
         with self._lock:
             snap = self._meta()
             snap["conversations_held"] = [
-                {"conversation": c, "order": order, "state": self.policy.seal(inter.snapshot())}
-                for c, order, inter in self._held()
+                {"conversation": c, "order": held.order, "customer": held.customer, "state": self.policy.seal(held.inter.snapshot())}
+                for c, held in self._held()
             ]
-            snap["customers"] = []
+            if self.store is None:
+                customers = sorted(self._customers.items())
+            else:
+                customers = [(c, saved.get("latest")) for c, saved in self.store.customers()]
+            snap["customers_held"] = [{"customer": c, "latest": latest} for c, latest in customers]
             return snap
 
     @classmethod
@@ -244,25 +302,34 @@ class Engine:
         """An engine from :meth:`snapshot`'s data (into ``store`` when given, which must be new); SnapshotError when it does not fit."""
         engine = cls(policy)
         engine._restore_meta(snap, "snapshot")
-        held = snap.get("conversations_held")
-        if not isinstance(held, list) or snap.get("customers") != []:
-            raise SnapshotError("the engine snapshot's `conversations_held` must be a list (and `customers` an empty one)")
+        held, customers = snap.get("conversations_held"), snap.get("customers_held")
+        if not isinstance(held, list) or not isinstance(customers, list):
+            raise SnapshotError("the engine snapshot's `conversations_held` and `customers_held` must be lists")
+        for entry in customers:
+            if not isinstance(entry, dict) or set(entry) != {"customer", "latest"} or not isinstance(entry["customer"], str):
+                raise SnapshotError(f"the engine snapshot holds a damaged customer entry: {str(entry)[:80]}")
+            if entry["latest"] is not None and type(entry["latest"]) is not int:
+                raise SnapshotError(f"the engine snapshot's customer {entry['customer']!r} has a `latest` that is not a time")
+            engine._customers[entry["customer"]] = entry["latest"]
         for entry in held:
-            if not isinstance(entry, dict) or set(entry) != {"conversation", "order", "state"} or type(entry["order"]) is not int:
+            if not isinstance(entry, dict) or set(entry) != {"conversation", "order", "customer", "state"} or type(entry["order"]) is not int:
                 raise SnapshotError(f"the engine snapshot holds a damaged conversation entry: {str(entry)[:80]}")
+            customer = entry["customer"]
+            if customer is not None and customer not in engine._customers:
+                raise SnapshotError(f"the engine snapshot binds conversation {entry['conversation']!r} to a customer it does not hold")
             inter = Interaction.resume(policy.compiled, policy.unseal(entry["state"]))
             if inter.conversation != entry["conversation"]:
-                raise SnapshotError(
-                    f"the engine snapshot's entry for {entry['conversation']!r} holds conversation {inter.conversation!r}"
-                )
-            engine._live[inter.conversation] = (entry["order"], inter)
+                raise SnapshotError(f"the engine snapshot's entry for {entry['conversation']!r} holds conversation {inter.conversation!r}")
+            engine._live[inter.conversation] = Held(entry["order"], inter, customer)
         if store is not None:
             if store.get_meta() is not None:
                 raise SnapshotError("an engine is resumed only into a new store")
             engine.store = store
-            for conversation, (order, inter) in engine._live.items():
-                engine._keep(conversation, order, inter)
-            engine._live = {}
+            for conversation, kept in engine._live.items():
+                engine._keep(conversation, kept)
+            for customer, latest in engine._customers.items():
+                engine._keep_customer(customer, latest)
+            engine._live, engine._customers = {}, {}
             engine._save_meta()
             store.commit()
         return engine

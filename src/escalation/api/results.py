@@ -75,13 +75,13 @@ class Decision:
     __slots__ = ("_policy", "conversation", "customer", "raw", "record")
 
     def __init__(
-        self, raw: RuntimeDecision, policy: CompiledPolicy, conversation: str, record: dict[str, Any] | None = None
+        self, raw: RuntimeDecision, policy: CompiledPolicy, conversation: str, record: dict[str, Any] | None = None, customer: str | None = None
     ) -> None:
         self.raw = raw  #: the runtime's decision (times in microseconds, obligations as the evaluator keeps them)
         self._policy = policy
         self.conversation = conversation
         self.record = record
-        self.customer: str | None = None if record is None else record.get("customer")
+        self.customer = customer  #: the customer the conversation is bound to after this event (an Engine's), or None
 
     def __repr__(self) -> str:
         return f"Decision({self.conversation!r}, {self.time}, {self.type!r}, permitted={list(self.permitted_actions)})"

@@ -30,6 +30,7 @@ class StoredConversation(NamedTuple):
 
     order: int  # the seq of its first accepted event: close records are in this order
     snapshot: dict[str, Any]  # what Session.snapshot() writes for it
+    customer: str | None = None  # the customer it is bound to (language.md §9), or None
 
 
 class EngineStore(Protocol):
@@ -48,7 +49,7 @@ class EngineStore(Protocol):
         ...
 
     def get_customer(self, customer: str) -> dict[str, Any] | None:
-        """A customer's history state (its snapshot), or None."""
+        """What is held for a customer (``latest``: its latest accepted time; later its history state), or None."""
         ...
 
     def put_customer(self, customer: str, snapshot: dict[str, Any]) -> None:
@@ -97,7 +98,7 @@ class SQLiteStore:
             self.db: sqlite3.Connection | None = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
             self.db.execute("PRAGMA journal_mode=WAL" if path != ":memory:" else "PRAGMA journal_mode=MEMORY")
             self.db.execute(
-                "CREATE TABLE IF NOT EXISTS conversations (conversation TEXT PRIMARY KEY, ord INTEGER, snapshot TEXT) WITHOUT ROWID"
+                "CREATE TABLE IF NOT EXISTS conversations (conversation TEXT PRIMARY KEY, ord INTEGER, customer TEXT, snapshot TEXT) WITHOUT ROWID"
             )
             self.db.execute("CREATE INDEX IF NOT EXISTS conversations_ord ON conversations (ord)")
             self.db.execute("CREATE TABLE IF NOT EXISTS customers (customer TEXT PRIMARY KEY, snapshot TEXT) WITHOUT ROWID")
@@ -112,18 +113,18 @@ class SQLiteStore:
         return self.db
 
     def get_conversation(self, conversation: str) -> StoredConversation | None:
-        row = self._db().execute("SELECT ord, snapshot FROM conversations WHERE conversation = ?", (conversation,)).fetchone()
-        return None if row is None else StoredConversation(row[0], _load(row[1]))
+        row = self._db().execute("SELECT ord, snapshot, customer FROM conversations WHERE conversation = ?", (conversation,)).fetchone()
+        return None if row is None else StoredConversation(row[0], _load(row[1]), row[2])
 
     def put_conversation(self, conversation: str, entry: StoredConversation) -> None:
         self._db().execute(
-            "INSERT OR REPLACE INTO conversations VALUES (?, ?, ?)", (conversation, entry.order, _dump(entry.snapshot))
+            "INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?)", (conversation, entry.order, entry.customer, _dump(entry.snapshot))
         )
 
     def conversations(self) -> Iterator[tuple[str, StoredConversation]]:
-        rows = self._db().execute("SELECT conversation, ord, snapshot FROM conversations ORDER BY ord").fetchall()
-        for conversation, order, snap in rows:
-            yield conversation, StoredConversation(order, _load(snap))
+        rows = self._db().execute("SELECT conversation, ord, snapshot, customer FROM conversations ORDER BY ord").fetchall()
+        for conversation, order, snap, customer in rows:
+            yield conversation, StoredConversation(order, _load(snap), customer)
 
     def get_customer(self, customer: str) -> dict[str, Any] | None:
         row = self._db().execute("SELECT snapshot FROM customers WHERE customer = ?", (customer,)).fetchone()

@@ -129,6 +129,8 @@ def test_a_damaged_engine_snapshot_is_refused() -> None:
         lambda s: s["conversations_held"][0].update(order="1"),
         lambda s: s["conversations_held"][0]["state"].update(next_n=0),
         lambda s: s["conversations_held"][0].update(conversation="d"),
+        lambda s: s["conversations_held"][0].update(customer="nobody"),
+        lambda s: s.update(customers_held=[{"customer": 1, "latest": None}]),
     ]
     for damage in damaged:
         snap = json.loads(json.dumps(good))
@@ -208,3 +210,90 @@ def test_fed_event_by_event_equals_replayed_resumed_equals_uninterrupted_sqlite_
         stored = Engine(policy, SQLiteStore(":memory:"))
         assert _feed_all(stored, lines) + stored.finish(as_of) == replayed
         assert stored.snapshot() == memory.snapshot()
+
+
+# -------------------------------------------------------------------------- customers (format /2, admission of language.md §9)
+
+
+class _StandIn:
+    """A customer state that evaluates nothing (until l2-eval's CustomerState): what a replay creates, snapshots and resumes."""
+
+    def __init__(self, policy: Any, customer: str) -> None:
+        self.customer = customer
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"customer": self.customer}
+
+    @classmethod
+    def resume(cls, policy: Any, snap: dict[str, Any]) -> _StandIn:
+        return cls(policy, snap["customer"])
+
+
+@st.composite
+def _customer_streams(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Interleaved conversations, some binding late to one of a few customers, some anonymous; a few foreign or bad customers."""
+    vocabulary = escalation.load(str(THREE_STRIKES)).compiled.vocabulary
+    stream = draw(event_streams(vocabulary, max_conversations=5, max_events=8))
+    plan = {c: (draw(st.sampled_from([None, "k1", "k2", "k3"])), draw(st.integers(0, 3))) for c in {e["conversation"] for e in stream}}
+    seen: dict[str, int] = {}
+    for e in stream:
+        n = seen[e["conversation"]] = seen.get(e["conversation"], -1) + 1
+        customer, at = plan[e["conversation"]]
+        if customer is not None and n == at:
+            e["customer"] = customer
+        elif customer is not None and n > at and draw(st.integers(0, 4)) == 0:
+            e["customer"] = draw(st.sampled_from([customer, "", "k9", 7]))
+    return stream
+
+
+@pytest.mark.parametrize("reads", [False, True])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(stream=_customer_streams(), cut=st.integers(0, 40))
+def test_with_customers_the_engine_admits_binds_and_counts_as_a_replay(
+    stream: list[dict[str, Any]], cut: int, reads: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from escalation import runtime
+    from escalation.api import engine as engine_module
+    from escalation.audit import records, totals
+    from escalation.replay import core
+    from escalation.runtime import Interaction
+
+    monkeypatch.setattr(records, "FORMAT", "escalation-audit/2")
+    for module in (records, totals):
+        monkeypatch.setattr(module, "WITH_CUSTOMERS", True)
+    if reads:
+        for module in (core, engine_module):
+            monkeypatch.setattr(module, "reads_customer_history", lambda policy: True)
+        monkeypatch.setattr(runtime, "CustomerState", _StandIn, raising=False)
+        monkeypatch.setattr(Interaction, "bind", lambda self, state: None, raising=False)
+    policy = escalation.load(str(THREE_STRIKES))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.jsonl"
+        path.write_text(events_as_jsonl(stream), encoding="utf-8")
+        lines = _lines(path)
+        replayed = _replayed(policy, path, None)
+        assert all("customer" in r for r in replayed if r["kind"] == "decision") and "customers" in replayed[-1]
+        memory = Engine(policy)
+        assert _feed_all(memory, lines) + memory.finish() == replayed
+        cut = min(cut, len(lines))
+        first = Engine(policy, SQLiteStore(":memory:"))
+        head = _feed_all(first, lines[:cut])
+        resumed = Engine.resume(policy, json.loads(json.dumps(first.snapshot())), SQLiteStore(":memory:"))
+        assert head + _feed_all(resumed, lines[cut:]) + resumed.finish() == replayed
+
+
+def test_a_foreign_customer_and_a_customers_clock_going_backwards_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    from escalation.api import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "reads_customer_history", lambda policy: True)
+    engine = Engine(escalation.load(str(THREE_STRIKES)))
+    engine.feed({"conversation": "a", "time": "2026-11-22T10:00:05Z", "type": "agent.warn", "customer": "k1"})
+    assert engine.customer_of("a") == "k1" and engine.customer_of("b") is None
+    with pytest.raises(RejectedEvent, match='bound to customer "k1"'):
+        engine.feed({"conversation": "a", "time": "2026-11-22T10:00:06Z", "type": "agent.warn", "customer": "k2"})
+    with pytest.raises(RejectedEvent, match='earlier than the latest event of customer "k1"'):
+        engine.feed({"conversation": "b", "time": "2026-11-22T10:00:01Z", "type": "agent.warn", "customer": "k1"})
+    d = engine.feed({"conversation": "b", "time": "2026-11-22T10:00:01Z", "type": "agent.warn"})
+    assert d.customer is None
+    assert engine.feed({"conversation": "b", "time": "2026-11-22T10:00:07Z", "type": "agent.warn", "customer": "k1"}).customer == "k1"
+    assert [c["customer"] for c in engine.snapshot()["customers_held"]] == ["k1"]
