@@ -7,13 +7,23 @@ each other (tests/properties/test_differential.py). Only the results of matching
 against an event already in the history, and the value of a ``let`` on the first
 ``upto`` events at a time, are remembered: they never change (without the second,
 lets that read others twice, ``let a2 = a1 + a1``, would cost exponential time).
+
+Customers (§9), the obvious slow way: a :class:`ReferenceCustomer` keeps its whole
+history as (event, interaction) entries. An operator written `across contacts`
+reads the interaction's own history while it is unbound and the customer history
+once it is bound; each own event remembers how far the customer history went and
+whether the interaction was bound just before it, so that an expression "on the
+first ``upto`` events" reads the matching prefix of both. The brackets of every
+`across contacts` pattern are matched once, when an event enters the customer
+history, by the interaction it belongs to.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -75,11 +85,57 @@ def _violation(kind: str, rule: str, rules: list[str], action: str | None, oblig
     return {"kind": kind, "rule": rule, "rules": rules, "action": action, "obligation": obligation, "severity": severity, "message": message}
 
 
+class CustomerEntry(NamedTuple):
+    """An event of a customer history, the interaction it belongs to, and its bracket matches (pattern id -> bool)."""
+
+    event: Event
+    owner: ReferenceInteraction
+    matched: dict[int, bool]
+
+
+class ReferenceCustomer:
+    """A customer's history: every event of its bound interactions from their binding event on, in input order."""
+
+    def __init__(self, checked: CheckedPolicy, customer: str) -> None:
+        self.customer = customer
+        self.history: list[CustomerEntry] = []
+        self.patterns: list[ast.Pattern] = _across_patterns(checked)
+
+
+def _across_patterns(checked: CheckedPolicy) -> list[ast.Pattern]:
+    """The patterns (and since patterns) of every operator written `across contacts`, wherever it stands."""
+    out: dict[int, ast.Pattern] = {}
+    roots: list[object] = [*checked.policy.lets, *checked.policy.rules]
+    for root in roots:
+        for node in ast.walk(root):
+            if isinstance(node, ast.Count | ast.Seen | ast.Last | ast.TimeSince) and node.across:
+                out[id(node.pattern)] = node.pattern
+                since = getattr(node, "since", None)
+                if since is not None:
+                    out[id(since)] = since
+    return list(out.values())
+
+
+def _matched(matched: dict[int, bool], pattern: ast.Pattern) -> bool:
+    return matched[id(pattern)]
+
+
+class Context(NamedTuple):
+    """Just before an own event (or now): was the interaction bound, and how long was its customer history."""
+
+    bound: bool
+    customer_len: int
+
+
 class ReferenceInteraction:
     """One interaction under one checked policy; :meth:`feed` follows §6 steps 1–6 one by one."""
 
     def __init__(self, checked: CheckedPolicy, conversation: str) -> None:
         self.conversation = conversation
+        self.calendar = checked.calendar
+        self.customer: ReferenceCustomer | None = None
+        self.contexts: list[Context] = []  # per own event: the context just before it
+        self.last_active: set[str] = set()
         self.vocabulary: dict[str, EventType] = checked.vocabulary
         self.lets: dict[str, ast.Expr] = {let.name.text: let.expr for let in checked.policy.lets}
         self.rules: list[ast.Rule] = checked.policy.rules
@@ -91,6 +147,39 @@ class ReferenceInteraction:
         self.created = 0
         self._match_memo: dict[tuple[int, int], bool] = {}
         self._let_memo: dict[tuple[str, int, int], Any] = {}  # (let, upto, now) -> value; emptied at each event
+
+    def bind(self, customer: ReferenceCustomer) -> None:
+        """Bind to ``customer`` just before feeding the binding event (§9)."""
+        self.customer = customer
+
+    def context(self, upto: int) -> Context:
+        """The context of "the first ``upto`` events": before own event ``upto``, or now."""
+        if upto < len(self.contexts):
+            return self.contexts[upto]
+        return Context(self.customer is not None, len(self.customer.history) if self.customer is not None else 0)
+
+    def across_entries(self, upto: int) -> list[tuple[Event, Callable[[ast.Pattern], bool]]] | None:
+        """The customer history an `across contacts` operator reads at ``upto`` (None: the own history)."""
+        ctx = self.context(upto)
+        if not ctx.bound or self.customer is None:
+            return None
+        return [(e.event, partial(_matched, e.matched)) for e in self.customer.history[: ctx.customer_len]]
+
+    def own_entries(self, upto: int) -> list[tuple[Event, Callable[[ast.Pattern], bool]]]:
+        """The interaction's own first ``upto`` events, each with its (remembered) matching."""
+        return [(self.history[k], partial(self.matches_at, k)) for k in range(upto)]
+
+    def matches_at(self, k: int, pattern: ast.Pattern) -> bool:
+        """:meth:`matches` with the event first."""
+        return self.matches(pattern, k)
+
+    def entries(self, node: ast.Count | ast.Seen | ast.Last | ast.TimeSince, upto: int) -> list[tuple[Event, Callable[[ast.Pattern], bool]]]:
+        """The history an operator reads: the customer's (across contacts, bound) or the interaction's own."""
+        if node.across:
+            found = self.across_entries(upto)
+            if found is not None:
+                return found
+        return self.own_entries(upto)
 
     # ------------------------------------------------------------ expressions
 
@@ -130,28 +219,31 @@ class ReferenceInteraction:
             members = [self.value(m, upto, now, subject) for m in expr.members]
             return self.value(expr.left, upto, now, subject) in members
         if isinstance(expr, ast.Count):
-            return self.count(expr.pattern, expr.since, expr.window, upto, now)
+            return self.count(expr.pattern, expr.since, expr.window, self.entries(expr, upto), now)
         if isinstance(expr, ast.Seen):
-            return self.count(expr.pattern, expr.since, None, upto, now) >= 1
+            return self.count(expr.pattern, expr.since, expr.window, self.entries(expr, upto), now) >= 1
         if isinstance(expr, ast.Last):
-            for k in reversed(range(upto)):
-                if self.matches(expr.pattern, k):
-                    return self.history[k].attrs[expr.attr.text]
+            for event, hit in reversed(self.entries(expr, upto)):
+                if hit(expr.pattern):
+                    return event.attrs[expr.attr.text]
             return self.last_default(expr, upto, now, subject)
         if isinstance(expr, ast.TimeSince):
-            for k in reversed(range(upto)):
-                if self.matches(expr.pattern, k):
-                    return now - self.history[k].time
+            for event, hit in reversed(self.entries(expr, upto)):
+                if hit(expr.pattern):
+                    return now - event.time
             return INF
         raise AssertionError(f"unknown expression {expr!r}")  # pragma: no cover
 
-    def count(self, pattern: ast.Pattern, since: ast.Pattern | None, window: ast.DurationLit | None, upto: int, now: int) -> int:
-        """§5 `count P [since Q] [within D]`: an event matching Q resets the count and is not counted."""
+    @staticmethod
+    def count(
+        pattern: ast.Pattern, since: ast.Pattern | None, window: ast.DurationLit | None, entries: list[tuple[Event, Callable[[ast.Pattern], bool]]], now: int
+    ) -> int:
+        """§5 `count P [since Q] [within D]` over ``entries``: an event matching Q resets the count and is not counted."""
         n = 0
-        for k in range(upto):
-            if since is not None and self.matches(since, k):
+        for event, hit in entries:
+            if since is not None and hit(since):
                 n = 0
-            elif self.matches(pattern, k) and (window is None or now - window.seconds * US <= self.history[k].time <= now):
+            elif hit(pattern) and (window is None or now - window.seconds * US <= event.time <= now):
                 n += 1
         return n
 
@@ -220,7 +312,11 @@ class ReferenceInteraction:
 
     def create(self, rule: ast.Rule, require: ast.Require, t: int) -> _Obligation:
         self.created += 1
-        due = t + require.within.seconds * US if require.within is not None else None
+        within = require.within
+        if isinstance(within, ast.WorkingDays):
+            due: int | None = self.calendar.due(t, within.count.value)
+        else:
+            due = t + within.seconds * US if within is not None else None
         return _Obligation(self.created, f"{self.conversation}#{self.created}", rule, require, t, due)
 
     # ------------------------------------------------------------ one event
@@ -252,10 +348,14 @@ class ReferenceInteraction:
         self.pending = [ob for ob in self.pending if ob not in broken]
         violations += [ob.violation("unfulfilled") for ob in broken]
 
-        # the while rules as they stood after the previous event (all inactive before the first)
-        was_active = {r.name.text for r in self.active(before, self.history[-1].time)} if self.history else set()
+        # the while rules as they stood after step 5 of the previous event (all inactive before the first)
+        was_active = self.last_active
 
-        # 4. state
+        # 4. state: the event enters this history, and (bound) the customer's, its across brackets matched once
+        self.contexts.append(self.context(before))
+        if self.customer is not None:
+            matched = {id(p): self.match(p, event, before) for p in self.customer.patterns}
+            self.customer.history.append(CustomerEntry(event, self, matched))
         self.history.append(event)
 
         # 5. rules in source order: patterns on the history before the event, conditions after it
@@ -278,6 +378,8 @@ class ReferenceInteraction:
                     continue
             created += [self.create(rule, e, t) for e in rule.effects if isinstance(e, ast.Require)]
         self.pending += created
+
+        self.last_active = {r.name.text for r in active}
 
         # 6. permissions
         permitted, forbidden = self.permissions(active)

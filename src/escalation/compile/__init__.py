@@ -2,6 +2,7 @@
 
 from .codegen import HELPERS, source_of
 from .ir import (
+    CUSTOMER,
     INF,
     INTERACTION,
     LEVEL_RANK,
@@ -24,6 +25,7 @@ from .operators import OPERATORS, Operator, SlotReader, operator_of, window_coun
 from .values import literal_value
 
 __all__ = [
+    "CUSTOMER",
     "HELPERS",
     "INF",
     "INTERACTION",

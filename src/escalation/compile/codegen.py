@@ -230,7 +230,7 @@ def _source(lowered: Lowered, policy: CompiledPolicy) -> tuple[str, dict[str, An
     p = _Printer(lowered, policy)
     specs = {spec.index: p.const(spec) for spec in policy.requires}
     befores = {spec.before for spec in policy.requires if spec.before is not None}
-    deadlines = any(spec.within is not None for spec in policy.requires)
+    deadlines = any(spec.within is not None or spec.working_days is not None for spec in policy.requires)
     lines: list[str] = []
     names: dict[str, str] = {}
     for n, (etype, plan) in enumerate(policy.plans.items()):

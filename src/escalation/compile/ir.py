@@ -18,6 +18,7 @@ import attrs
 
 from ..check import CheckedPolicy
 from ..lang import EventType, ast
+from ..lang.calendar import DEFAULT_CALENDAR, Calendar
 
 #: A compiled expression: ``fn(state, attrs, now)``.
 Fn = Callable[[list[Any], dict[str, Any] | None, int], Any]
@@ -41,8 +42,10 @@ RuleClock = Callable[[list[Any], int], tuple[Any, float]]
 INF = float("inf")
 LEVEL_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
-#: The scope of a slot kept for one interaction (conversation); language 2 adds "customer".
+#: The scope of a slot kept for one interaction (conversation).
 INTERACTION = "interaction"
+#: The scope of a slot kept for one customer (`across contacts`, language.md §9): runtime/customer.py holds it.
+CUSTOMER = "customer"
 
 
 @attrs.frozen(slots=True)
@@ -64,7 +67,7 @@ class Op:
     window: int = 0  # microseconds, for wcount
     attr: str = ""  # for last
     source: ast.Expr | None = None
-    scope: str = INTERACTION  # whose state the slot is: one interaction's (language 2 adds "customer")
+    scope: str = INTERACTION  # whose state the slot is: one interaction's, or its customer's (CUSTOMER)
 
 
 @attrs.frozen(slots=True)
@@ -79,6 +82,7 @@ class RequireSpec:
     before: str | None
     severity: str
     message: str | None
+    working_days: int | None = None  # `within N working days`: due at policy.calendar.due(t, N) (language.md §10)
 
 
 @attrs.frozen(slots=True)
@@ -109,6 +113,7 @@ class WhileRule:
     timed: bool = False  # it reads a window or a `time since`, so its value changes with time alone
     timer: int = -1  # among the timed rules (Interaction.wake), -1 when not timed
     clock: RuleClock | None = None  # timed: (value, next instant it may change)
+    shared: bool = False  # it reads a customer-scope slot, which other interactions change: evaluated at every event
 
 
 class Window(NamedTuple):
@@ -215,6 +220,9 @@ class CompiledPolicy:
     state_template: tuple[Any, ...] = ()
     window_slots: tuple[int, ...] = ()
     timers: int = 0  # how many while rules are timed (the length of Interaction.wake)
+    reads_customer_history: bool = False  # `across contacts` appears outside a claim (language.md §9)
+    calendar: Calendar = DEFAULT_CALENDAR  # the calendar of `within N working days` (language.md §10)
+    customer_slots: tuple[int, ...] = ()  # the slots of scope CUSTOMER, ascending
 
     @property
     def generated(self) -> str:
@@ -226,6 +234,14 @@ class CompiledPolicy:
         state = list(self.state_template)
         for i in self.window_slots:
             state[i] = deque()
+        return state
+
+    def initial_customer_state(self) -> list[Any]:
+        """A new customer's slots: the full list of slots, of which only :attr:`customer_slots` are read."""
+        state = list(self.state_template)
+        for i in self.customer_slots:
+            if i in self.window_slots:
+                state[i] = deque()
         return state
 
     def step_rules(self, etype: str) -> tuple[OnRule | WhileRule, ...]:

@@ -30,6 +30,7 @@ from ..check import CheckedPolicy
 from ..lang import US, EventType, ast
 from . import codegen
 from .ir import (
+    CUSTOMER,
     INF,
     Clock,
     CompiledPolicy,
@@ -346,16 +347,18 @@ class Lowerer:
         out: list[RequireSpec] = []
         for effect in rule.effects:
             if isinstance(effect, ast.Require):
+                within = effect.within
                 out.append(
                     RequireSpec(
                         len(self.all_requires) + len(out),
                         rule.name.text,
                         tuple(self.pattern(p) for p in effect.patterns),
                         tuple(dict.fromkeys(p.event.text for p in effect.patterns)),
-                        effect.within.seconds * US if effect.within is not None else None,
+                        within.seconds * US if isinstance(within, ast.DurationLit) else None,
                         effect.before.text if effect.before is not None else None,
                         rule.severity or "medium",
                         rule.because,
+                        within.count.value if isinstance(within, ast.WorkingDays) else None,
                     )
                 )
         self.all_requires.extend(out)
@@ -420,8 +423,11 @@ class Lowerer:
                     timer, clock = timers, _clock_outer(self.clock(trigger.cond))
                     timers += 1
                 requires = self.requires(rule)
+                shared = any(self.ops[i].scope == CUSTOMER for i in reads)
+                severity = rule.severity or "medium"
+                position = len(while_rules)
                 while_rules.append(
-                    WhileRule(index, len(while_rules), rule.name.text, cond, permits, forbids, requires, rule.severity or "medium", rule.because, reads, timed, timer, clock)
+                    WhileRule(index, position, rule.name.text, cond, permits, forbids, requires, severity, rule.because, reads, timed, timer, clock, shared)
                 )
             else:
                 on = OnRule(
@@ -440,8 +446,9 @@ class Lowerer:
         plans: dict[str, TypePlan] = {}
         for etype, et in self.vocab.items():
             touched = set(ops_by_type.get(etype, ()))
-            again = [r for r in while_rules if r.reads & touched]  # their inputs change
-            later = [r for r in while_rules if r.timed and not r.reads & touched]  # only time changes them
+            # their inputs change (a customer-scope input may have been changed by another interaction since)
+            again = [r for r in while_rules if r.shared or r.reads & touched]
+            later = [r for r in while_rules if r.timed and not r.shared and not r.reads & touched]  # only time changes them
             judges = tuple(r for r in while_rules if etype in r.permits or etype in r.forbids)
             by_order: Callable[[OnRule | WhileRule], int] = lambda r: r.index  # noqa: E731
             plans[etype] = TypePlan(
@@ -477,6 +484,9 @@ class Lowerer:
             state_template=tuple(None if operator_of(op).fresh else operator_of(op).initial() for op in self.ops),
             window_slots=tuple(i for i, op in enumerate(self.ops) if operator_of(op).fresh),
             timers=timers,
+            reads_customer_history=self.checked.reads_customer_history,
+            calendar=self.checked.calendar,
+            customer_slots=tuple(i for i, op in enumerate(self.ops) if op.scope == CUSTOMER),
         )
         lowered = Lowered(dict((name, let.expr) for name, let in self.lets_ast.items()), dict(self.memo_index), dict(self.op_index), tuple(self.rules_ast))
         return attrs.evolve(compiled, code=codegen.generate(lowered, compiled))

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Protocol
 
 from ..errors import SnapshotError
 from ..lang import US, ast
-from .ir import INF, Clock, Fn4, Op, PatternFn
+from .ir import CUSTOMER, INF, INTERACTION, Clock, Fn4, Op, PatternFn
 
 
 def window_count(times: deque[int], low: int) -> int:
@@ -103,7 +103,12 @@ class Operator:
 
 
 def _window(node: ast.Count | ast.Seen) -> int | None:
-    return node.window.seconds * US if isinstance(node, ast.Count) and node.window is not None else None
+    return node.window.seconds * US if node.window is not None else None
+
+
+def scope_of(node: ast.Count | ast.Seen | ast.Last | ast.TimeSince) -> str:
+    """The scope of an operator's slot: the customer's with `across contacts` (language.md §9), else the interaction's."""
+    return CUSTOMER if node.across else INTERACTION
 
 
 class Count(Operator):
@@ -113,10 +118,10 @@ class Count(Operator):
     initial_text = "0"
 
     def key(self, node: ast.Count | ast.Seen) -> tuple[Any, ...]:
-        return ("count", node.pattern, node.since, _window(node))
+        return ("count", node.pattern, node.since, _window(node), node.across)
 
     def make(self, node: ast.Count | ast.Seen, pattern: MakePattern) -> Op:
-        return Op(self.kind, pattern(node.pattern), pattern(node.since) if node.since else None, source=node)
+        return Op(self.kind, pattern(node.pattern), pattern(node.since) if node.since else None, source=node, scope=scope_of(node))
 
     def initial(self) -> Any:
         return 0
@@ -145,7 +150,7 @@ class Count(Operator):
 
 
 class WindowCount(Operator):
-    """``count P [since Q] within D``: the times of the P events of the last D, oldest first."""
+    """``count P [since Q] within D`` and ``seen P [since Q] within D``: the times of the P events of the last D, oldest first."""
 
     kind = "wcount"
     timed = True
@@ -153,11 +158,12 @@ class WindowCount(Operator):
     initial_text = "[]"
     helpers: ClassVar[dict[str, Any]] = {"window_count": window_count}
 
-    def key(self, node: ast.Count) -> tuple[Any, ...]:
-        return ("count", node.pattern, node.since, _window(node))
+    def key(self, node: ast.Count | ast.Seen) -> tuple[Any, ...]:
+        return ("count", node.pattern, node.since, _window(node), node.across)
 
-    def make(self, node: ast.Count, pattern: MakePattern) -> Op:
-        return Op(self.kind, pattern(node.pattern), pattern(node.since) if node.since else None, _window(node) or 0, source=node)
+    def make(self, node: ast.Count | ast.Seen, pattern: MakePattern) -> Op:
+        since = pattern(node.since) if node.since else None
+        return Op(self.kind, pattern(node.pattern), since, _window(node) or 0, source=node, scope=scope_of(node))
 
     def initial(self) -> Any:
         return deque()
@@ -171,22 +177,27 @@ class WindowCount(Operator):
     def update_source(self, i: int, op: Op) -> list[str]:
         return [f"    if r{i}:", f"        s[{i}].clear()", f"    elif h{i}:", f"        s[{i}].append(t)"]
 
-    def read(self, i: int, node: ast.Count, fallback: Fn4 | None, default: Any) -> Fn4:
+    def read(self, i: int, node: ast.Count | ast.Seen, fallback: Fn4 | None, default: Any) -> Fn4:
         window = _window(node) or 0
+        if isinstance(node, ast.Seen):
+            return lambda s, a, now, m=None: window_count(s[i], now - window) > 0
         return lambda s, a, now, m=None: window_count(s[i], now - window)
 
-    def read_source(self, i: int, node: ast.Count, fallback: str) -> str:
-        return f"window_count(s[{i}], now - {int(_window(node) or 0)})"
+    def read_source(self, i: int, node: ast.Count | ast.Seen, fallback: str) -> str:
+        text = f"window_count(s[{i}], now - {int(_window(node) or 0)})"
+        return f"({text} > 0)" if isinstance(node, ast.Seen) else text
 
-    def clock(self, i: int, node: ast.Count, fallback: Clock | None, default: Any) -> Clock:
+    def clock(self, i: int, node: ast.Count | ast.Seen, fallback: Clock | None, default: Any) -> Clock:
         span = _window(node) or 0
+        seen = isinstance(node, ast.Seen)
 
         def wcount(s: list[Any], now: int, m: dict[int, Any]) -> tuple[Any, int, float]:
             w: deque[int] = s[i]
             low = now - span
             while w and w[0] < low:
                 w.popleft()
-            return (len(w), 0, w[0] + span + 1 if w else INF)  # the oldest leaves at w[0] + span + 1
+            n = len(w)
+            return (n > 0 if seen else n, 0, w[0] + span + 1 if w else INF)  # the oldest leaves at w[0] + span + 1
 
         return wcount
 
@@ -212,10 +223,10 @@ class Last(Operator):
     kind = "last"
 
     def key(self, node: ast.Last) -> tuple[Any, ...]:
-        return ("last", node.attr.text, node.pattern)
+        return ("last", node.attr.text, node.pattern, node.across)
 
     def make(self, node: ast.Last, pattern: MakePattern) -> Op:
-        return Op(self.kind, pattern(node.pattern), attr=node.attr.text, source=node)
+        return Op(self.kind, pattern(node.pattern), attr=node.attr.text, source=node, scope=scope_of(node))
 
     def update(self, s: list[Any], i: int, op: Op, reset: bool, t: int, a: dict[str, Any]) -> None:
         s[i] = a[op.attr]
@@ -249,10 +260,10 @@ class TimeSince(Operator):
     timed = True
 
     def key(self, node: ast.TimeSince) -> tuple[Any, ...]:
-        return ("time", node.pattern)
+        return ("time", node.pattern, node.across)
 
     def make(self, node: ast.TimeSince, pattern: MakePattern) -> Op:
-        return Op(self.kind, pattern(node.pattern), source=node)
+        return Op(self.kind, pattern(node.pattern), source=node, scope=scope_of(node))
 
     def update(self, s: list[Any], i: int, op: Op, reset: bool, t: int, a: dict[str, Any]) -> None:
         s[i] = t
@@ -282,10 +293,8 @@ TEMPORAL = (ast.Count, ast.Seen, ast.Last, ast.TimeSince)
 
 def operator_for(node: ast.Expr) -> Operator | None:
     """The operator of an expression node, or None when the node is not a temporal operator."""
-    if isinstance(node, ast.Count):
+    if isinstance(node, ast.Count | ast.Seen):
         return OPERATORS["wcount" if node.window is not None else "count"]
-    if isinstance(node, ast.Seen):
-        return OPERATORS["count"]
     if isinstance(node, ast.Last):
         return OPERATORS["last"]
     if isinstance(node, ast.TimeSince):

@@ -3,7 +3,8 @@ back ends (generated code and closures), the state codec. No file, process or ne
 
 from .admit import Admission, Admitted, admit_conversation, admit_record, bind, check_order, record_customer
 from .backend import BACKEND_NAMES, Backend, ClosureBackend, GeneratedBackend, interpret
-from .codec import Frozen, PendingRow
+from .codec import Frozen, FrozenCustomer, PendingRow
+from .customer import CustomerState
 from .events import Event, Line, decode_line, iter_lines, iter_numbered, validate
 from .interaction import BACKEND_VARIABLE, DEFAULT_BACKEND, Decision, Interaction, Obligation, Violation, backend_name, step_table
 
@@ -15,9 +16,11 @@ __all__ = [
     "Admitted",
     "Backend",
     "ClosureBackend",
+    "CustomerState",
     "Decision",
     "Event",
     "Frozen",
+    "FrozenCustomer",
     "GeneratedBackend",
     "Interaction",
     "Line",

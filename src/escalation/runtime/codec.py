@@ -25,6 +25,7 @@ What holds for a snapshot an interaction writes, and is therefore required:
   ``created_at`` plus the require's ``within`` (null when it has none) and not
   earlier than ``last_time`` (an event expires everything due before it);
 - ``next_n`` is a positive integer, 1 before any event;
+- ``customer`` is null (unbound) or the non-empty customer id it is bound to, only after an event;
 - ``active`` names each ``while`` rule whose condition holds. A while rule is active
   after an event exactly when its condition holds on the state at that event's
   time (language.md §6; before the first event none is), so the flags are a
@@ -54,7 +55,11 @@ from .events import MAX_TIME, MIN_TIME
 SNAPSHOT_FORMAT = "escalation-snapshot/1"
 
 #: The keys of a snapshot, in the order :meth:`Interaction.snapshot` writes them.
-KEYS = ("format", "policy_sha256", "conversation", "state", "active", "pending", "next_n", "last_time")
+KEYS = ("format", "policy_sha256", "conversation", "customer", "state", "active", "pending", "next_n", "last_time")
+
+#: The format of a customer's snapshot (:meth:`CustomerState.snapshot`), and its keys in the order it writes them.
+CUSTOMER_FORMAT = "escalation-customer/1"
+CUSTOMER_KEYS = ("format", "policy_sha256", "customer", "state", "latest")
 
 #: The largest count, obligation number or ``next_n`` a snapshot may hold (a signed 64-bit integer).
 MAX_COUNT = 2**63 - 1
@@ -84,6 +89,22 @@ class Frozen(NamedTuple):
     next_n: int
     last_time: int | None
     pending: list[PendingRow]
+    customer: str | None = None  # the bound customer (language.md §9)
+
+
+class FrozenCustomer(NamedTuple):
+    """A customer's state as plain values for this process (:meth:`CustomerState.frozen`): not a format."""
+
+    state: list[Any]  # the full list of slots; only the policy's customer slots are read
+    latest: int | None
+
+
+class CheckedCustomer(NamedTuple):
+    """What a valid customer snapshot holds, in the evaluator's form."""
+
+    customer: str
+    state: list[Any]
+    latest: int | None
 
 
 class Checked(NamedTuple):
@@ -96,6 +117,7 @@ class Checked(NamedTuple):
     pending: list[PendingRow]
     next_n: int
     last_time: int | None
+    customer: str | None
 
 
 def encode_state(policy: CompiledPolicy, state: list[Any]) -> list[Any]:
@@ -233,7 +255,16 @@ def _pending(policy: CompiledPolicy, rows: Any, last_time: int | None) -> list[P
         if out and created < out[-1].created_at:
             raise SnapshotError(f"the snapshot's {where} created_at is earlier than that of the obligation before it, which was created first")
         due = row[3]
-        if spec.within is None:
+        if spec.working_days is not None:
+            expected = policy.calendar.due(created, spec.working_days)
+            if not _is_int(due) or due != expected:
+                raise SnapshotError(
+                    f"the snapshot's {where} due must be rule `{spec.rule}`'s {spec.working_days} working days after created_at in the policy's calendar, {expected}, not {_show(due)}"
+                )
+            assert last_time is not None
+            if due < last_time:
+                raise SnapshotError(f"the snapshot's {where} due {due} is earlier than its latest event (`last_time` {last_time}), which would have expired it")
+        elif spec.within is None:
             if due is not None:
                 raise SnapshotError(f"the snapshot's {where} due must be null (rule `{spec.rule}`'s require has no `within`), not {_show(due)}")
         else:
@@ -300,8 +331,13 @@ def check_snapshot(policy: CompiledPolicy, snap: Any) -> Checked:
     conversation = snap["conversation"]
     if not isinstance(conversation, str):
         raise SnapshotError(f"the snapshot's `conversation` must be a string, not {_show(conversation)}")
+    customer = snap["customer"]
+    if customer is not None and (not isinstance(customer, str) or not customer):
+        raise SnapshotError(f"the snapshot's `customer` must be null (unbound) or a non-empty string, not {_show(customer)}")
     raw_last = snap["last_time"]
     last_time = None if raw_last is None else _time(raw_last, "`last_time`", None)
+    if customer is not None and last_time is None:
+        raise SnapshotError("the snapshot's `customer` names a binding, but it records no event yet (`last_time` is null), and an interaction binds at an event")
 
     raw_state = snap["state"]
     if not isinstance(raw_state, list | tuple):
@@ -320,7 +356,46 @@ def check_snapshot(policy: CompiledPolicy, snap: Any) -> Checked:
 
     flags = _flags(policy, state, last_time)
     active = _active(policy, snap["active"], flags, last_time)
-    return Checked(conversation, state, active, flags, pending, next_n, last_time)
+    return Checked(conversation, state, active, flags, pending, next_n, last_time, customer)
+
+
+def encode_customer(policy: CompiledPolicy, state: list[Any]) -> list[Any]:
+    """A customer's slots as its snapshot holds them: one JSON value per customer slot, in slot order."""
+    return [operator_of(policy.ops[i]).encode(state[i]) for i in policy.customer_slots]
+
+
+def check_customer(policy: CompiledPolicy, snap: Any) -> CheckedCustomer:
+    """Every field of a customer snapshot checked against ``policy``; SnapshotError (one sentence naming the field) otherwise."""
+    if not isinstance(snap, dict):
+        raise SnapshotError(f"this is not an {CUSTOMER_FORMAT} snapshot (a customer snapshot is a JSON object, not {_show(snap)})")
+    fmt = snap.get("format")
+    if not isinstance(fmt, str) or fmt != CUSTOMER_FORMAT:
+        raise SnapshotError(f"this is not an {CUSTOMER_FORMAT} snapshot (its `format` is {_show(fmt)})")
+    sha = snap.get("policy_sha256")
+    if not isinstance(sha, str) or sha != policy.sha256:
+        raise SnapshotError("the customer snapshot was taken under another policy (its sha256 differs); replay the customer's events instead")
+    missing = [k for k in CUSTOMER_KEYS if k not in snap]
+    if missing:
+        raise SnapshotError(f"the customer snapshot has no `{missing[0]}`")
+    extra = sorted((k for k in snap if k not in CUSTOMER_KEYS), key=repr)
+    if extra:
+        raise SnapshotError(f"the customer snapshot holds the unknown key {_show(extra[0])}")
+    customer = snap["customer"]
+    if not isinstance(customer, str) or not customer:
+        raise SnapshotError(f"the customer snapshot's `customer` must be a non-empty string, not {_show(customer)}")
+    raw_latest = snap["latest"]
+    latest = None if raw_latest is None else _time(raw_latest, "`latest`", None)
+    raw_state = snap["state"]
+    if not isinstance(raw_state, list | tuple):
+        raise SnapshotError(f"the customer snapshot's `state` must be a list, not {_show(raw_state)}")
+    slots = policy.customer_slots
+    if len(raw_state) != len(slots):
+        raise SnapshotError(f"the customer snapshot's `state` has {len(raw_state)} slots, and this policy has {len(slots)} operators across contacts")
+    reader = _Slots(policy, latest)
+    state = policy.initial_customer_state()
+    for i, value in zip(slots, raw_state, strict=True):
+        state[i] = _slot(reader, i, policy.ops[i], value)
+    return CheckedCustomer(customer, state, latest)
 
 
 # ------------------------------------------------------------------ the compact spill form
@@ -355,7 +430,19 @@ def unpack_state(data: bytes) -> Frozen:
         doc = json.loads(data[1:].decode("utf-8"))
     else:
         doc = orjson.loads(data)
-    state, windows, active, flags, next_n, last_time, pending = doc
+    state, windows, active, flags, next_n, last_time, pending, *rest = doc
     for i in windows:
         state[i] = deque(state[i])
-    return Frozen(state, tuple(active), flags, next_n, last_time, [PendingRow(*row) for row in pending])
+    return Frozen(state, tuple(active), flags, next_n, last_time, [PendingRow(*row) for row in pending], rest[0] if rest else None)
+
+
+def unpack_customer(data: bytes) -> FrozenCustomer:
+    """A :class:`FrozenCustomer` that :func:`pack_state` packed (it packs any frozen form whose first field is the slots)."""
+    if data[:1] == b"J":
+        doc = json.loads(data[1:].decode("utf-8"))
+    else:
+        doc = orjson.loads(data)
+    state, windows, latest = doc
+    for i in windows:
+        state[i] = deque(state[i])
+    return FrozenCustomer(state, latest)

@@ -16,6 +16,7 @@ from ..compile import LEVEL_RANK, CompiledPolicy, Permissions, RequireSpec, Whil
 from ..errors import EscalationError
 from ..lang import format_time
 from .codec import SNAPSHOT_FORMAT, Frozen, PendingRow, check_snapshot, encode_state
+from .customer import CustomerState
 from .events import Event
 
 
@@ -134,8 +135,8 @@ class Interaction:
     """The state of one interaction (conversation) under one policy. Not shared between threads."""
 
     __slots__ = (
-        "active", "conversation", "flags", "grants", "grants_for", "last_time", "next_due", "next_n", "pending", "policy", "state", "steps", "wake",
-        "wake_at",
+        "active", "bound", "conversation", "customer", "flags", "grants", "grants_for", "last_time", "next_due", "next_n", "pending", "policy",
+        "state", "steps", "wake", "wake_at",
     )  # fmt: skip
 
     def __init__(self, policy: CompiledPolicy, conversation: str, backend: str | None = None) -> None:
@@ -143,6 +144,8 @@ class Interaction:
         self.policy = policy
         self.steps = step_table(policy, backend)
         self.conversation = conversation
+        self.customer: str | None = None  # the bound customer (language.md §9), None while unbound
+        self.bound: CustomerState | None = None  # its state, once bind() gave it (after resume(): bind again)
         self.state: list[Any] = policy.initial_state()
         self.active: tuple[int, ...] = ()  # indexes of the while rules active after the last event
         self.flags: list[bool] = [False] * len(policy.while_rules)  # the same, one flag per while rule
@@ -159,9 +162,33 @@ class Interaction:
         self.grants = Permissions((), (), ())
         self.grants_for: tuple[int, ...] | None = None
 
+    # -- the customer (language.md §9)
+    def bind(self, state: CustomerState) -> None:
+        """Bind this interaction to ``state``'s customer, just before feeding the binding event (§9).
+
+        From then on its operators written `across contacts` read and update the customer's
+        slots instead of its own (whose pre-binding history they drop). Called again with the
+        customer's state after :meth:`resume` or :meth:`thawed`, which keep the binding only;
+        binding to another customer is a ValueError (the driver rejects such an event first).
+        """
+        if self.customer is not None and state.customer != self.customer:
+            raise ValueError(f"conversation `{self.conversation}` is bound to customer `{self.customer}`, not `{state.customer}`")
+        self.customer = state.customer
+        self.bound = state
+        self.sync()
+
+    def sync(self) -> None:
+        """Read the bound customer's slots into this interaction's state (its queries then see the customer history)."""
+        bound = self.bound
+        if bound is not None:
+            s, c = self.state, bound.state
+            for i in self.policy.customer_slots:
+                s[i] = c[i]
+
     # -- queries
     def active_at(self, now: int) -> tuple[int, ...]:
         """The while rules whose condition holds on the current history, at time ``now``."""
+        self.sync()
         s = self.state
         return tuple(i for i, r in enumerate(self.policy.while_rules) if r.cond(s, None, now))
 
@@ -176,13 +203,32 @@ class Interaction:
         """Apply one validated event of this interaction; time must not go backwards (the caller checks).
 
         Runs the step function of this interaction's back end for the event's type
-        (backend.py); :meth:`feed_interpreted` runs the closure back end's.
+        (backend.py); :meth:`feed_interpreted` runs the closure back end's. Once bound, the
+        customer's slots are read in before the step and written back after it (§9).
         """
-        return self.steps[event.type](self, event)
+        if self.bound is None:
+            return self.steps[event.type](self, event)
+        return self._feed_bound(self.steps, event)
 
     def feed_interpreted(self, event: Event) -> Decision:
         """:meth:`feed` on the closure back end, whatever this interaction's own (for differential tests)."""
-        return step_table(self.policy, "closures")[event.type](self, event)
+        steps = step_table(self.policy, "closures")
+        if self.bound is None:
+            return steps[event.type](self, event)
+        return self._feed_bound(steps, event)
+
+    def _feed_bound(self, steps: Mapping[str, StepFn], event: Event) -> Decision:
+        bound = self.bound
+        assert bound is not None
+        slots = self.policy.customer_slots
+        s, c = self.state, bound.state
+        for i in slots:
+            s[i] = c[i]
+        decision = steps[event.type](self, event)
+        for i in slots:
+            c[i] = s[i]
+        bound.latest = event.time
+        return decision
 
     def judge(self, action: str, t: int, rules: tuple[WhileRule, ...] | None = None, evaluate_all: bool = True) -> Violation | None:
         """§6 step 2: is ``action`` at time ``t`` forbidden, on the history before it?
@@ -198,7 +244,7 @@ class Interaction:
         permitted = False
         flags = self.flags
         for rule in rules:
-            holds = rule.cond(s, None, t) if (evaluate_all or rule.timed) else flags[rule.position]
+            holds = rule.cond(s, None, t) if (evaluate_all or rule.timed or rule.shared) else flags[rule.position]
             if holds:
                 if action in rule.forbids:
                     forbidders.append(rule)
@@ -222,7 +268,10 @@ class Interaction:
         """A new obligation of ``spec`` created at ``t``, numbered in this interaction (§6 step 5)."""
         n = self.next_n
         self.next_n += 1
-        due = t + spec.within if spec.within is not None else None
+        if spec.working_days is not None:
+            due: int | None = self.policy.calendar.due(t, spec.working_days)
+        else:
+            due = t + spec.within if spec.within is not None else None
         if due is not None and due < self.next_due:
             self.next_due = due
         return Obligation(f"{self.conversation}#{n}", n, spec, t, due)
@@ -242,6 +291,7 @@ class Interaction:
             "format": SNAPSHOT_FORMAT,
             "policy_sha256": self.policy.sha256,
             "conversation": self.conversation,
+            "customer": self.customer,
             "state": encode_state(self.policy, self.state),
             "active": [self.policy.while_rules[k].name for k in self.active],
             "pending": [[ob.n, ob.spec.index, ob.created_at, ob.due] for ob in self.pending],
@@ -258,7 +308,7 @@ class Interaction:
     def frozen(self) -> Frozen:
         """This state as plain values for this process (a replay's spill): cheaper than :meth:`snapshot`, not a format."""
         pending = [PendingRow(ob.n, ob.spec.index, ob.created_at, ob.due) for ob in self.pending]
-        return Frozen(self.state, self.active, self.flags, self.next_n, self.last_time, pending)
+        return Frozen(self.state, self.active, self.flags, self.next_n, self.last_time, pending, self.customer)
 
     @classmethod
     def thawed(cls, policy: CompiledPolicy, conversation: str, frozen: Frozen) -> Interaction:
@@ -266,6 +316,7 @@ class Interaction:
         inter = cls(policy, conversation)
         inter.state, inter.active, inter.flags = frozen.state, frozen.active, frozen.flags
         inter.next_n, inter.last_time = frozen.next_n, frozen.last_time
+        inter.customer = frozen.customer
         inter._set_pending(frozen.pending)
         return inter
 
@@ -285,4 +336,5 @@ class Interaction:
         inter._set_pending(checked.pending)
         inter.next_n = checked.next_n
         inter.last_time = checked.last_time
+        inter.customer = checked.customer
         return inter
