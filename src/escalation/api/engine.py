@@ -20,7 +20,7 @@ from ..audit import Totals, close_record, decision_record, rejected_record
 from ..errors import EventError, SnapshotError
 from ..lang import format_time, parse_time
 from ..replay.customers import reads_customer_history
-from ..runtime import Admission, Interaction, Line, decode_line, record_customer, validate
+from ..runtime import Admission, CustomerState, Interaction, Line, decode_line, record_customer, validate
 from ..state import EngineStore, StoredConversation
 from .policy import Policy
 from .results import Decision, Obligation, Permissions
@@ -97,7 +97,7 @@ class Engine:
         self.store = store
         self.reads_customer_history = reads_customer_history(policy.compiled)
         self._live: dict[str, Held] = {}
-        self._customers: dict[str, int | None] = {}  # customer -> its latest accepted time (None unless history is read)
+        self._customers: dict[str, CustomerState | None] = {}  # customer -> its history state (None unless history is read)
         self._seq = 0
         self._seen = 0
         self._totals = Totals()
@@ -162,18 +162,33 @@ class Engine:
                 inter = Interaction.resume(self.policy.compiled, self.policy.unseal(entry.snapshot))
                 yield conversation, Held(entry.order, inter, entry.customer)
 
-    def _customer(self, customer: str) -> tuple[bool, int | None]:
-        """Whether this engine knows ``customer``, and its latest accepted time."""
+    def _customer(self, customer: str) -> tuple[bool, CustomerState | None]:
+        """Whether this engine knows ``customer``, and its history state (None unless the policy reads customer history)."""
         if self.store is None:
             return customer in self._customers, self._customers.get(customer)
         saved = self.store.get_customer(customer)
-        return saved is not None, None if saved is None else saved.get("latest")
+        if saved is None:
+            return False, None
+        snap = saved.get("state")
+        return True, None if snap is None else CustomerState.resume(self.policy.compiled, self.policy.unseal(snap))
 
-    def _keep_customer(self, customer: str, latest: int | None) -> None:
+    def _customer_state(self, customer: str) -> CustomerState:
+        """The history state of ``customer`` (new when it has none yet); the policy reads customer history."""
+        state = self._customer(customer)[1]
+        return state if state is not None else CustomerState(self.policy.compiled, customer)
+
+    def _keep_customer(self, customer: str, state: CustomerState | None) -> None:
         if self.store is None:
-            self._customers[customer] = latest
+            self._customers[customer] = state
         else:
-            self.store.put_customer(customer, {"latest": latest})
+            self.store.put_customer(customer, {"state": None if state is None else self.policy.seal(state.snapshot())})
+
+    def _bound(self, held: Held) -> Interaction:
+        """``held``'s interaction, bound to its customer's history state when it has one and the policy reads it (§9)."""
+        inter = held.inter
+        if held.customer is not None and self.reads_customer_history and (self.store is not None or inter.bound is None):
+            inter.bind(self._customer_state(held.customer))
+        return inter
 
     def _admission(self, conversation: str, found: Held | None, record: dict[str, Any]) -> Admission:
         """An :class:`Admission` holding what this record's admission reads: its conversation's and its customer's facts."""
@@ -190,9 +205,9 @@ class Engine:
             except EventError:  # Admission.accept rejects it, after the time order
                 customer = None
         if customer is not None and self.reads_customer_history:
-            latest = self._customer(customer)[1]
-            if latest is not None:
-                admission.latest[customer] = latest
+            state = self._customer(customer)[1]
+            if state is not None and state.latest is not None:
+                admission.latest[customer] = state.latest
         return admission
 
     # -- events
@@ -219,17 +234,23 @@ class Engine:
             if found is None:
                 found = Held(seq, Interaction(compiled, event.conversation), customer)
                 self._seen += 1
+            found = found._replace(customer=customer)
+            inter = found.inter
             if customer is not None:
-                known = self._customer(customer)[0]
+                known, state = self._customer(customer)
                 if admitted.binds and not known:
                     self._totals.bound(customer)
-                if admitted.binds or self.reads_customer_history:
-                    self._keep_customer(customer, event.time if self.reads_customer_history else None)
-            # customer history states (l2-eval's CustomerState, Interaction.bind) plug in here, as in replay/core.py
-            raw = found.inter.feed(event)
+                if self.reads_customer_history:
+                    if state is None:
+                        state = CustomerState(compiled, customer)
+                    if admitted.binds or self.store is not None or inter.bound is not state:
+                        inter.bind(state)  # §9: before step 1 of the binding event (again after a resume)
+            raw = inter.feed(event)
+            if customer is not None and (admitted.binds or self.reads_customer_history):
+                self._keep_customer(customer, inter.bound)
             out = decision_record(line, event.conversation, obj, raw, customer)
             self._totals.decision(out["violations"])
-            self._keep(event.conversation, found._replace(customer=customer))
+            self._keep(event.conversation, found)
             self._save_meta()
             if self.store is not None:
                 self.store.commit()
@@ -246,7 +267,7 @@ class Engine:
         compiled = self.policy.compiled
         with self._lock:
             found = self._find(conversation)
-        inter = Interaction(compiled, conversation) if found is None else found.inter
+        inter = Interaction(compiled, conversation) if found is None else self._bound(found)
         last = inter.last_time
         now = parse_time(at) if at is not None else (last if last is not None else 0)
         if last is not None and now < last:
@@ -291,10 +312,10 @@ class Engine:
                 for c, held in self._held()
             ]
             if self.store is None:
-                customers = sorted(self._customers.items())
+                customers = [(c, None if state is None else self.policy.seal(state.snapshot())) for c, state in sorted(self._customers.items())]
             else:
-                customers = [(c, saved.get("latest")) for c, saved in self.store.customers()]
-            snap["customers_held"] = [{"customer": c, "latest": latest} for c, latest in customers]
+                customers = [(c, saved.get("state")) for c, saved in self.store.customers()]
+            snap["customers_held"] = [{"customer": c, "state": state} for c, state in customers]
             return snap
 
     @classmethod
@@ -306,11 +327,14 @@ class Engine:
         if not isinstance(held, list) or not isinstance(customers, list):
             raise SnapshotError("the engine snapshot's `conversations_held` and `customers_held` must be lists")
         for entry in customers:
-            if not isinstance(entry, dict) or set(entry) != {"customer", "latest"} or not isinstance(entry["customer"], str):
+            if not isinstance(entry, dict) or set(entry) != {"customer", "state"} or not isinstance(entry["customer"], str):
                 raise SnapshotError(f"the engine snapshot holds a damaged customer entry: {str(entry)[:80]}")
-            if entry["latest"] is not None and type(entry["latest"]) is not int:
-                raise SnapshotError(f"the engine snapshot's customer {entry['customer']!r} has a `latest` that is not a time")
-            engine._customers[entry["customer"]] = entry["latest"]
+            state = None
+            if entry["state"] is not None or engine.reads_customer_history:
+                state = CustomerState.resume(policy.compiled, policy.unseal(entry["state"]))
+                if state.customer != entry["customer"]:
+                    raise SnapshotError(f"the engine snapshot's entry for customer {entry['customer']!r} holds customer {state.customer!r}")
+            engine._customers[entry["customer"]] = state
         for entry in held:
             if not isinstance(entry, dict) or set(entry) != {"conversation", "order", "customer", "state"} or type(entry["order"]) is not int:
                 raise SnapshotError(f"the engine snapshot holds a damaged conversation entry: {str(entry)[:80]}")
@@ -318,17 +342,18 @@ class Engine:
             if customer is not None and customer not in engine._customers:
                 raise SnapshotError(f"the engine snapshot binds conversation {entry['conversation']!r} to a customer it does not hold")
             inter = Interaction.resume(policy.compiled, policy.unseal(entry["state"]))
-            if inter.conversation != entry["conversation"]:
-                raise SnapshotError(f"the engine snapshot's entry for {entry['conversation']!r} holds conversation {inter.conversation!r}")
+            if inter.conversation != entry["conversation"] or (engine.reads_customer_history and inter.customer != customer):
+                raise SnapshotError(f"the engine snapshot's entry for {entry['conversation']!r} holds another conversation or binding")
             engine._live[inter.conversation] = Held(entry["order"], inter, customer)
+            engine._bound(engine._live[inter.conversation])
         if store is not None:
             if store.get_meta() is not None:
                 raise SnapshotError("an engine is resumed only into a new store")
             engine.store = store
             for conversation, kept in engine._live.items():
                 engine._keep(conversation, kept)
-            for customer, latest in engine._customers.items():
-                engine._keep_customer(customer, latest)
+            for customer, state in engine._customers.items():
+                engine._keep_customer(customer, state)
             engine._live, engine._customers = {}, {}
             engine._save_meta()
             store.commit()

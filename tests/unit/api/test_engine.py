@@ -130,7 +130,7 @@ def test_a_damaged_engine_snapshot_is_refused() -> None:
         lambda s: s["conversations_held"][0]["state"].update(next_n=0),
         lambda s: s["conversations_held"][0].update(conversation="d"),
         lambda s: s["conversations_held"][0].update(customer="nobody"),
-        lambda s: s.update(customers_held=[{"customer": 1, "latest": None}]),
+        lambda s: s.update(customers_held=[{"customer": 1, "state": None}]),
     ]
     for damage in damaged:
         snap = json.loads(json.dumps(good))
@@ -215,18 +215,15 @@ def test_fed_event_by_event_equals_replayed_resumed_equals_uninterrupted_sqlite_
 # -------------------------------------------------------------------------- customers (format /2, admission of language.md §9)
 
 
-class _StandIn:
-    """A customer state that evaluates nothing (until l2-eval's CustomerState): what a replay creates, snapshots and resumes."""
+#: three_strikes, reading customer history too (language.md §9).
+ACROSS = THREE_STRIKES.read_text(encoding="utf-8") + """
+let abusive_this_year = count customer.message[abuse != none] within 365d across contacts
 
-    def __init__(self, policy: Any, customer: str) -> None:
-        self.customer = customer
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"customer": self.customer}
-
-    @classmethod
-    def resume(cls, policy: Any, snap: dict[str, Any]) -> _StandIn:
-        return cls(policy, snap["customer"])
+rule repeat_abuse {
+  while abusive_this_year >= 3 and time since agent.warn across contacts < 1h
+  permit agent.hang_up
+}
+"""
 
 
 @st.composite
@@ -249,24 +246,16 @@ def _customer_streams(draw: st.DrawFn) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("reads", [False, True])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(stream=_customer_streams(), cut=st.integers(0, 40))
-def test_with_customers_the_engine_admits_binds_and_counts_as_a_replay(
+def test_with_customers_the_engine_admits_binds_and_decides_as_a_replay(
     stream: list[dict[str, Any]], cut: int, reads: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from escalation import runtime
-    from escalation.api import engine as engine_module
     from escalation.audit import records, totals
-    from escalation.replay import core
-    from escalation.runtime import Interaction
 
     monkeypatch.setattr(records, "FORMAT", "escalation-audit/2")
     for module in (records, totals):
         monkeypatch.setattr(module, "WITH_CUSTOMERS", True)
-    if reads:
-        for module in (core, engine_module):
-            monkeypatch.setattr(module, "reads_customer_history", lambda policy: True)
-        monkeypatch.setattr(runtime, "CustomerState", _StandIn, raising=False)
-        monkeypatch.setattr(Interaction, "bind", lambda self, state: None, raising=False)
-    policy = escalation.load(str(THREE_STRIKES))
+    policy = escalation.loads(ACROSS) if reads else escalation.load(str(THREE_STRIKES))
+    assert policy.compiled.reads_customer_history == reads
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "events.jsonl"
         path.write_text(events_as_jsonl(stream), encoding="utf-8")
@@ -280,13 +269,12 @@ def test_with_customers_the_engine_admits_binds_and_counts_as_a_replay(
         head = _feed_all(first, lines[:cut])
         resumed = Engine.resume(policy, json.loads(json.dumps(first.snapshot())), SQLiteStore(":memory:"))
         assert head + _feed_all(resumed, lines[cut:]) + resumed.finish() == replayed
+        in_memory = Engine.resume(policy, json.loads(json.dumps(first.snapshot())))
+        assert head + _feed_all(in_memory, lines[cut:]) == replayed[:-1][: len(lines)]
 
 
-def test_a_foreign_customer_and_a_customers_clock_going_backwards_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
-    from escalation.api import engine as engine_module
-
-    monkeypatch.setattr(engine_module, "reads_customer_history", lambda policy: True)
-    engine = Engine(escalation.load(str(THREE_STRIKES)))
+def test_a_foreign_customer_and_a_customers_clock_going_backwards_are_rejected() -> None:
+    engine = Engine(escalation.loads(ACROSS))
     engine.feed({"conversation": "a", "time": "2026-11-22T10:00:05Z", "type": "agent.warn", "customer": "k1"})
     assert engine.customer_of("a") == "k1" and engine.customer_of("b") is None
     with pytest.raises(RejectedEvent, match='bound to customer "k1"'):
@@ -297,3 +285,17 @@ def test_a_foreign_customer_and_a_customers_clock_going_backwards_are_rejected(m
     assert d.customer is None
     assert engine.feed({"conversation": "b", "time": "2026-11-22T10:00:07Z", "type": "agent.warn", "customer": "k1"}).customer == "k1"
     assert [c["customer"] for c in engine.snapshot()["customers_held"]] == ["k1"]
+
+
+def test_a_customers_history_is_read_from_its_other_contacts_and_survives_the_store(tmp_path: Path) -> None:
+    policy = escalation.loads(ACROSS)
+    insult = {"type": "customer.message", "abuse": "insult", "customer": "k1"}
+    engine = Engine(policy, SQLiteStore(str(tmp_path / "e.db")))
+    for i, conversation in enumerate("abc"):
+        engine.feed({"conversation": conversation, "time": f"2026-11-22T10:0{i}:00Z", **insult})
+    engine.feed({"conversation": "c", "time": "2026-11-22T10:03:00Z", "type": "agent.warn"})
+    assert engine.permissions("c", at="2026-11-22T10:03:01Z").permitted("agent.hang_up")
+    again = Engine(policy, SQLiteStore(str(tmp_path / "e.db")))
+    d = again.feed({"conversation": "d", "time": "2026-11-22T10:04:00Z", "type": "agent.warn", "customer": "k1"})
+    assert d.customer == "k1" and d.permitted("agent.hang_up")  # three abusive contacts before, and a warning in this one
+    assert not again.permissions("e", at="2026-11-22T10:05:00Z").permitted("agent.hang_up")  # unbound: its own history
