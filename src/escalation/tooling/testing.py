@@ -23,7 +23,7 @@ from ..check import check_tests
 from ..compile import CompiledPolicy, literal_value
 from ..errors import PolicyError
 from ..lang import US, ast, format_time, parse_time
-from ..runtime import Decision, Event, Interaction, Obligation, Violation
+from ..runtime import CustomerState, Decision, Event, Interaction, Obligation, Violation
 from ..syntax import parse_tests, read_source
 
 #: A test's time 0 unless its header says ``from "TIME"`` (language.md §7): a Monday.
@@ -218,6 +218,7 @@ class _Run:
         self.names = tuple(r.name for r in policy.while_rules)
         self.contact = 1
         self.contacts = 1 + sum(isinstance(step, ast.ContactStep) for step in test.steps)
+        self.customer = CustomerState(policy, CUSTOMER)  # no events before the test's first step
         self.inter = Interaction(policy, conversation_of(1))
         self.initial_active = tuple(self.names[i] for i in self.inter.active_at(self.start))
         self.time: int | None = None  # the time of the test's latest event, in any of its interactions
@@ -239,6 +240,8 @@ class _Run:
             time = self.start if self.time is None else self.time + US
         self.time = time
         event = _event(self.policy, step, time, self.inter.conversation)
+        if self.inter.customer is None and self.policy.reads_customer_history:
+            self.inter.bind(self.customer)  # bound at its first event (§7), before step 1 of it (§9)
         judged = tuple(self.names[i] for i in self.inter.active_at(time)) if self.policy.vocabulary[event.type].is_action else None
         self.last = Played(step.span.line, event, judged, self.inter.feed(event), self.contact)
         self.played.append(self.last)

@@ -99,3 +99,21 @@ def test_a_test_without_contacts_names_none() -> None:
     (result,) = _results(_compiled('policy "p"\n\ntest "t" {\n  agent.warn\n  expect permitted agent.hang_up\n}\n'))
     assert result.contacts == 1 and result.failures == ()
     assert result.played[0].event.raw["time"] == "2026-01-05T09:00:00Z"
+
+
+CASE_43 = Path(__file__).resolve().parents[4] / "shared" / "conformance" / "cases" / "43_test_blocks_with_contacts" / "policy.esc"
+
+
+def test_contacts_share_the_customer_history_of_test() -> None:
+    text = CASE_43.read_text(encoding="utf-8")
+    results = _results(_compiled(text, str(CASE_43)))
+    assert [r.passed for r in results] == [True, True, True]
+    second = results[1]
+    assert [p.event.conversation for p in second.played] == ["test", "test", "test-2", "test-2"]
+    # the second contact read the first's warning: without it (no warning before `contact`) the expectation fails there
+    broken = text.replace("  agent.warn\n  contact\n  at 1h", "  contact\n  at 1h", 1)
+    failed = _results(_compiled(broken, str(CASE_43)))[1]
+    assert [(f.step, f.state.contact) for f in failed.failures][:2] == [
+        ("expect permitted agent.hang_up", 2),
+        ('expect obligation agent.send_letter due "2026-12-24T00:00:00Z"', 2),
+    ]
