@@ -15,10 +15,11 @@ from typing import Any
 import attrs
 
 from ..compile import CompiledPolicy
-from ..errors import SnapshotError
+from ..errors import EventError, SnapshotError
 from ..lang import ast, parse_time
 from ..load import compile_source, load_compiled
-from ..runtime import Event, Interaction, admit_record, check_order
+from ..runtime import Event, Interaction, admit_record, check_order, record_customer
+from ..runtime.events import show_value
 from .results import Decision, Obligation, UnknownActionError, unknown_action
 
 __all__ = ["Policy", "Session", "load", "loads", "policy_digest"]
@@ -50,7 +51,9 @@ class Session:
 
     Each event goes through the one admission path (:mod:`escalation.runtime.admit`):
     it is bound to this conversation and validated, then checked against the time of
-    the event applied before it. A session may be shared between threads: a lock
+    the event applied before it. A record naming a ``customer`` binds the session to it
+    (a stand-alone interaction: its customer history is its own, as if anonymous); a
+    later record naming another customer is rejected (interfaces.md §4). A session may be shared between threads: a lock
     serialises :meth:`feed`, :meth:`permitted`, :attr:`obligations` and :meth:`snapshot`,
     so each event is checked against the time of the event applied just before it and
     applied whole before the next one starts, and a snapshot or a query never sees half
@@ -75,14 +78,24 @@ class Session:
         inter = self._inter
         if not isinstance(event, Event):  # binding and validation read only the event and the (immutable) policy
             event = admit_record(event, inter.policy.vocabulary, inter.conversation)
+        named = record_customer(event.raw) if "customer" in event.raw else None
         lock = self._lock
         lock.acquire()  # acquire/release rather than `with`: a third of the cost on CPython 3.11
         try:
             check_order(event, inter.last_time)
+            if named is not None:
+                bound = inter.customer
+                if bound is not None and named != bound:
+                    raise EventError(
+                        f"the record names customer {show_value(named)}, "
+                        f"but conversation {show_value(inter.conversation)} is bound to customer {show_value(bound)}"
+                    )
             raw = inter.feed(event)
+            if named is not None and inter.customer is None:
+                inter.customer = named  # §4: a stand-alone interaction keeps its binding; its customer history is its own
         finally:
             lock.release()
-        return Decision(raw, inter.policy, inter.conversation)
+        return Decision(raw, inter.policy, inter.conversation, None, inter.customer)
 
     def permitted(self, action: str, at: str | None = None) -> bool:
         """Whether ``action`` is permitted now (or at the later time ``at``, as §6 step 2 would judge it).

@@ -76,3 +76,17 @@ def test_a_snapshot_of_the_runtimes_form_still_resumes_under_the_same_bytes() ->
     legacy = policy.unseal(session.snapshot())
     assert legacy["policy_sha256"] == policy.sha256 and "policy_digest" not in legacy
     assert [ob.id for ob in policy.resume(legacy).obligations] == ["c-1#1"]
+
+
+def test_a_session_binds_to_the_first_customer_named_and_rejects_another() -> None:
+    session = _policy().start("c-1")
+    assert session.feed({**INSULT, "customer": ""}).customer is None
+    assert session.feed({**INSULT, "customer": "k1"}).customer == "k1"
+    assert session.feed(INSULT).customer == "k1"
+    with pytest.raises(escalation.EventError, match='bound to customer "k1"'):
+        session.feed({**INSULT, "customer": "k2"})
+    with pytest.raises(escalation.EventError, match="must be a string"):
+        session.feed({**INSULT, "customer": 7})
+    resumed = _policy().resume(json.loads(json.dumps(session.snapshot())))
+    with pytest.raises(escalation.EventError, match='bound to customer "k1"'):
+        resumed.feed({**INSULT, "customer": "k2"})
