@@ -22,6 +22,7 @@ import escalation
 from conftest import ROOT
 from escalation import Engine, EventError, RejectedEvent, SnapshotError, SQLiteStore
 from escalation.api import ENGINE_FORMAT
+from escalation.audit import records, totals
 from helpers.policy_strategies import event_streams, events_as_jsonl, mentioned, policy_texts
 
 THREE_STRIKES = ROOT / "policies" / "three_strikes.esc"
@@ -249,8 +250,6 @@ def _customer_streams(draw: st.DrawFn) -> list[dict[str, Any]]:
 def test_with_customers_the_engine_admits_binds_and_decides_as_a_replay(
     stream: list[dict[str, Any]], cut: int, reads: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from escalation.audit import records, totals
-
     monkeypatch.setattr(records, "FORMAT", "escalation-audit/2")
     for module in (records, totals):
         monkeypatch.setattr(module, "WITH_CUSTOMERS", True)
