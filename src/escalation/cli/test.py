@@ -57,7 +57,7 @@ def _run_policy(path: str, pattern: str | None) -> _PolicyRun:
 def _failure_lines(f: Failure) -> list[str]:
     s = f.state
     if s.event is None:
-        after = "before the first event"
+        after = "before the first event" + (f" of contact {s.contact}" if s.contact is not None else "")
     else:
         after = f"`{s.event}` at {offset_text(s.offset or 0)} (line {s.line})"
     rows = [
@@ -70,7 +70,8 @@ def _failure_lines(f: Failure) -> list[str]:
         ("pending", "; ".join(s.pending) or "no obligations"),
         ("violations", "; ".join(s.violations) or "none so far"),
     ]
-    return [f"  {f.path}:{f.line}: {f.step}"] + [f"    {label:<10} {text}" for label, text in rows]
+    contact = f" (contact {s.contact})" if s.contact is not None else ""
+    return [f"  {f.path}:{f.line}: {f.step}{contact}"] + [f"    {label:<10} {text}" for label, text in rows]
 
 
 def _by(evidence: Evidence | None, policy_path: str) -> str:
@@ -78,7 +79,8 @@ def _by(evidence: Evidence | None, policy_path: str) -> str:
     if evidence is None:
         return ""
     where = f"line {evidence.line}" if evidence.path == policy_path else f"{evidence.path}:{evidence.line}"
-    return f'"{evidence.test}" ({where})'
+    contact = f", contact {evidence.contact}" if evidence.contact is not None else ""
+    return f'"{evidence.test}" ({where}{contact})'
 
 
 def _coverage_lines(run: _PolicyRun, cov: Coverage) -> list[str]:

@@ -2,6 +2,7 @@
 
 from .memory import MemoryStore
 from .spill import SpillError, SpillStore
+from .sqlite import EngineStore, SQLiteStore, StoredConversation, StoreError
 from .store import Parked, StateStore
 
-__all__ = ["MemoryStore", "Parked", "SpillError", "SpillStore", "StateStore"]
+__all__ = ["EngineStore", "MemoryStore", "Parked", "SQLiteStore", "SpillError", "SpillStore", "StateStore", "StoreError", "StoredConversation"]

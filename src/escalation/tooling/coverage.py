@@ -100,9 +100,16 @@ just before the last line. A PCT outside 0..100 is a usage error (exit 2).
 "kind", "item", "effect", "line", "covered", "by"}]}}], "passed", "failed",
 "min_coverage", "coverage_ok"}`` (``min_coverage`` null without the option). There ``coverage`` is always computed (null
 only for a policy that did not load, whose diagnostics are in ``errors`` and on
-standard error), ``by`` is null or ``{"test", "path", "line", "when"}``, and
-``state`` holds ``event``, ``at``, ``line``, ``active``, ``permitted``,
-``forbidden``, ``pending`` and ``violations``. Lines saying why
+standard error), ``by`` is null or ``{"test", "path", "line", "when", "contact"}``, and
+``state`` holds ``contact``, ``event``, ``at``, ``line``, ``active``, ``permitted``,
+``forbidden``, ``pending`` and ``violations``; ``by`` also holds ``contact`` (null
+unless the test has ``contact`` steps).
+
+Tests with ``contact`` steps (language.md §7) run one interaction per contact, all
+of the customer ``test``: a failure then names the contact its expectation is
+about (``contact 2``), the violations so far name the contact each happened in,
+and an item's ``by`` names the contact of the step that covered it
+(``"second contact" (line 40, contact 2)``). Lines saying why
 ``--min-coverage`` failed go to standard error in this format.
 """
 
@@ -116,20 +123,22 @@ import attrs
 
 from ..compile import CompiledPolicy, WhileRule
 from ..lang import ast
+from ..syntax.unparse import format_span
 from .testing import TestResult
 
 
 @attrs.frozen(slots=True)
 class Evidence:
-    """Where an item was first covered: the test, and the line of the step (or of the test)."""
+    """Where an item was first covered: the test, the line of the step (or of the test), and its contact."""
 
     test: str
     path: str
     line: int
     when: str  # e.g. "after `agent.warn`", "when `agent.hang_up` was judged", "before the first event"
+    contact: int | None = None  # the test's interaction the step belongs to, when the test has more than one (`contact`)
 
     def to_json(self) -> dict[str, Any]:
-        return {"test": self.test, "path": self.path, "line": self.line, "when": self.when}
+        return {"test": self.test, "path": self.path, "line": self.line, "when": self.when, "contact": self.contact}
 
 
 @attrs.frozen(slots=True)
@@ -210,7 +219,7 @@ def _effect_text(source: str, effect: ast.Effect) -> str:
     if source and span.end > span.start:
         return re.sub(r"\s+", " ", source[span.start : span.end]).strip()
     alternatives = " or ".join(p.event.text + ("[…]" if p.cond is not None else "") for p in effect.patterns)
-    within = f" within {effect.within.text}" if effect.within is not None else ""
+    within = f" within {format_span(effect.within)}" if effect.within is not None else ""
     before = f" before {effect.before.text}" if effect.before is not None else ""
     return f"require {alternatives}{within}{before}"
 
@@ -271,23 +280,25 @@ def compute(policy: CompiledPolicy, results: Iterable[TestResult], path: str | N
     def note(key: tuple[str, str, str, int], evidence: Evidence) -> None:
         found.setdefault(key, evidence)
 
-    def moment(result: TestResult, line: int, when: str, active: tuple[str, ...], actions: Iterable[str] | None) -> None:
+    def moment(result: TestResult, line: int, when: str, active: tuple[str, ...], actions: Iterable[str] | None, contact: int | None) -> None:
         for name in active:
-            note((name, "active", "", -1), Evidence(result.name, result.path, line, when))
+            note((name, "active", "", -1), Evidence(result.name, result.path, line, when, contact))
         wanted = None if actions is None else set(actions)
         for rule, effect, action in permissions:
             if (wanted is None or action in wanted) and decisive(rules, active, rule, effect, action, action in policy.default_forbid):
-                note((rule, effect, f"{effect} {action}", -1), Evidence(result.name, result.path, line, when))
+                note((rule, effect, f"{effect} {action}", -1), Evidence(result.name, result.path, line, when, contact))
 
     for result in results:
-        moment(result, result.line, "before the first event", result.initial_active, None)
+        several = result.contacts > 1
+        moment(result, result.line, "before the first event", result.initial_active, None, 1 if several else None)
         made: dict[str, int] = {}  # obligation id -> RequireSpec.index
         for played in result.played:
             d, etype = played.decision, played.event.type
+            contact = played.contact if several else None
             if played.judged is not None:
-                moment(result, played.line, f"when `{etype}` was judged", played.judged, (etype,))
-            moment(result, played.line, f"after `{etype}`", d.active, None)
-            evidence = Evidence(result.name, result.path, played.line, f"at `{etype}`")
+                moment(result, played.line, f"when `{etype}` was judged", played.judged, (etype,), contact)
+            moment(result, played.line, f"after `{etype}`", d.active, None, contact)
+            evidence = Evidence(result.name, result.path, played.line, f"at `{etype}`", contact)
             for name in d.fired:
                 note((name, "fired", "", -1), evidence)
             for ob_id in d.fulfilled:

@@ -1,7 +1,14 @@
-"""Why an action was permitted or forbidden at a moment, in sentences an auditor can read."""
+"""Why an action was permitted or forbidden at a moment, in sentences an auditor can read.
+
+A value read over the customer history (an operator with ``across contacts``, or a
+``let`` built on one; language.md §9) is said to be so: it is read from the history of
+the customer the conversation is bound to, which holds the events of the customer's
+other contacts too; an unbound conversation reads its own history.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,6 +63,33 @@ def _reads(expr: ast.Expr) -> list[ast.Expr]:
     return sorted(out, key=lambda n: (n.span.line, n.span.column))
 
 
+_TEMPORAL = (ast.Count, ast.Seen, ast.Last, ast.TimeSince)
+
+
+def reads_across(policy: CompiledPolicy, node: ast.Expr) -> bool:
+    """Whether ``node`` reads the customer history: an ``across contacts`` operator in it, or in a ``let`` it names."""
+    lets = {item.name.text: item.expr for item in policy.checked.policy.lets}
+    stack: list[Any] = [node]
+    seen: set[str] = set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _TEMPORAL) and getattr(item, "across", False):
+            return True
+        if isinstance(item, ast.NameRef) and item.name in lets and item.name not in seen:
+            seen.add(item.name)
+            stack.append(lets[item.name])
+        elif not isinstance(item, ast.NameRef):
+            stack.extend(ast.children(item))
+    return False
+
+
+def across_note(customer: str | None) -> str:
+    """Where a customer-history value comes from, for a conversation bound to ``customer`` (or not bound)."""
+    if customer is None:
+        return "across contacts; this conversation is bound to no customer yet, so read from its own history"
+    return f"across contacts: read from the history of customer {json.dumps(customer)}, events of its other contacts included"
+
+
 def _kind_of(policy: CompiledPolicy, node: ast.Expr) -> Any:
     if isinstance(node, ast.NameRef):
         return policy.checked.let_types.get(node.name)
@@ -64,7 +98,8 @@ def _kind_of(policy: CompiledPolicy, node: ast.Expr) -> Any:
     return None
 
 
-def condition_values(policy: CompiledPolicy, inter: Interaction, cond: ast.Expr, now: int) -> list[str]:
+def condition_values(policy: CompiledPolicy, inter: Interaction, cond: ast.Expr, now: int, customer: str | None = None) -> list[str]:
+    """The value of each name and temporal expression ``cond`` reads; those read across contacts say where from."""
     lines = []
     for node in _reads(cond):
         if isinstance(node, ast.NameRef):
@@ -72,14 +107,18 @@ def condition_values(policy: CompiledPolicy, inter: Interaction, cond: ast.Expr,
                 continue
             value = policy.lets[node.name](inter.state, None, now)
             let = next(item for item in policy.checked.policy.lets if item.name.text == node.name)
-            lines.append(f"{node.name} = {_show(value, _kind_of(policy, node))}   (let {node.name} = {_text(policy, let.expr)})")
+            notes = [f"let {node.name} = {_text(policy, let.expr)}"]
         else:
             value = policy.compile_expr(node, None)(inter.state, None, now)
-            lines.append(f"{_text(policy, node)} = {_show(value, _kind_of(policy, node))}")
+            notes = []
+        if reads_across(policy, node):
+            notes.append(across_note(customer))
+        name = node.name if isinstance(node, ast.NameRef) else _text(policy, node)
+        lines.append(f"{name} = {_show(value, _kind_of(policy, node))}" + (f"   ({'; '.join(notes)})" if notes else ""))
     return lines
 
 
-def explain_action(policy: CompiledPolicy, inter: Interaction, action: str, now: int) -> list[str]:
+def explain_action(policy: CompiledPolicy, inter: Interaction, action: str, now: int, customer: str | None = None) -> list[str]:
     """Every rule that permits or forbids ``action``, active or not, with the values its condition reads."""
     out: list[str] = []
     forbidders: list[WhileRule] = []
@@ -97,7 +136,7 @@ def explain_action(policy: CompiledPolicy, inter: Interaction, action: str, now:
         state = "its condition holds, so it is active" if holds else "its condition does not hold, so it has no effect now"
         details.append(f"  - rule {rule.name} {effect} {action}; {state}:")
         details.append(f"      while {_text(policy, ast_rule.trigger.cond)}")
-        details.extend(f"      {line}" for line in condition_values(policy, inter, ast_rule.trigger.cond, now))
+        details.extend(f"      {line}" for line in condition_values(policy, inter, ast_rule.trigger.cond, now, customer))
         if rule.message:
             details.append(f'      because "{rule.message}"')
     default = policy.default_forbid.get(action)
@@ -124,15 +163,22 @@ def explain_action(policy: CompiledPolicy, inter: Interaction, action: str, now:
     return out
 
 
-def explain_moment(policy: CompiledPolicy, line: Line, event: Event, inter: Interaction, action: str | None) -> list[str]:
-    """The text for one event, computed from the state it meets (call this BEFORE the event is fed)."""
+def explain_moment(
+    policy: CompiledPolicy, line: Line, event: Event, inter: Interaction, action: str | None, customer: str | None = None
+) -> list[str]:
+    """The text for one event, computed from the state it meets (call this BEFORE the event is fed).
+
+    ``customer``: the customer the conversation is bound to at this event (named in the
+    first line, and where customer-history values come from).
+    """
     now = event.time
+    bound = f" (bound to customer {json.dumps(customer)})" if customer is not None else ""
     out = [
-        f"seq {line.seq} ({line.source}), {format_time(now)}: {event.type} arrives in conversation {event.conversation!r}.",
+        f"seq {line.seq} ({line.source}), {format_time(now)}: {event.type} arrives in conversation {event.conversation!r}{bound}.",
         "Judged on the history before this event, at its time:",
     ]
     for name in [action] if action else list(policy.actions):
-        out.extend("  " + text for text in explain_action(policy, inter, name, now))
+        out.extend("  " + text for text in explain_action(policy, inter, name, now, customer))
     if policy.vocabulary[event.type].is_action and (action is None or action == event.type):
         violation = inter.judge(event.type, now)
         if violation is None:
@@ -157,7 +203,7 @@ def explain_replay(policy: CompiledPolicy, inputs: list[Input], conversation: st
 
     def before_feed(ln: Line, ev: Event, inter: Interaction) -> None:
         if ev.conversation == conversation and (seq is None or ln.seq == seq):
-            moments.append(explain_moment(policy, ln, ev, inter, action))
+            moments.append(explain_moment(policy, ln, ev, inter, action, replayer.admission.customer_of(ev.conversation)))
 
     try:
         for line in input_lines(inputs):  # the replay's one input loop

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import escalation
 from conftest import ROOT
 from escalation.api import Policy
-from escalation.audit import obligation_json, violation_json
+from escalation.audit import violation_json
 from escalation.check.checker import check_source
 from escalation.compile.lower import compile_policy
 from helpers.policies import WINDOWED
@@ -71,12 +71,12 @@ def decision_view(d: escalation.Decision) -> tuple[Any, ...]:
         d.type,
         [violation_json(v) for v in d.violations],
         list(d.fulfilled),
-        [obligation_json(o) for o in d.created],
+        [o.as_json() for o in d.created],
         list(d.fired),
         list(d.active),
         list(d.permitted_actions),
         list(d.forbidden_actions),
-        [obligation_json(o) for o in d.obligations],
+        [o.as_json() for o in d.obligations],
     )
 
 
@@ -215,7 +215,7 @@ def test_one_session_fed_from_eight_threads_applies_whole_events_in_the_order_ad
                 snap = session.snapshot()
                 assert policy.resume(snap).snapshot() == snap
                 session.permitted("agent.hang_up")
-                assert all(ob["id"].startswith("c1#") for ob in session.obligations)
+                assert all(ob.id.startswith("c1#") for ob in session.obligations)
                 snapshots.append(snap)
         except BaseException as err:
             errors.append(err)

@@ -395,7 +395,7 @@ def test_cli_json_report(tmp_path: Path) -> None:
     assert (cov["covered"], cov["total"], cov["percent"]) == (5, 5, 100.0)
     first = cov["items"][0]
     assert set(first) == {"rule", "kind", "item", "effect", "line", "covered", "by"}
-    assert first["by"] == {"test": "two warnings open the door", "path": str(policy), "line": 14, "when": "after `agent.warn`"}
+    assert first["by"] == {"test": "two warnings open the door", "path": str(policy), "line": 14, "when": "after `agent.warn`", "contact": None}
 
 
 def test_cli_json_for_a_policy_that_does_not_load(tmp_path: Path) -> None:
