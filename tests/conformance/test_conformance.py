@@ -1,8 +1,7 @@
 """The shared conformance suite (../shared/conformance), one test per case, grouped by kind.
 
-The engine implements language 1 and audit format escalation-audit/1 until the language 2 issue
-lands, so the runner is held to that contract with `--language 1`. A case that needs language 2
-is reported by the runner as skipped, and here it is a pytest skip that says so, never a pass.
+The engine implements language 2 and audit format escalation-audit/2: the runner holds it to every
+case (its default). A case the runner skips fails here: nothing is skipped quietly.
 
 Every case runs once per back end (runtime/backend.py), chosen by name through ESCALATION_BACKEND
 in the command's environment.
@@ -24,7 +23,6 @@ from escalation.errors import EscalationError
 from escalation.load import compile_source
 from escalation.runtime import BACKEND_NAMES, BACKEND_VARIABLE, Interaction, step_table
 
-LANGUAGE = 1
 CASES = sorted(p.parent for p in (SHARED / "conformance" / "cases").glob("*/case.json")) if SHARED.is_dir() else []
 
 
@@ -42,12 +40,9 @@ def test_the_suite_is_present() -> None:
 def test_conformance_case(case: Path, backend: str) -> None:
     require_shared()
     runner = SHARED / "conformance" / "run.py"
-    cmd = [sys.executable, str(runner), "--escalation", shlex.join(escalation_command()), "--language", str(LANGUAGE), str(case)]
+    cmd = [sys.executable, str(runner), "--escalation", shlex.join(escalation_command()), str(case)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, BACKEND_VARIABLE: backend})
     last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    if last == "0 passed, 0 failed, 1 skipped":
-        needs = _spec(case).get("language")
-        pytest.skip(f"{case.name} needs language {needs}; the engine implements language {LANGUAGE} (the language 2 issue)")
     assert last == "1 passed, 0 failed", proc.stdout + proc.stderr
 
 

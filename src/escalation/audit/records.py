@@ -18,7 +18,7 @@ from ..version import __version__
 #: The format the header names: the ONE switch between ``escalation-audit/1`` and ``escalation-audit/2``
 #: (interfaces.md §2). /2 is /1 plus each decision's ``customer`` and the summary's ``customers``; every
 #: other module asks :data:`WITH_CUSTOMERS`. The lead flips it to /2 with the conformance wiring.
-FORMAT = "escalation-audit/1"
+FORMAT = "escalation-audit/2"
 #: Whether the records carry the customer fields of format /2 (decision ``customer``, summary ``customers``).
 WITH_CUSTOMERS = FORMAT != "escalation-audit/1"
 #: Who wrote a log: the header's ``engine``, which ``verify`` requires to be its own.
