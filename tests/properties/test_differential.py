@@ -22,9 +22,10 @@ from escalation.check.checker import CheckedPolicy
 from escalation.compile import codegen, compile_policy
 from escalation.lang import ast
 from escalation.lang.units import US, format_time
-from escalation.reference import ReferenceInteraction
-from escalation.runtime import BACKEND_NAMES, Decision, Interaction, Obligation, Violation
+from escalation.reference import ReferenceCustomer, ReferenceInteraction
+from escalation.runtime import BACKEND_NAMES, CustomerState, Decision, Interaction, Obligation, Violation
 from escalation.runtime.events import validate
+from helpers.customer_streams import customer_streams
 from helpers.policy_strategies import BASE_TIME, event_streams, mentioned, policy_texts
 
 THREE_STRIKES = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "three_strikes.esc"
@@ -330,3 +331,93 @@ def test_timed_rules_about_other_events_match_the_reference(backend: str, data: 
     names = ["ticket.note", "agent.warn", "agent.offer_compensation", "agent.apologize", "agent.summarize", "agent.follow_up"]
     records = data.draw(event_streams(result.checked.vocabulary, max_events=30, prefer=names), label="events")
     _run_both(result.checked, records, data.draw(st.sampled_from((0, 1, 30, 60, 600)), label="as_of offset (s)") * US, backend)
+
+
+# ---------------------------------------------------------------- customers (language.md §9)
+
+_CUSTOMER_PROPERTY = settings(_PROPERTY, max_examples=150)
+
+
+def _run_customers(checked: CheckedPolicy, records: list[dict[str, Any]], backend: str) -> None:
+    """Feed a multi-customer stream to the back end and the reference as a replay will: a conversation binds at its
+    first event with a non-empty `customer`, just before that event is fed; every decision and the end must agree."""
+    compiled = compile_policy(checked, backend=backend)
+    fast: dict[str, Interaction] = {}
+    slow: dict[str, ReferenceInteraction] = {}
+    customers: dict[str, CustomerState] = {}
+    ref_customers: dict[str, ReferenceCustomer] = {}
+    for seq, raw in enumerate(records, 1):
+        record = dict(raw)
+        customer = record.pop("customer", "")
+        event = validate(record, checked.vocabulary)
+        conversation = event.conversation
+        if conversation not in fast:
+            fast[conversation] = Interaction(compiled, conversation)
+            slow[conversation] = ReferenceInteraction(checked, conversation)
+            assert [list(x) for x in fast[conversation].permissions()] == list(slow[conversation].initial_permissions())
+        inter, ref = fast[conversation], slow[conversation]
+        if customer and inter.customer is None:
+            state = customers.setdefault(customer, CustomerState(compiled, customer))
+            inter.bind(state)
+            ref.bind(ref_customers.setdefault(customer, ReferenceCustomer(checked, customer)))
+        assert inter.customer in (None, customer) or not customer
+        expected = ref.feed(event)
+        expected["violations"] = _without_messages(expected["violations"])
+        assert _fast(inter.feed(event)) == expected, f"{backend}, at event {seq} of {len(records)}: {raw}"
+        if inter.customer is not None:
+            assert customers[inter.customer].latest == event.time
+    for conversation, inter in fast.items():
+        ref = slow[conversation]
+        last = ref.history[-1].time
+        for as_of in (None, last, last + 3600 * US):
+            violations, still_open = inter.close(as_of)
+            ref_violations, ref_open = ref.close(as_of)
+            assert [_violation(v) for v in violations] == _without_messages(ref_violations), f"close({as_of}) of {conversation}"
+            assert [_obligation(ob) for ob in still_open] == ref_open, f"close({as_of}) of {conversation}"
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+@_CUSTOMER_PROPERTY
+@given(st.data())
+def test_evaluator_matches_reference_across_contacts(backend: str, data: st.DataObject) -> None:
+    text = data.draw(policy_texts(language=2), label="policy")
+    result = check_source(text)
+    assert result.checked is not None, [d.message for d in result.diagnostics]
+    vocabulary = result.checked.vocabulary
+    records = data.draw(customer_streams(vocabulary, prefer=mentioned(text, vocabulary)), label="events")
+    _run_customers(result.checked, records, backend)
+
+
+CUSTOMER_POLICY = """policy "customers"
+default forbid agent.hang_up
+let warnings = count agent.warn within 1h across contacts
+let abusive = seen customer.message[abuse != none] within 10m across contacts
+rule refuse { while warnings >= 2 permit agent.hang_up }
+rule note { on customer.message[count agent.warn across contacts >= 1] require agent.summarize within 2 working days }
+rule recent { while abusive and time since agent.warn across contacts < 5m forbid agent.hang_up }
+rule fault { while last party of fault.determined across contacts else unknown == company require agent.apologize within 1m }
+"""
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_customer_history_is_shared_from_the_binding_event_on(backend: str) -> None:
+    # c1 warns twice before binding (its own history only), then binds: the customer history starts empty;
+    # c2, same customer, warns twice: both see the customer's two warnings from their next event on
+    t = BASE_TIME
+    rows = [
+        ("c1", 0, "agent.warn", {}, ""),
+        ("c1", 1, "agent.warn", {}, ""),
+        ("c1", 2, "customer.message", {"abuse": "insult"}, "k"),
+        ("c2", 3, "agent.warn", {}, "k"),
+        ("c2", 4, "agent.warn", {}, ""),
+        ("c1", 5, "fault.determined", {"party": "company"}, ""),
+        ("c3", 6, "agent.warn", {}, ""),
+        ("c2", 7, "agent.hang_up", {}, "k"),
+    ]
+    records = [
+        {"conversation": c, "time": format_time(t + s * US), "type": ty, **attrs, **({"customer": k} if k else {})} for c, s, ty, attrs, k in rows
+    ]
+    result = check_source(CUSTOMER_POLICY)
+    assert result.checked is not None, [d.message for d in result.diagnostics]
+    assert result.checked.reads_customer_history
+    _run_customers(result.checked, records, backend)

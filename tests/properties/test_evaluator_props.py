@@ -26,9 +26,11 @@ from escalation.compile import CompiledPolicy, compile_policy
 from escalation.lang.units import US, format_time
 from escalation.load import load_compiled
 from escalation.replay import ENGINE, open_inputs, replay_records
-from escalation.runtime import Frozen, PendingRow
+from escalation.runtime import CustomerState, Frozen, PendingRow
+from escalation.runtime.codec import pack_state, unpack_customer, unpack_state
 from escalation.runtime.events import Event, validate
 from escalation.runtime.interaction import Decision, Interaction
+from helpers.customer_streams import customer_streams
 from helpers.policy_strategies import BASE_TIME, event_records, event_streams, events_as_jsonl, mentioned, policy_texts
 
 THREE_STRIKES = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "three_strikes.esc"
@@ -312,3 +314,46 @@ def test_the_state_of_a_long_conversation_does_not_grow() -> None:
     assert state_100k == state_1k
     assert pending_100k == pending_1k
     assert abs(bytes_100k - bytes_1k) <= 64, f"{bytes_1k} bytes after 1,000 events, {bytes_100k} after 100,000"
+
+
+# ---------------------------------------------------------------- customers (language.md §9)
+
+
+def _feed_customers(
+    policy: CompiledPolicy, records: list[dict[str, Any]], cut: int | None, how: str
+) -> list[dict[str, Any]]:
+    """Decisions of a multi-customer stream fed as a replay binds; at ``cut`` every interaction and customer is saved
+    (``how``: "snapshot" through JSON, or "spill" through the packed frozen form), restored, re-bound, and fed on."""
+    inters: dict[str, Interaction] = {}
+    customers: dict[str, CustomerState] = {}
+    out: list[dict[str, Any]] = []
+    for k, raw in enumerate(records):
+        if k == cut:
+            if how == "snapshot":
+                customers = {c: CustomerState.resume(policy, json.loads(json.dumps(s.snapshot()))) for c, s in customers.items()}
+                inters = {c: Interaction.resume(policy, json.loads(json.dumps(i.snapshot()))) for c, i in inters.items()}
+            else:
+                customers = {c: CustomerState.thawed(policy, c, unpack_customer(pack_state(s.frozen()))) for c, s in customers.items()}
+                inters = {c: Interaction.thawed(policy, c, unpack_state(pack_state(i.frozen()))) for c, i in inters.items()}
+            for inter in inters.values():
+                if inter.customer is not None:
+                    inter.bind(customers[inter.customer])
+        record = dict(raw)
+        customer = record.pop("customer", "")
+        event = validate(record, policy.vocabulary)
+        inter = inters.setdefault(event.conversation, Interaction(policy, event.conversation))
+        if customer and inter.customer is None:
+            inter.bind(customers.setdefault(customer, CustomerState(policy, customer)))
+        out.append(_decision_json(inter.feed(event)))
+    return out
+
+
+@_PROPERTY
+@given(st.data())
+def test_saving_every_interaction_and_customer_anywhere_resumes_to_the_same_decisions(data: st.DataObject) -> None:
+    text = data.draw(policy_texts(language=2), label="policy")
+    policy = _policy(text)
+    records = data.draw(customer_streams(policy.vocabulary, prefer=mentioned(text, policy.vocabulary)), label="events")
+    cut = data.draw(st.integers(0, len(records)), label="cut")
+    how = data.draw(st.sampled_from(("snapshot", "spill")), label="how")
+    assert _feed_customers(policy, records, cut, how) == _feed_customers(policy, records, None, how)

@@ -3,8 +3,9 @@
 Nothing here computes anything beyond small look-ups over its own fields: lowering
 (lower.py) builds these records, codegen (codegen.py) prints Python from them, and
 the runtime runs them. A temporal operator's slot (:class:`Op`) names its operator by
-``kind`` (the registry in operators.py) and its ``scope``: today every slot belongs to
-one interaction; language 2 adds slots kept per customer.
+``kind`` (the registry in operators.py) and its ``scope``: one interaction's, or (written
+`across contacts`, language.md §9) its customer's, which runtime/customer.py keeps and a
+bound interaction reads in place of its own.
 """
 
 from __future__ import annotations

@@ -25,7 +25,9 @@ What holds for a snapshot an interaction writes, and is therefore required:
   ``created_at`` plus the require's ``within`` (null when it has none) and not
   earlier than ``last_time`` (an event expires everything due before it);
 - ``next_n`` is a positive integer, 1 before any event;
-- ``customer`` is null (unbound) or the non-empty customer id it is bound to, only after an event;
+- ``customer`` is null (unbound) or the non-empty customer id it is bound to, only after an event; once bound,
+  the slots of scope ``customer`` are at their initial values (the customer's snapshot holds them) and the
+  activity of a while rule that reads them is taken from ``active`` (it cannot be recomputed without them);
 - ``active`` names each ``while`` rule whose condition holds. A while rule is active
   after an event exactly when its condition holds on the state at that event's
   time (language.md §6; before the first event none is), so the flags are a
@@ -354,7 +356,21 @@ def check_snapshot(policy: CompiledPolicy, snap: Any) -> Checked:
     if pending and next_n <= pending[-1].n:
         raise SnapshotError(f"the snapshot's `next_n` is {next_n}, not greater than the number of its last pending obligation ({pending[-1].n})")
 
+    if customer is not None:  # bound: the customer's slots are saved with the customer, not here
+        for i in policy.customer_slots:
+            if state[i] != operator_of(policy.ops[i]).initial():
+                raise SnapshotError(
+                    f"the snapshot's {slots.where(i)} must be {operator_of(policy.ops[i]).initial_text}: the interaction is bound to a customer, whose state holds it"
+                )
     flags = _flags(policy, state, last_time)
+    if customer is not None:
+        # a rule reading the customer's slots: its activity after the latest event is the snapshot's word (its inputs
+        # are in the customer's snapshot, which may have moved on since); the others are recomputed as always
+        names = snap["active"]
+        listed = set(names) if isinstance(names, list | tuple) and all(isinstance(n, str) for n in names) else set()
+        for rule in policy.while_rules:
+            if rule.shared:
+                flags[rule.position] = rule.name in listed
     active = _active(policy, snap["active"], flags, last_time)
     return Checked(conversation, state, active, flags, pending, next_n, last_time, customer)
 

@@ -285,6 +285,17 @@ class Interaction:
         return [missed_violation(ob) for ob in missed], [ob for ob in self.pending if id(ob) not in gone]
 
     # -- snapshots
+    def own_state(self) -> list[Any]:
+        """The slots this interaction saves: once bound, its customer's slots at their initial values (saved with the customer)."""
+        policy = self.policy
+        if self.customer is None or not policy.customer_slots:
+            return self.state
+        state = list(self.state)
+        fresh = policy.initial_customer_state()
+        for i in policy.customer_slots:
+            state[i] = fresh[i]
+        return state
+
     def snapshot(self) -> dict[str, Any]:
         """A JSON-serialisable copy of this state; :meth:`resume` restores it after a restart."""
         return {
@@ -292,7 +303,7 @@ class Interaction:
             "policy_sha256": self.policy.sha256,
             "conversation": self.conversation,
             "customer": self.customer,
-            "state": encode_state(self.policy, self.state),
+            "state": encode_state(self.policy, self.own_state()),
             "active": [self.policy.while_rules[k].name for k in self.active],
             "pending": [[ob.n, ob.spec.index, ob.created_at, ob.due] for ob in self.pending],
             "next_n": self.next_n,
@@ -308,7 +319,7 @@ class Interaction:
     def frozen(self) -> Frozen:
         """This state as plain values for this process (a replay's spill): cheaper than :meth:`snapshot`, not a format."""
         pending = [PendingRow(ob.n, ob.spec.index, ob.created_at, ob.due) for ob in self.pending]
-        return Frozen(self.state, self.active, self.flags, self.next_n, self.last_time, pending, self.customer)
+        return Frozen(self.own_state(), self.active, self.flags, self.next_n, self.last_time, pending, self.customer)
 
     @classmethod
     def thawed(cls, policy: CompiledPolicy, conversation: str, frozen: Frozen) -> Interaction:
