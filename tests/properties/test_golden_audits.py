@@ -22,7 +22,9 @@ assert _spec is not None and _spec.loader is not None
 record = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(record)
 
-DOCUMENT: dict[str, Any] = json.loads(record.AUDITS.read_text(encoding="utf-8"))
+#: The logs recorded for the format the engine writes (audits.json for /1; audits-2.json, once recorded, for /2).
+GOLDEN: Path = record.golden_file()
+DOCUMENT: dict[str, Any] = json.loads(GOLDEN.read_text(encoding="utf-8")) if GOLDEN.exists() else {"bench_generator": record.BENCH_GENERATOR, "entries": []}
 ENTRIES: list[dict[str, Any]] = DOCUMENT["entries"]
 
 
@@ -35,11 +37,13 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_entries_cover_every_example_and_case() -> None:
+    if not GOLDEN.exists():
+        pytest.skip(f"no logs recorded for escalation-audit/{record.engine_format()} yet: run tests/properties/golden/record.py")
     names = {e["name"] for e in ENTRIES}
     assert {e["name"] for e in record.example_entries()} <= names
     assert len(record.example_entries()) == len(list((ROOT / "examples").glob("*.jsonl")))
     if record.CASES.is_dir():
-        assert {e["name"] for e in record.case_entries()} <= names
+        assert {e["name"] for e in record.case_entries(language=record.engine_format())} <= names
     assert any("--jobs" in e["args"] for e in ENTRIES)
 
 

@@ -98,6 +98,7 @@ from ..runtime import Line, iter_lines
 from ..streams import Input, InputError
 from ..syntax import read_source
 from .core import PartWriter, Replayer, input_lines
+from .customers import reads_customer_history
 from .partition import owner_of_conversation, partition_of
 
 __all__ = [
@@ -424,6 +425,12 @@ def replay_distributed(
     locations = [_location(shard, name) for shard, name in zip(shards, names, strict=True)]
     source = read_source(policy_path).encode("utf-8")  # the file's bytes (read_source decodes them strictly)
     policy = _policy_or_error(source, policy_path)
+    if reads_customer_history(policy):
+        # a customer's conversations must share a partition, and their routing needs the serial admission pass
+        # of interfaces.md §2 (replay/partition.py's admission_pass), not yet wired into the scan and split tasks
+        raise DistributedError(
+            f"the policy {policy_path} reads customer history, which a distributed replay does not support yet: replay it with --jobs"
+        )
     target = Path(out_dir).absolute()
     if not target.parent.is_dir():
         raise DistributedError(f"the folder {target.parent} does not exist")

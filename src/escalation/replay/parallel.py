@@ -17,6 +17,15 @@ conversations than a worker (:func:`~escalation.replay.partition.parent_share`).
 conversation's first accepted record, as in a serial replay. Workers are forked, so
 they share the compiled policy.
 
+When the policy reads customer history (language.md §9), admission depends on other
+conversations (a customer's time order) and a conversation may bind late, so the parent
+first runs :func:`~escalation.replay.partition.admission_pass` over the whole input
+(interfaces.md §2): every line's owner is then the slot of
+:func:`~escalation.replay.partition.owner_key` (the customer's key for a bound
+conversation), the forked workers inherit that table, and the parent writes the records
+the first pass rejected (it owns them). Each customer's conversations meet one process,
+whose own admission then accepts exactly the lines the first pass accepted.
+
 Where a worker cannot see what the serial replay sees, the replay runs serially
 instead, so the log is still the serial one: when the conversations of the run
 reach the ``max_open_conversations`` limit (which counts every process's), and on

@@ -1,6 +1,12 @@
 """Record the SHA-256 of the audit logs the current code writes, for the byte-identity test.
 
-    .venv/bin/python tests/properties/golden/record.py            # rewrites tests/properties/golden/audits.json
+    .venv/bin/python tests/properties/golden/record.py            # rewrites the file of the engine's format
+    .venv/bin/python tests/properties/golden/record.py --format 2 # the same, refused unless the engine writes /2
+
+The engine's audit format (``escalation.audit.FORMAT``, switched in one place) picks the
+file: ``audits.json`` holds the ``escalation-audit/1`` logs (the cases of language 1),
+``audits-2.json`` the ``escalation-audit/2`` ones (every replay case, language 2 included),
+recorded once the lead has flipped the format.
 
 Run it only before a change that may alter audit bytes on purpose (and say why in the
 commit); `tests/properties/test_golden_audits.py` replays every entry and compares. An entry is a
@@ -29,6 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[3]
 HERE = ROOT / "tests" / "properties" / "golden"
 AUDITS = HERE / "audits.json"
+#: The recorded logs of each audit format (1: ``escalation-audit/1``, 2: ``escalation-audit/2``).
+GOLDEN = {1: AUDITS, 2: HERE / "audits-2.json"}
 CASES = ROOT.parent / "shared" / "conformance" / "cases"
 BENCH_GENERATOR = ["--events", "20000", "--conversations", "500", "--seed", "2026"]
 
@@ -53,12 +61,24 @@ def example_entries() -> list[dict[str, Any]]:
     return entries
 
 
-def case_entries() -> list[dict[str, Any]]:
-    """The conformance replay cases of language 1 that write a log, run as the runner runs them."""
+def engine_format() -> int:
+    """The audit format the installed engine writes: 1 or 2 (``escalation.audit.FORMAT``)."""
+    from escalation.audit import FORMAT  # the package under test, imported when asked (this file also runs as a script)
+
+    return int(FORMAT.rsplit("/", 1)[1])
+
+
+def golden_file(fmt: int | None = None) -> Path:
+    """The file of recorded logs for format ``fmt`` (the engine's by default)."""
+    return GOLDEN[engine_format() if fmt is None else fmt]
+
+
+def case_entries(language: int = 1) -> list[dict[str, Any]]:
+    """The conformance replay cases of ``language`` or earlier that write a log, run as the runner runs them."""
     entries = []
     for case_json in sorted(CASES.glob("*/case.json")):
         spec = json.loads(case_json.read_text(encoding="utf-8"))
-        if spec.get("kind") != "replay" or spec.get("language", 1) != 1 or spec.get("no_output"):
+        if spec.get("kind") != "replay" or spec.get("language", 1) > language or spec.get("no_output"):
             continue
         if "stdin" in spec:  # none so far; the test would have to feed it
             raise SystemExit(f"{case_json}: a case that reads stdin is not supported here")
@@ -108,8 +128,15 @@ def run_entry(entry: dict[str, Any], bench: Path, out: Path) -> tuple[int, str, 
     return proc.returncode, digest, proc.stderr
 
 
-def main() -> None:
-    entries = [*case_entries(), *example_entries(), *bench_entries()]
+def main(argv: list[str]) -> None:
+    fmt = engine_format()
+    if argv[:1] == ["--format"] and len(argv) == 2:
+        if int(argv[1]) != fmt:
+            raise SystemExit(f"the engine writes escalation-audit/{fmt}, not /{argv[1]}: switch FORMAT in audit/records.py first")
+    elif argv:
+        raise SystemExit("usage: record.py [--format 1|2]")
+    target = GOLDEN[fmt]
+    entries = [*case_entries(language=fmt), *example_entries(), *bench_entries()]
     with tempfile.TemporaryDirectory() as tmp:
         bench = Path(tmp) / "bench"
         prepare_bench(bench)
@@ -120,9 +147,9 @@ def main() -> None:
                 raise SystemExit(f"{entry['name']}: no audit log (exit {code}): {stderr.decode(errors='replace')}")
             entry["exit"], entry["sha256"] = code, digest
     document = {"bench_generator": BENCH_GENERATOR, "entries": entries}
-    AUDITS.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-    print(f"{len(entries)} audit logs recorded in {AUDITS.relative_to(ROOT)}")
+    target.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    print(f"{len(entries)} audit logs of escalation-audit/{fmt} recorded in {target.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

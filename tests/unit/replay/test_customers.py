@@ -307,3 +307,55 @@ def test_jobs_equal_serial_on_multi_customer_streams(
         same_log(_parallel(paths, jobs), serial)
         same_log(_serial(paths, park=False), serial)
         assert verify_stream(io.BytesIO(serial), records.ENGINE).ok
+
+
+# ------------------------------------------------------------------ Dask (local, in-process workers)
+
+
+def _bare(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("prev", "hash")}
+
+
+def _multi_customer_stream() -> list[dict[str, Any]]:
+    """A fixed stream: forty conversations of six customers, a quarter bound late, some anonymous, foreign and bad customers."""
+    events: list[dict[str, Any]] = []
+    for n in range(40):
+        c, customer = f"d{n}", (None if n % 7 == 0 else f"k{n % 6}")
+        for k in range(5):
+            e = ev(c, (n + 3 * k) % 60, ["interaction.start", "customer.message", "agent.warn", "customer.message", "interaction.end"][k])
+            if e["type"] == "customer.message":
+                e["abuse"] = "insult"
+            if e["type"] == "interaction.end":
+                e["by"] = "agent"
+            if customer is not None and k == (1 if n % 4 == 0 else 0):
+                e["customer"] = customer
+            if k == 3 and n % 9 == 0:
+                e["customer"] = "k-foreign" if n % 2 else 5
+            events.append(e)
+    return events
+
+
+def test_dask_holds_the_serial_decisions_on_a_multi_customer_stream(tmp_path: Path) -> None:
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    from escalation.replay.dask import decisions_by_seq, replay_distributed
+
+    paths = _write(str(tmp_path), _multi_customer_stream())
+    serial = {r["seq"]: _bare(r) for r in _records(_serial(paths)) if r["kind"] in ("decision", "rejected")}
+    assert any(r["kind"] == "rejected" for r in serial.values())
+    policy = str(Path(__file__).resolve().parents[3] / "policies" / "three_strikes.esc")
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as local:
+        replay_distributed(policy, paths, str(tmp_path / "out"), scheduler=local.scheduler_address, partitions=3, block_bytes=512)
+    assert {seq: _bare(r) for seq, r in decisions_by_seq(tmp_path / "out").items()} == serial
+
+
+@pytest.mark.usefixtures("reads_history")
+def test_dask_refuses_a_policy_that_reads_customer_history_for_now(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("dask")
+    from escalation.replay import dask
+
+    monkeypatch.setattr(dask, "reads_customer_history", lambda policy: True)
+    policy = str(Path(__file__).resolve().parents[3] / "policies" / "three_strikes.esc")
+    with pytest.raises(dask.DistributedError, match="reads customer history"):
+        dask.replay_distributed(policy, _write(str(tmp_path), CASE_41), str(tmp_path / "out"), scheduler="local")
