@@ -116,6 +116,7 @@ def test_a_replay_records_the_decisions_of_feeding_the_events_one_by_one(case: t
     written = [json.loads(line) for line in log.splitlines()]
 
     interactions: dict[str, Interaction] = {}
+    bindings: dict[str, str] = {}  # conversation -> the customer it is bound to (interfaces.md §1)
     expected: list[dict[str, Any]] = []
     for seq, line in enumerate(lines, 1):
         source = f"{path}:{seq}"
@@ -124,9 +125,14 @@ def test_a_replay_records_the_decisions_of_feeding_the_events_one_by_one(case: t
             event = validate(obj, policy.vocabulary)
             inter = interactions.get(event.conversation)
             assert inter is None or inter.last_time is None or event.time >= inter.last_time
+            assert "customer" not in obj or isinstance(obj["customer"], str)  # a customer is a string (null is not)
+            customer = obj.get("customer")
+            assert not customer or bindings.get(event.conversation, customer) == customer  # never another customer
         except (ValueError, EventError, AssertionError):
             expected.append({"kind": "rejected", "seq": seq, "source": source})
             continue
+        if customer:
+            bindings.setdefault(event.conversation, customer)
         inter = interactions.setdefault(event.conversation, Interaction(policy, event.conversation))
         d = inter.feed(event)
         expected.append(
