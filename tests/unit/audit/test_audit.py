@@ -9,7 +9,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from escalation.audit import GENESIS, AuditWriter, canonical, stdlib_canonical, verify_stream
+from escalation.audit import FORMAT, GENESIS, AuditWriter, canonical, stdlib_canonical, verify_stream
 from escalation.audit.chain import chained_line
 from escalation.replay import ENGINE
 
@@ -25,7 +25,7 @@ def _sample() -> bytes:
         [
             {
                 "kind": "header",
-                "format": "escalation-audit/1",
+                "format": FORMAT,
                 "engine": ENGINE,
                 "policy": {"name": "p", "version": None, "sha256": "0" * 64},
                 "inputs": [{"path": "-", "sha256": "1" * 64}],
@@ -38,6 +38,7 @@ def _sample() -> bytes:
                 "events": 0,
                 "rejected": 1,
                 "conversations": 0,
+                "customers": 0,
                 "violations": 0,
                 "by_kind": {"forbidden_action": 0, "missed_deadline": 0, "unfulfilled": 0},
                 "open_obligations": 0,

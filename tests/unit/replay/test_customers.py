@@ -76,6 +76,16 @@ def format2(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture
+def format1(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Write and verify format /1, as the engine did before language 2 (FORMAT is switched in one place)."""
+    monkeypatch.setattr(records, "FORMAT", "escalation-audit/1")
+    for module in (records, totals, verify):
+        monkeypatch.setattr(module, "WITH_CUSTOMERS", False)
+    monkeypatch.setattr(verify, "FORMAT", "escalation-audit/1")
+    yield
+
+
 def ev(conversation: str, second: int, type_: str = "agent.warn", **extra: Any) -> dict[str, Any]:
     return {"conversation": conversation, "time": f"2026-11-22T10:00:{second:02d}Z", "type": type_, **extra}
 
@@ -200,6 +210,7 @@ def test_case_41_rejects_the_records_the_conformance_case_names(tmp_path: Path) 
     same_log(_parallel(_write(str(tmp_path), CASE_41), 2), log)
 
 
+@pytest.mark.usefixtures("format1")
 def test_format_1_writes_no_customer_fields(tmp_path: Path) -> None:
     log = _serial(_write(str(tmp_path), CASE_41))
     recs = _records(log)
