@@ -19,3 +19,20 @@ rule supervisor {
   forbid agent.hang_up
 }
 """
+
+
+#: Three strikes plus a `ticket.note` event that no rule reads: the base the work-per-event tests add rules to.
+WORK_POLICY = """policy "Work" version "1"
+event ticket.note { n: int = 0 }
+default forbid agent.hang_up
+let warnings = count agent.warn
+let abuse = count customer.message[abuse != none] since agent.warn
+rule hang_up_after_warnings {
+  while warnings >= 2 and abuse >= 1
+  permit agent.hang_up
+}
+rule warn_on_abuse {
+  on customer.message[abuse == insult]
+  require agent.warn within 48h
+}
+"""

@@ -47,6 +47,7 @@ from escalation.runtime.interaction import Interaction
 from escalation.syntax import RESERVED
 from escalation.tooling.format import FormatError, format_policy, format_source
 from escalation.tooling.testing import run_test
+from helpers.policies import WORK_POLICY
 from helpers.policy_strategies import policy_texts
 from helpers.strategies import CONTEXTUAL_WORDS, policies
 from helpers.work_counting import compiled as _compiled
@@ -438,22 +439,6 @@ def test_the_audit_hook_sees_io_when_there_is_some() -> None:
 
 def _event(policy: CompiledPolicy, second: int, etype: str, **attrs: Any) -> Event:
     return validate({"conversation": "c", "time": format_time(BASE + second * US), "type": etype, **attrs}, policy.vocabulary)
-
-
-WORK_POLICY = """policy "Work" version "1"
-event ticket.note { n: int = 0 }
-default forbid agent.hang_up
-let warnings = count agent.warn
-let abuse = count customer.message[abuse != none] since agent.warn
-rule hang_up_after_warnings {
-  while warnings >= 2 and abuse >= 1
-  permit agent.hang_up
-}
-rule warn_on_abuse {
-  on customer.message[abuse == insult]
-  require agent.warn within 48h
-}
-"""
 
 
 def _unrelated_rules(n: int) -> str:

@@ -28,6 +28,7 @@ from escalation.lang.units import US, format_time, parse_time
 from escalation.reference import ReferenceInteraction
 from escalation.runtime.events import Event, validate
 from escalation.runtime.interaction import Interaction
+from helpers.policies import WORK_POLICY
 from helpers.work_counting import compiled as _compiled
 from helpers.work_counting import lines_executed as _lines_executed
 
@@ -143,20 +144,7 @@ def test_work_per_event_after_a_burst_does_not_grow_with_the_burst(back_end: str
 
 # ------------------------------------------------------------------ timed while rules about other events
 
-TIMED_BASE = """policy "Work" version "1"
-event ticket.note { n: int = 0 }
-default forbid agent.hang_up
-let warnings = count agent.warn
-let abuse = count customer.message[abuse != none] since agent.warn
-rule hang_up_after_warnings {
-  while warnings >= 2 and abuse >= 1
-  permit agent.hang_up
-}
-rule warn_on_abuse {
-  on customer.message[abuse == insult]
-  require agent.warn within 48h
-}
-"""
+TIMED_BASE = WORK_POLICY
 
 
 def _timed_rules(n: int) -> str:
