@@ -313,22 +313,27 @@ def _active(policy: CompiledPolicy, names: Any, flags: list[bool], last_time: in
     return tuple(k for k, on in enumerate(flags) if on)
 
 
-def check_snapshot(policy: CompiledPolicy, snap: Any) -> Checked:
-    """Every field of ``snap`` checked against ``policy``; SnapshotError (one sentence naming the field) when one does not fit."""
+def _check_envelope(policy: CompiledPolicy, snap: Any, fmt_name: str, keys: Any, what: str, replay: str) -> None:
+    """What every snapshot shares: a JSON object of format ``fmt_name``, taken under ``policy``, with exactly ``keys``."""
     if not isinstance(snap, dict):
-        raise SnapshotError(f"this is not an {SNAPSHOT_FORMAT} snapshot (a snapshot is a JSON object, not {_show(snap)})")
+        raise SnapshotError(f"this is not an {fmt_name} snapshot (a {what} is a JSON object, not {_show(snap)})")
     fmt = snap.get("format")
-    if not isinstance(fmt, str) or fmt != SNAPSHOT_FORMAT:
-        raise SnapshotError(f"this is not an {SNAPSHOT_FORMAT} snapshot (its `format` is {_show(fmt)})")
+    if not isinstance(fmt, str) or fmt != fmt_name:
+        raise SnapshotError(f"this is not an {fmt_name} snapshot (its `format` is {_show(fmt)})")
     sha = snap.get("policy_sha256")
     if not isinstance(sha, str) or sha != policy.sha256:
-        raise SnapshotError("the snapshot was taken under another policy (its sha256 differs); replay the interaction instead")
-    missing = [k for k in KEYS if k not in snap]
+        raise SnapshotError(f"the {what} was taken under another policy (its sha256 differs); replay {replay} instead")
+    missing = [k for k in keys if k not in snap]
     if missing:
-        raise SnapshotError(f"the snapshot has no `{missing[0]}`")
-    extra = sorted((k for k in snap if k not in KEYS), key=repr)
+        raise SnapshotError(f"the {what} has no `{missing[0]}`")
+    extra = sorted((k for k in snap if k not in keys), key=repr)
     if extra:
-        raise SnapshotError(f"the snapshot holds the unknown key {_show(extra[0])}")
+        raise SnapshotError(f"the {what} holds the unknown key {_show(extra[0])}")
+
+
+def check_snapshot(policy: CompiledPolicy, snap: Any) -> Checked:
+    """Every field of ``snap`` checked against ``policy``; SnapshotError (one sentence naming the field) when one does not fit."""
+    _check_envelope(policy, snap, SNAPSHOT_FORMAT, KEYS, "snapshot", "the interaction")
 
     conversation = snap["conversation"]
     if not isinstance(conversation, str):
@@ -382,20 +387,7 @@ def encode_customer(policy: CompiledPolicy, state: list[Any]) -> list[Any]:
 
 def check_customer(policy: CompiledPolicy, snap: Any) -> CheckedCustomer:
     """Every field of a customer snapshot checked against ``policy``; SnapshotError (one sentence naming the field) otherwise."""
-    if not isinstance(snap, dict):
-        raise SnapshotError(f"this is not an {CUSTOMER_FORMAT} snapshot (a customer snapshot is a JSON object, not {_show(snap)})")
-    fmt = snap.get("format")
-    if not isinstance(fmt, str) or fmt != CUSTOMER_FORMAT:
-        raise SnapshotError(f"this is not an {CUSTOMER_FORMAT} snapshot (its `format` is {_show(fmt)})")
-    sha = snap.get("policy_sha256")
-    if not isinstance(sha, str) or sha != policy.sha256:
-        raise SnapshotError("the customer snapshot was taken under another policy (its sha256 differs); replay the customer's events instead")
-    missing = [k for k in CUSTOMER_KEYS if k not in snap]
-    if missing:
-        raise SnapshotError(f"the customer snapshot has no `{missing[0]}`")
-    extra = sorted((k for k in snap if k not in CUSTOMER_KEYS), key=repr)
-    if extra:
-        raise SnapshotError(f"the customer snapshot holds the unknown key {_show(extra[0])}")
+    _check_envelope(policy, snap, CUSTOMER_FORMAT, CUSTOMER_KEYS, "customer snapshot", "the customer's events")
     customer = snap["customer"]
     if not isinstance(customer, str) or not customer:
         raise SnapshotError(f"the customer snapshot's `customer` must be a non-empty string, not {_show(customer)}")
