@@ -17,8 +17,11 @@ from .chain import (
     write_log,
 )
 from .manifest import (
+    BY_CONVERSATION,
+    BY_CUSTOMER,
     MANIFEST,
     MANIFEST_FORMAT,
+    PARTITION_BY,
     AuditFolderError,
     BadManifest,
     Manifest,
@@ -33,6 +36,8 @@ from .manifest import (
     locate,
     manifest_record,
     part_name,
+    part_partition,
+    partition_rule,
     read_manifest,
     root_hash,
     verify_manifest,
@@ -68,6 +73,8 @@ from .verify import (
 )
 
 __all__ = [
+    "BY_CONVERSATION",
+    "BY_CUSTOMER",
     "ENGINE",
     "FORMAT",
     "GENESIS",
@@ -76,6 +83,7 @@ __all__ = [
     "MANIFEST_FORMAT",
     "MAX_IDLE_HORIZON_S",
     "MAX_RECORD_BYTES",
+    "PARTITION_BY",
     "AuditFolderError",
     "AuditWriter",
     "BadLine",
@@ -114,6 +122,8 @@ __all__ = [
     "obligation_json",
     "option_problem",
     "part_name",
+    "part_partition",
+    "partition_rule",
     "placeholder_record",
     "quote",
     "read_lines",

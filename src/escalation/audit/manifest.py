@@ -6,6 +6,14 @@ rejected records in seq order, its close records and its summary) and ``manifest
 each part's record count, final hash and file SHA-256, the root hash over the final
 hashes, and the totals. Nothing here needs Dask. Which partition owns a conversation is
 the replay's rule (:mod:`escalation.replay.partition`); :func:`verify_manifest` is given it.
+
+There are two rules, and the manifest names the one its replay used: a policy that reads
+customer history is partitioned by customer (:data:`BY_CUSTOMER`: a conversation goes
+where its final binding's customer goes, an anonymous one by its own id), which the
+manifest records as ``"partition_by": "customer"`` and each part's header as
+``partition`` {index, count, ``by``}; any other by conversation (:data:`BY_CONVERSATION`),
+which a manifest without ``partition_by`` means (every manifest written before the
+customer rule), so that those bytes never changed.
 """
 
 from __future__ import annotations
@@ -35,8 +43,15 @@ MAX_MANIFEST_BYTES = 64 << 20
 #: The fewest bytes a decision or rejected record takes in a part (its `prev` and `hash` alone take 146).
 _MIN_RECORD_BYTES = 128
 
-#: Which partition of ``count`` owns a conversation: ``owner(conversation, count)``.
-Owner = Callable[[str, int], int]
+#: The partitioning rules a manifest can name in ``partition_by`` (absent: :data:`BY_CONVERSATION`).
+BY_CONVERSATION = "conversation"
+BY_CUSTOMER = "customer"
+PARTITION_BY = "partition_by"
+RULES = (BY_CONVERSATION, BY_CUSTOMER)
+
+#: Which partition of ``count`` owns a conversation bound (finally) to ``customer`` (or None) under the rule
+#: ``by``: ``owner(conversation, customer, count, by)``.
+Owner = Callable[[str, "str | None", int, str], int]
 
 
 class AuditFolderError(EscalationError):
@@ -94,12 +109,33 @@ class Manifest:
 
 
 
-def manifest_record(policy: PolicyFacts, inputs: Sequence[Digested], as_of: int | None, parts: Sequence[PartResult]) -> dict[str, Any]:
-    """The manifest of a partitioned audit whose parts (in partition order) were written."""
+def partition_rule(manifest: dict[str, Any]) -> str:
+    """The rule a manifest says its replay partitioned by (checked by :func:`check_manifest_shape`)."""
+    return str(manifest.get(PARTITION_BY, BY_CONVERSATION))
+
+
+def part_partition(index: int, count: int, by: str) -> dict[str, Any]:
+    """A part header's ``partition``: {index, count}, and ``by`` for the customer rule (the conversation rule's parts never had it)."""
+    partition: dict[str, Any] = {"index": index, "count": count}
+    if by != BY_CONVERSATION:
+        partition["by"] = by
+    return partition
+
+
+def manifest_record(
+    policy: PolicyFacts, inputs: Sequence[Digested], as_of: int | None, parts: Sequence[PartResult], by: str = BY_CONVERSATION
+) -> dict[str, Any]:
+    """The manifest of a partitioned audit whose parts (in partition order) were written, partitioned by the rule ``by``.
+
+    The totals merge the parts' (:meth:`Totals.merge`): a customer whose conversations two
+    parts share (the conversation rule) counts once, as in a serial replay's summary.
+    """
     totals = Totals()
     for part in parts:
         totals.merge(part.totals)
+    extra = {PARTITION_BY: by} if by != BY_CONVERSATION else {}
     return {
+        **extra,
         "format": MANIFEST_FORMAT,
         "policy": policy_json(policy),
         "engine": ENGINE,
@@ -320,22 +356,33 @@ class _Seen:
 
 class PartChecker(RecordChecker):
     """The record checker for one part: its header names the partition and the manifest's options, its seqs
-    ascend (each appearing in one part only), and each of its conversations is one the partition owns."""
+    ascend (each appearing in one part only), and each of its conversations is one the partition owns.
 
-    def __init__(self, engine: str, index: int, manifest: dict[str, Any], seen: _Seen, owner: Owner) -> None:
+    Under the conversation rule a decision's own conversation id tells its owner. Under the
+    customer rule the owner follows the conversation's final binding, which its first
+    decisions may not name yet (it binds late): a conversation is checked at its first
+    decision that names a customer, and one that never does at the end of the part, naming
+    its first decision's line; ``places`` (shared by the parts) holds the part each
+    conversation was first seen in, so that none has records in two parts.
+    """
+
+    def __init__(self, engine: str, index: int, manifest: dict[str, Any], seen: _Seen, owner: Owner, places: dict[str, int] | None = None) -> None:
         super().__init__(engine, "part")
         self.index = index
         self.count = len(manifest["partitions"])
         self.manifest = manifest
         self.seen = seen
         self.owner = owner
+        self.by = partition_rule(manifest)
+        self.places: dict[str, int] = {} if places is None else places
+        self.unbound: dict[str, int] = {}  # customer rule: conversation -> the line of its first decision, until one names a customer
 
     def check_header(self, record: dict[str, Any], number: int) -> None:
         super().check_header(record, number)
         partition = record.get("partition")
-        index, count = self.index, self.count
-        if not _same(partition, {"index": index, "count": count}):
-            raise BadLine(number, f"the header names partition {quote(partition)}, not {{'index': {index}, 'count': {count}}}")
+        expected = part_partition(self.index, self.count, self.by)
+        if not _same(partition, expected):
+            raise BadLine(number, f"the header names partition {quote(partition)}, not {expected!r}")
         for key in ("policy", "inputs", "as_of", "idle_horizon"):
             if (key in record) != (key in self.manifest) or not _same(record.get(key), self.manifest.get(key)):
                 raise BadLine(number, f"the header's `{key}` differs from the manifest's")
@@ -350,9 +397,28 @@ class PartChecker(RecordChecker):
 
     def check_decision(self, record: dict[str, Any], number: int) -> None:
         conversation = record["conversation"]
-        owner = self.owner(conversation, self.count)
-        if owner != self.index:
-            raise BadLine(number, f"conversation {quote(conversation)} belongs to partition {owner}, not this one")
+        if self.by == BY_CONVERSATION:
+            owner = self.owner(conversation, None, self.count, self.by)
+            if owner != self.index:
+                raise BadLine(number, f"conversation {quote(conversation)} belongs to partition {owner}, not this one")
+            return
+        if conversation not in self.conversations:  # its first decision in this part
+            place = self.places.setdefault(conversation, self.index)
+            if place != self.index:
+                raise BadLine(number, f"conversation {quote(conversation)} also has records in partition {place}: a conversation's records are all in one part")
+            self.unbound[conversation] = number
+        customer = record.get("customer")
+        if customer is not None and self.unbound.pop(conversation, None) is not None:
+            owner = self.owner(conversation, customer, self.count, self.by)
+            if owner != self.index:
+                raise BadLine(number, f"conversation {quote(conversation)} is bound to customer {quote(customer)}, whose conversations belong to partition {owner}, not this one")
+
+    def finish(self) -> None:
+        super().finish()
+        for conversation, number in self.unbound.items():  # never bound: it goes by its own id
+            owner = self.owner(conversation, None, self.count, self.by)
+            if owner != self.index:
+                raise BadLine(number, f"conversation {quote(conversation)} is bound to no customer and belongs to partition {owner}, not this one")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -380,6 +446,8 @@ def check_manifest_shape(m: dict[str, Any], engine: str | None) -> None:
     problem = option_problem(m, "manifest")
     if problem is not None:
         raise BadManifest(problem)
+    if PARTITION_BY in m and m[PARTITION_BY] not in RULES:
+        raise BadManifest(f"the manifest's `{PARTITION_BY}` is {quote(m[PARTITION_BY])}, neither {BY_CONVERSATION!r} nor {BY_CUSTOMER!r}")
     if "idle_horizon" in m:
         raise BadManifest("the manifest records an `idle_horizon`, which a distributed replay never uses")
     if not is_sha256(m.get("root_hash")):
@@ -392,7 +460,9 @@ def verify_manifest(path: str | os.PathLike[str], owner: Owner, engine: str = EN
     """Check a partitioned audit: the manifest's root hash, every part (chain, file SHA-256,
     final hash, header, seq order and ownership, fields, counts), that every input record
     appears in exactly one part, and the totals. ``path`` is the folder or its manifest;
-    ``owner`` is the rule by which the replay partitioned the conversations. A
+    ``owner`` is the ownership rule of the replay, asked with the rule the manifest names
+    (:func:`partition_rule`). The totals count a customer once however many parts hold
+    its conversations (:meth:`Totals.merge` of the parts' counted names). A
     failure names the first bad part and line. ``header`` of the result is the manifest,
     ``summary`` its totals. Memory is bounded whatever the files hold (the manifest is read
     up to ``MAX_MANIFEST_BYTES``, each line of a part up to ``MAX_RECORD_BYTES``). Raises
@@ -411,6 +481,7 @@ def verify_manifest(path: str | os.PathLike[str], owner: Owner, engine: str = EN
         if claimed * _MIN_RECORD_BYTES > room:  # refuse before allocating for them
             raise BadManifest(f"the manifest counts {quote(claimed)} records, more than its parts can hold")
         seen = _Seen(claimed)
+        places: dict[str, int] = {}  # the customer rule: each conversation's part
         sums = Totals()
         for index, entry in enumerate(parts):
             part = folder / entry["file"]
@@ -419,7 +490,7 @@ def verify_manifest(path: str | os.PathLike[str], owner: Owner, engine: str = EN
                 raise BadManifest("the part is missing")
             with part.open("rb") as fh:
                 lines = _Lines(fh)
-                checker = PartChecker(engine, index, manifest, seen, owner)
+                checker = PartChecker(engine, index, manifest, seen, owner, places)
                 try:
                     checker.check_all(lines)
                     for _ in lines:  # unreachable after a summary, but keep the file hash honest

@@ -48,8 +48,6 @@ from __future__ import annotations
 import array
 import contextlib
 import hashlib
-import importlib
-import io
 import logging
 import math
 import os
@@ -58,11 +56,13 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
 import attrs
 
 from ..audit import (
+    BY_CONVERSATION,
+    BY_CUSTOMER,
     ENGINE,
     AuditFolderError,
     BadManifest,
@@ -84,22 +84,37 @@ from ..audit import (
     locate,
     manifest_record,
     part_name,
+    part_partition,
+    partition_rule,
     quote,
     read_manifest,
+    rejected_record,
     root_hash,
     write_manifest,
 )
 from ..audit import verify_manifest as verify_manifest_owned
 from ..compile import CompiledPolicy
-from ..errors import EXIT_USAGE, EscalationError, PolicyError
-from ..lang import parse_time
+from ..lang import DEFAULT_LIMITS, Limits, parse_time
 from ..load import compile_source
-from ..runtime import Line, iter_lines
+from ..runtime import Line
 from ..streams import Input, InputError
 from ..syntax import read_source
 from .core import PartWriter, Replayer, input_lines
 from .customers import reads_customer_history
-from .partition import owner_of_conversation, partition_of
+from .dask_shards import (
+    CHANGED,
+    Chunk,
+    DistributedError,
+    Scan,
+    block_routing,
+    chunk_lines,
+    first_pass,
+    read_block,
+    require,
+    scan_shard,
+    worker_policy,
+)
+from .partition import admission_pass, owner_of, partition_of
 
 __all__ = [
     "BLOCK_BYTES",
@@ -126,167 +141,8 @@ MAX_DEFAULT_PARTITIONS = 512
 LOCAL_WORKERS = 2
 
 
-class DistributedError(EscalationError):
-    """A distributed replay could not run, or its output could not be installed."""
-
-    exit_code = EXIT_USAGE
-
-
-def _require(module: str) -> Any:
-    """Import a module of the `dask` extra (untyped here: Dask's typing is partial), or say how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise DistributedError(f"distributed replay needs Dask ({module} is not installed): pip install 'escalation[dask]'") from None
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading shards (runs on the workers)
-
-
-class _Raw(io.RawIOBase):
-    """A raw stream over any file-like object: at most ``limit`` bytes, each one fed to ``digest``."""
-
-    def __init__(self, fh: Any, limit: int | None = None, digest: Any = None) -> None:
-        self._fh = fh
-        self._left = limit
-        self._digest = digest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        want = len(buffer) if self._left is None else min(len(buffer), self._left)
-        if want <= 0:
-            return 0
-        data = self._fh.read(want)
-        n = len(data)
-        buffer[:n] = data
-        if self._left is not None:
-            self._left -= n
-        if self._digest is not None:
-            self._digest.update(data)
-        return n
-
-
-class _Tap:
-    """Counts the bytes ``iter_lines`` consumes, so that block cuts fall on line boundaries."""
-
-    __slots__ = ("_readline", "consumed")
-
-    def __init__(self, stream: io.BufferedReader) -> None:
-        self._readline = stream.readline
-        self.consumed = 0
-
-    def readline(self, size: int = -1) -> bytes:
-        line = self._readline(size)
-        self.consumed += len(line)
-        return line
-
-
-@contextlib.contextmanager
-def _open(location: str, path: str) -> Iterator[Any]:
-    """Open a shard (a local path or an fsspec URL) for binary reading, or raise InputError naming ``path``."""
-    fsspec = _require("fsspec")
-    try:
-        with fsspec.open(location, "rb") as fh:
-            yield fh
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
-
-
-def _number(line: Line) -> int:
-    """The line number of a line read with the path ``""`` (its source is ``":N"``)."""
-    return int(line.source[1:])
-
-
-class Cut(NamedTuple):
-    """Where a block of a shard begins: its byte offset, and the physical lines and records before it."""
-
-    offset: int
-    lines_before: int
-    records_before: int
-
-
-@attrs.frozen
-class Scan:
-    """What the scan of one shard found: its SHA-256, size, record count and block cuts."""
-
-    sha256: str
-    size: int
-    records: int
-    blocks: list[Cut]
-
-
-def _scan(location: str, path: str, block_bytes: int) -> Scan:
-    """Scan a shard: its SHA-256, size, record count and block cuts."""
-    digest = hashlib.sha256()
-    blocks: list[Cut] = [Cut(0, 0, 0)]
-    records = 0
-    with _open(location, path) as fh:
-        tap = _Tap(io.BufferedReader(_Raw(fh, None, digest), 1 << 20))
-        cut = block_bytes
-        for line in iter_lines("", tap):
-            records += 1
-            if tap.consumed >= cut:  # the line just read ends a block
-                blocks.append(Cut(tap.consumed, _number(line), records))
-                cut = tap.consumed + block_bytes
-        size = tap.consumed
-    while len(blocks) > 1 and blocks[-1].offset >= size:
-        blocks.pop()
-    return Scan(digest.hexdigest(), size, records, blocks)
-
-
-#: One block's records of one partition, compact for the shuffle: their seqs and line numbers
-#: (``array("q")`` bytes) and their lines joined by LF (a line never holds an LF).
-class Chunk(NamedTuple):
-    """One block's records of one partition: seqs and line numbers as ``array("q")`` bytes, lines joined by LF."""
-
-    seqs: bytes
-    numbers: bytes
-    data: bytes
-
-
-
-def _read_block(location: str, path: str, offset: int, end: int, lines_before: int, first_seq: int, count: int) -> tuple[Chunk, ...]:
-    """The records of one block, split by partition, each in seq order."""
-    seqs = [array.array("q") for _ in range(count)]
-    numbers = [array.array("q") for _ in range(count)]
-    datas: list[list[bytes]] = [[] for _ in range(count)]
-    with _open(location, path) as fh:
-        if offset:
-            fh.seek(offset)
-        stream = io.BufferedReader(_Raw(fh, end - offset), 1 << 20)
-        for line in iter_lines("", stream, first_seq):
-            p = partition_of(line.data, line.seq, count)
-            seqs[p].append(line.seq)
-            numbers[p].append(lines_before + _number(line))
-            datas[p].append(line.data)
-    return tuple(Chunk(seqs[p].tobytes(), numbers[p].tobytes(), b"\n".join(datas[p])) for p in range(count))
-
-
-def _chunk_lines(path: str, chunk: Chunk) -> Iterator[Line]:
-    """The lines of a chunk again, with their seqs and ``path:line`` sources."""
-    seqs, numbers = array.array("q"), array.array("q")
-    seqs.frombytes(chunk.seqs)
-    numbers.frombytes(chunk.numbers)
-    if not seqs:
-        return
-    for seq, number, data in zip(seqs, numbers, chunk.data.split(b"\n"), strict=True):
-        yield Line(seq, f"{path}:{number}", data)
-
-
 # ---------------------------------------------------------------------------------------------
 # Writing one partition (on a worker, or in-process for compare_manifest)
-
-def _policy(source: bytes, path: str) -> CompiledPolicy:
-    """Check and compile a policy from its source bytes on a worker (load.compile_source caches it by SHA-256)."""
-    try:
-        return compile_source(source.decode("utf-8"), path)
-    except PolicyError as err:
-        first = next((d for d in err.diagnostics if d.is_error), None)
-        raise DistributedError(f"the policy {path} does not compile here: {first.message if first else 'errors'}") from None
-
 
 class _HashingFile:
     """Writes through to a file, keeping the SHA-256 of everything written."""
@@ -308,9 +164,29 @@ class _Named:
     sha256: str
 
 
-def _part_writer(policy: CompiledPolicy, inputs: Sequence[Digested], as_of: int | None, index: int, count: int, out: Sink) -> PartWriter:
-    """The writer of part ``index`` of ``count``: the serial header plus ``partition``, then what the replay writes."""
-    return PartWriter(Replayer(policy, as_of), header_record(policy, inputs, as_of, partition=(index, count)), out)
+def _part_writer(
+    policy: CompiledPolicy, inputs: Sequence[Digested], as_of: int | None, index: int, count: int, out: Sink, by: str, limits: Limits
+) -> PartWriter:
+    """The writer of part ``index`` of ``count``: the serial header plus ``partition`` (with ``by`` for the customer rule), then the replay's records."""
+    header = header_record(policy, inputs, as_of, partition=(index, count))
+    header["partition"] = part_partition(index, count, by)
+    return PartWriter(Replayer(policy, as_of, limits=limits), header, out)
+
+
+def _feed(part: PartWriter, line: Line, reason: str | None, by: str) -> None:
+    """One line into its part. Under the customer rule a line the first pass rejected is written with the first pass's
+    reason (a partition alone cannot see every rejection: a customer's clock seen from another partition, the
+    ``max_open_conversations`` limit), and the partition must accept every other line: it meets the same state."""
+    if by == BY_CONVERSATION:
+        part.feed(line)
+    elif reason is not None:
+        part.replayer.stats.rejected_one()
+        part.writer.write(rejected_record(line, reason))
+    else:
+        record = part.replayer.record(line)
+        if record["kind"] == "rejected":
+            raise DistributedError(f"record {line.seq} passed the first pass but its partition rejects it ({record['reason']}): {CHANGED}")
+        part.writer.write(record)
 
 
 def _replay_part(
@@ -322,9 +198,11 @@ def _replay_part(
     as_of: int | None,
     staging: str,
     groups: list[tuple[str, Chunk]],
+    by: str,
+    limits: Limits,
 ) -> PartResult:
     """Replay one partition and write its part into ``staging``; returns what the manifest needs."""
-    policy = _policy(policy_source, policy_path)
+    policy = worker_policy(policy_source, policy_path)
     folder = Path(staging)
     if not folder.is_dir():
         raise DistributedError(f"the worker cannot see the output folder {staging}: put --out-dir on a filesystem the workers share")
@@ -333,14 +211,14 @@ def _replay_part(
     try:
         with open(tmp, "wb", buffering=1 << 20) as fh:
             out = _HashingFile(fh)
-            part = _part_writer(policy, [_Named(p, d) for p, d in inputs], as_of, index, count, out)
+            part = _part_writer(policy, [_Named(p, d) for p, d in inputs], as_of, index, count, out, by, limits)
             last = 0
             for path, chunk in groups:
-                for line in _chunk_lines(path, chunk):
+                for line in chunk_lines(path, chunk):
                     if line.seq <= last:  # pragma: no cover - the shuffle keeps seq order by construction
                         raise DistributedError(f"partition {index}: record {line.seq} arrived after record {last}")
                     last = line.seq
-                    part.feed(line)
+                    _feed(part, line, chunk.rejections.get(line.seq), by)
             totals = part.finish()
             fh.flush()
             os.fsync(fh.fileno())
@@ -362,11 +240,11 @@ def default_partitions(total_bytes: int) -> int:
 @contextlib.contextmanager
 def _scheduler(scheduler: str | None) -> Iterator[Callable[[list[Any]], list[Any]]]:
     """A function that computes a list of Delayed values on the chosen scheduler (closed on exit)."""
-    dask = _require("dask")
+    dask = require("dask")
     if scheduler is None:  # Dask's current default: an active Client of this process, else its local scheduler
         yield lambda values: list(dask.compute(*values))
         return
-    dd = _require("dask.distributed")
+    dd = require("dask.distributed")
     cluster: Any = None
     if scheduler == "local" or scheduler.startswith("local:"):
         workers = scheduler.partition(":")[2] or str(LOCAL_WORKERS)
@@ -403,6 +281,7 @@ def replay_distributed(
     *,
     names: list[str] | None = None,
     block_bytes: int = BLOCK_BYTES,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Manifest:
     """Replay JSONL ``shards`` (paths or fsspec URLs, in input order) on Dask into a partitioned audit at ``out_dir``.
 
@@ -411,10 +290,12 @@ def replay_distributed(
     Dask's current default (an active ``Client`` of this process). ``as_of`` is in
     microseconds. ``partitions`` defaults to one per 16 MiB of input. ``names`` are the
     inputs' names for the header and for ``source`` (default: ``shards``), e.g. ``"-"``
-    for a spooled standard input. ``out_dir`` appears whole or not at all; an earlier
-    partitioned audit there is replaced. Raises PolicyError, InputError or DistributedError.
+    for a spooled standard input. ``limits`` are the replay's (``max_open_conversations``
+    counts every partition's conversations when the policy reads customer history, each
+    partition's alone otherwise: docs/scaling.md). ``out_dir`` appears whole or not at all; an
+    earlier partitioned audit there is replaced. Raises PolicyError, InputError or DistributedError.
     """
-    dask = _require("dask")
+    dask = require("dask")
     names = list(shards) if names is None else list(names)
     if len(names) != len(shards):
         raise ValueError("names must name every shard")
@@ -425,12 +306,7 @@ def replay_distributed(
     locations = [_location(shard, name) for shard, name in zip(shards, names, strict=True)]
     source = read_source(policy_path).encode("utf-8")  # the file's bytes (read_source decodes them strictly)
     policy = _policy_or_error(source, policy_path)
-    if reads_customer_history(policy):
-        # a customer's conversations must share a partition, and their routing needs the serial admission pass
-        # of interfaces.md §2 (replay/partition.py's admission_pass), not yet wired into the scan and split tasks
-        raise DistributedError(
-            f"the policy {policy_path} reads customer history, which a distributed replay does not support yet: replay it with --jobs"
-        )
+    by = _rule(policy)
     target = Path(out_dir).absolute()
     if not target.parent.is_dir():
         raise DistributedError(f"the folder {target.parent} does not exist")
@@ -441,21 +317,28 @@ def replay_distributed(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         with _scheduler(scheduler) as compute:
-            scans: list[Scan] = compute([dask.delayed(_scan, pure=False)(loc, name, block_bytes) for loc, name in zip(locations, names, strict=True)])
+            scan = dask.delayed(scan_shard, pure=False)
+            scans: list[Scan] = compute([scan(loc, name, block_bytes, limits) for loc, name in zip(locations, names, strict=True)])
             count = partitions or default_partitions(sum(s.size for s in scans))
             inputs = [(name, s.sha256) for name, s in zip(names, scans, strict=True)]
+            first: Any = None  # the customer rule: the first pass, one task that reads every shard in order
+            if by == BY_CUSTOMER:
+                first = dask.delayed(first_pass, pure=False)(
+                    source, policy_path, locations, names, [(s.sha256, s.records) for s in scans], count, limits
+                )
             splits: list[tuple[str, Any]] = []  # (shard name, a Delayed tuple of `count` chunks), in block order
             seq = 1
             for loc, name, s in zip(locations, names, scans, strict=True):
                 cuts = s.blocks
                 for k, (offset, lines_before, records_before) in enumerate(cuts):
-                    end = cuts[k + 1].offset if k + 1 < len(cuts) else s.size
-                    task = dask.delayed(_read_block, nout=count, pure=False)
-                    splits.append((name, task(loc, name, offset, end, lines_before, seq + records_before, count)))
+                    end, records_after = (cuts[k + 1].offset, cuts[k + 1].records_before) if k + 1 < len(cuts) else (s.size, s.records)
+                    routed = None if first is None else dask.delayed(block_routing)(first, seq + records_before - 1, records_after - records_before)
+                    task = dask.delayed(read_block, nout=count, pure=False)
+                    splits.append((name, task(loc, name, offset, end, lines_before, seq + records_before, count, limits, routed)))
                 seq += s.records
             parts = [
                 dask.delayed(_replay_part, pure=False)(
-                    index, count, source, policy_path, inputs, as_of, str(staging), [(name, split[index]) for name, split in splits]
+                    index, count, source, policy_path, inputs, as_of, str(staging), [(name, split[index]) for name, split in splits], by, limits
                 )
                 for index in range(count)
             ]
@@ -466,7 +349,7 @@ def replay_distributed(
         for r in results:
             if not (staging / r.file).is_file():
                 raise DistributedError(f"{r.file} was written where the client cannot see it: put the output folder on a filesystem the workers share")
-        manifest = manifest_record(policy, [_Named(p, d) for p, d in inputs], as_of, results)
+        manifest = manifest_record(policy, [_Named(p, d) for p, d in inputs], as_of, results, by)
         write_manifest(staging, manifest)
         try:
             install_audit_folder(staging, target)
@@ -495,18 +378,26 @@ def _location(shard: str, name: str) -> str:
     return path
 
 
+def _rule(policy: CompiledPolicy) -> str:
+    """How a replay of ``policy`` partitions: by customer when it reads customer history (interfaces.md §2), else by conversation."""
+    return BY_CUSTOMER if reads_customer_history(policy) else BY_CONVERSATION
+
+
 def _policy_or_error(source: bytes, path: str) -> CompiledPolicy:
     """Compile on the client first: a policy with errors raises PolicyError with every diagnostic."""
     return compile_source(source.decode("utf-8"), path)
 
 
-def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, inputs: list[Input]) -> VerifyResult:
+def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, inputs: list[Input], limits: Limits = DEFAULT_LIMITS) -> VerifyResult:
     """Replay ``inputs`` in this process, partitioned as the manifest says, and compare every part byte for byte.
 
     The inputs are named as the manifest names them (so the bytes can match); their
-    digests, the policy's and ``as_of`` must be the manifest's. Memory is that of a serial
-    replay, plus one line of each part. Run :func:`verify_manifest` first; this names the
-    first part and line that differ.
+    digests, the policy's and ``as_of`` must be the manifest's, and its partitioning rule
+    the one a replay of the policy uses. Under the customer rule the lines are routed as
+    the replay routed them: a first pass (:func:`~escalation.replay.partition.admission_pass`)
+    over the inputs, then each line to its conversation's final owner. Memory is that of a
+    serial replay (plus 8 bytes a line under the customer rule), plus one line of each part.
+    Run :func:`verify_manifest` first; this names the first part and line that differ.
     """
     folder, file = locate(path)
     try:
@@ -525,19 +416,32 @@ def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, input
         return VerifyResult(False, f"{file}: the audit was made from other inputs ({', '.join(str(i.get('path')) for i in recorded)}) than those given")
     if not (manifest.get("as_of") is None or is_time(manifest.get("as_of"))):
         return VerifyResult(False, f"{file}: the manifest's `as_of` is {quote(manifest.get('as_of'))}, neither null nor a time")
+    by, expected = partition_rule(manifest), _rule(policy)
+    if by != expected:
+        return VerifyResult(False, f"{file}: the audit was partitioned by {by}, but a replay of this policy partitions by {expected}")
     named = [attrs.evolve(i, path=str(r["path"])) for r, i in zip(recorded, inputs, strict=True)]  # a spooled input keeps its copy
     as_of = parse_time(manifest["as_of"]) if manifest.get("as_of") else None
     count = len(manifest["partitions"])
+    owners, rejections = array.array("I"), {}
+    if by == BY_CUSTOMER:
+        routing = admission_pass(policy, named, True, limits)
+        owners, rejections = routing.partitions(count), routing.rejections
+        del routing
     with contextlib.ExitStack() as stack:
         sinks = [LineComparer(stack.enter_context(open(folder / part_name(i), "rb"))) for i in range(count)]
         index = 0
         try:
             writers = []
             for index in range(count):
-                writers.append(_part_writer(policy, named, as_of, index, count, sinks[index]))
-            for line in input_lines(named):
-                index = partition_of(line.data, line.seq, count)
-                writers[index].feed(line)
+                writers.append(_part_writer(policy, named, as_of, index, count, sinks[index], by, limits))
+            for line in input_lines(named, limits):
+                if by == BY_CONVERSATION:
+                    index = partition_of(line.data, line.seq, count)
+                elif line.seq <= len(owners):
+                    index = owners[line.seq - 1]
+                else:
+                    raise InputError(f"{line.source}: the inputs changed during the comparison")
+                _feed(writers[index], line, rejections.get(line.seq), by)
             for index in range(count):
                 writers[index].finish()
                 sinks[index].end()
@@ -548,4 +452,4 @@ def compare_manifest(path: str | os.PathLike[str], policy: CompiledPolicy, input
 
 def verify_manifest(path: str | os.PathLike[str], engine: str = ENGINE) -> VerifyResult:
     """:func:`escalation.audit.verify_manifest` with this replay's ownership rule (see that function)."""
-    return verify_manifest_owned(path, owner_of_conversation, engine)
+    return verify_manifest_owned(path, owner_of, engine)

@@ -11,8 +11,12 @@ conversation id a decision record names.
 When the policy reads customer history the rule is :func:`owner_key`: a conversation
 bound to a customer goes with its customer. A conversation may bind late, and admission
 (binding, a customer's time order) depends on other conversations, so a first pass
-(:func:`admission_pass`) runs admission serially over the whole input and gives each
-line's key (:class:`Routing`) before anything is routed.
+(:class:`FirstPass`, fed one line at a time by the Dask driver; :func:`admission_pass` over
+a replay's inputs for `--jobs` and for comparing a partitioned audit) runs admission
+serially over the whole input and gives each line's key (:class:`Routing`) before anything
+is routed. Every driver and every verifier names the rule it used with
+:data:`~escalation.audit.BY_CONVERSATION` or :data:`~escalation.audit.BY_CUSTOMER` and asks
+:func:`owner_of` (a partitioned audit's manifest records the name).
 """
 
 from __future__ import annotations
@@ -20,15 +24,16 @@ from __future__ import annotations
 import array
 import json
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
 
+from ..audit import BY_CUSTOMER
 from ..compile import CompiledPolicy
 from ..errors import EventError
-from ..lang import DEFAULT_LIMITS, Limits
-from ..runtime import Admission, decode_line
+from ..lang import DEFAULT_LIMITS, EventType, Limits
+from ..runtime import Admission, Event, admit_conversation, decode_line
 from ..streams import Input, numbered_lines
 
 try:
@@ -131,21 +136,32 @@ def owner_key(conversation: str, customer: str | None) -> int:
     return key_of(customer if customer is not None else conversation)
 
 
+def owner_of(conversation: str, customer: str | None, count: int, by: str) -> int:
+    """The partition of ``count`` that holds the decisions of ``conversation`` under the rule named ``by``.
+
+    ``customer`` is the conversation's final binding (or None); it counts only when ``by``
+    is :data:`~escalation.audit.BY_CUSTOMER` (a replay of a policy that reads customer
+    history), else the conversation goes by its own id, as :func:`partition_of` routes it.
+    """
+    return owner_key(conversation, customer if by == BY_CUSTOMER else None) % count
+
+
 @attrs.define
 class Routing:
     """What the first pass of a partitioned replay learns (interfaces.md §2): each line's owner, and the rejections.
 
-    :func:`admission_pass` runs the one :class:`~escalation.runtime.admit.Admission` over the
+    :class:`FirstPass` runs the one :class:`~escalation.runtime.admit.Admission` over the
     whole input serially (every rejection rule of §1; no rule evaluated). Then ``key(seq)``
     is the :func:`owner_key` of the line's conversation with its final binding, so that all
     the conversations of a customer land together; a rejected line's key is its ``seq``
     (it is written from ``rejections`` by whoever handles it: no state depends on it).
+    Memory: 4 bytes per line (``of_line``), the conversations, and the rejections' reasons.
     """
 
     conversations: list[str]  # in order of first acceptance
     customers: list[str | None]  # the final binding of each of ``conversations``
     of_line: array.array[int]  # per line (seq - 1): index into ``conversations``, or -1 when rejected
-    rejections: dict[int, str]  # seq -> the reason the first pass gave
+    rejections: dict[int, str]  # seq -> the reason the first pass gave (in seq order)
 
     def keys(self) -> list[int]:
         """The :func:`owner_key` of each conversation, in the order of ``conversations``."""
@@ -157,26 +173,65 @@ class Routing:
         for at, index in enumerate(self.of_line):
             yield keys[index] if index >= 0 else at + 1
 
+    def partitions(self, count: int) -> array.array[int]:
+        """The partition of ``count`` of every line, in order (``array("I")``: 4 bytes a line): its key modulo ``count``."""
+        return array.array("I", (key % count for key in self.line_keys()))
+
+
+class FirstPass:
+    """The first pass fed one line at a time, in input order: decode, validate and admit it (no rule evaluated).
+
+    It rejects exactly what a serial replay rejects: the reasons of §1, the customer's
+    (language.md §9), and the ``max_open_conversations`` limit, which a replay without an
+    idle horizon reaches when that many conversations have had an accepted event (they all
+    count as open: ended ones are parked, not forgotten). So a partition fed the lines the
+    first pass accepted accepts them all, and writes the others from :attr:`Routing.rejections`.
+    """
+
+    def __init__(self, vocabulary: dict[str, EventType], reads_customer_history: bool, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.admission = Admission(vocabulary, reads_customer_history)
+        self.limits = limits
+        self.index: dict[str, int] = {}
+        self.conversations: list[str] = []
+        self.of_line = array.array("i")
+        self.rejections: dict[int, str] = {}
+
+    def _opening(self, event: Event) -> None:
+        if event.conversation not in self.index:
+            admit_conversation(len(self.conversations), self.limits)
+
+    def feed(self, data: bytes) -> None:
+        """The next line of the input (its seq is the number of lines fed before it, plus one)."""
+        try:
+            admitted = self.admission.admit(decode_line(data, self.limits), self._opening)
+        except EventError as err:
+            self.rejections[len(self.of_line) + 1] = str(err)
+            self.of_line.append(-1)
+            return
+        conversation = admitted.event.conversation
+        at = self.index.get(conversation)
+        if at is None:
+            at = self.index[conversation] = len(self.conversations)
+            self.conversations.append(conversation)
+        self.of_line.append(at)
+
+    def feed_all(self, lines: Iterable[bytes]) -> FirstPass:
+        for data in lines:
+            self.feed(data)
+        return self
+
+    @property
+    def lines(self) -> int:
+        """The lines fed so far."""
+        return len(self.of_line)
+
+    def routing(self) -> Routing:
+        """What the pass learnt (call it after the last line)."""
+        customer_of = self.admission.customer_of
+        return Routing(self.conversations, [customer_of(c) for c in self.conversations], self.of_line, self.rejections)
+
 
 def admission_pass(policy: CompiledPolicy, inputs: Sequence[Input], reads_customer_history: bool, limits: Limits = DEFAULT_LIMITS) -> Routing:
-    """The first pass: decode, validate and admit every line in input order (no rule evaluated)."""
-    admission = Admission(policy.vocabulary, reads_customer_history)
-    index: dict[str, int] = {}
-    conversations: list[str] = []
-    of_line = array.array("q")
-    rejections: dict[int, str] = {}
-    for seq, (_, _, data) in enumerate(numbered_lines(inputs, limits), 1):
-        try:
-            admitted = admission.admit(decode_line(data, limits))
-        except EventError as err:
-            rejections[seq] = str(err)
-            of_line.append(-1)
-            continue
-        conversation = admitted.event.conversation
-        at = index.get(conversation)
-        if at is None:
-            at = index[conversation] = len(conversations)
-            conversations.append(conversation)
-        of_line.append(at)
-    customers = [admission.customer_of(c) for c in conversations]
-    return Routing(conversations, customers, of_line, rejections)
+    """The first pass over a replay's inputs (:class:`FirstPass`), in input order."""
+    lines = (data for _, _, data in numbered_lines(inputs, limits))
+    return FirstPass(policy.vocabulary, reads_customer_history, limits).feed_all(lines).routing()

@@ -359,14 +359,3 @@ def test_dask_holds_the_serial_decisions_on_a_multi_customer_stream(tmp_path: Pa
     with LocalCluster(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as local:
         replay_distributed(policy, paths, str(tmp_path / "out"), scheduler=local.scheduler_address, partitions=3, block_bytes=512)
     assert {seq: _bare(r) for seq, r in decisions_by_seq(tmp_path / "out").items()} == serial
-
-
-@pytest.mark.usefixtures("reads_history")
-def test_dask_refuses_a_policy_that_reads_customer_history_for_now(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("dask")
-    from escalation.replay import dask
-
-    monkeypatch.setattr(dask, "reads_customer_history", lambda policy: True)
-    policy = str(Path(__file__).resolve().parents[3] / "policies" / "three_strikes.esc")
-    with pytest.raises(dask.DistributedError, match="reads customer history"):
-        dask.replay_distributed(policy, _write(str(tmp_path), CASE_41), str(tmp_path / "out"), scheduler="local")
