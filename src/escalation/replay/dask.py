@@ -32,6 +32,19 @@ the manifest):
    SHA-256, the root hash over the final hashes, the totals) and renames the staging
    folder to ``out_dir``.
 
+When the policy reads customer history (language.md §9) the partitions go by customer
+(interfaces.md §2): after the scan, one task (:func:`~escalation.replay.dask_shards.first_pass`)
+runs admission over every shard in input order (binding, the customers' time order,
+``max_open_conversations`` over all conversations) and gives each line the partition of its
+conversation's final binding (:func:`~escalation.replay.partition.owner_key`), 4 bytes a line.
+It is a task, not the client, so that the routing stays on the cluster: each block task
+receives only its block's slice (an array, and its rejected lines' reasons), and each
+partition writes a line the first pass rejected with the first pass's reason (a partition
+alone cannot see, say, a customer's clock from another partition) and must accept every
+other. The manifest says ``"partition_by": "customer"`` and each part's header
+``partition`` {index, count, ``by``}; :func:`verify_manifest` and :func:`compare_manifest`
+follow the rule the manifest names.
+
 A conversation's records all land in one partition, so its decisions are exactly
 those of a serial replay; only the layout differs. The layout depends on the policy,
 the inputs, ``as_of`` and the partition count, never on the cluster: the same
