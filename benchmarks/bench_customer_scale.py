@@ -3,6 +3,7 @@
     python benchmarks/bench_customer_scale.py                     # generate, replay, print the peak RSS
     python benchmarks/bench_customer_scale.py --policy plain      # the same policy without `across contacts`
     python benchmarks/bench_customer_scale.py --events 100000 --conversations 20000 --customers 5000
+    python benchmarks/bench_customer_scale.py --quick             # a small size (seconds): 20,000 / 4,000 / 1,000
 
 The generator spreads the conversations' starts over 365 days; each conversation has
 ``events / conversations`` events ten seconds apart and belongs to a customer drawn at
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 #: The policy read with customer history (``--policy across``): the charity helpline's strikes across 12 months.
@@ -122,38 +124,74 @@ def replay(policy: Path, events: Path, out: Path, extra: list[str]) -> tuple[int
     return child.returncode, wall, kb / 1024
 
 
+#: --quick: events, conversations, customers of a smoke run.
+QUICK = (20_000, 4_000, 1_000)
+
+
+@dataclass(frozen=True)
+class ScaleRun:
+    """One replay at customer scale: its size, exit code, wall seconds and peak RSS (MB)."""
+
+    events: int
+    conversations: int
+    customers: int
+    policy: str
+    jobs: int
+    code: int
+    wall: float
+    mb: float
+
+    @property
+    def ok(self) -> bool:
+        return self.code in (0, 3) and self.mb < TARGET_MB
+
+    def line(self) -> str:
+        verdict = "under" if self.mb < TARGET_MB else "OVER"
+        return (
+            f"{self.events} events, {self.conversations} conversations, {self.customers} customers, policy {self.policy}"
+            f"{' --jobs ' + str(self.jobs) if self.jobs > 1 else ''}: exit {self.code}, {self.wall:.1f}s, "
+            f"{self.events / self.wall:,.0f} events/s, peak RSS {self.mb:.0f} MB ({verdict} the {TARGET_MB} MB target)"
+        )
+
+
+def run(
+    events: int = 1_000_000, conversations: int = 200_000, customers: int = 50_000, seed: int = 2026, policy: str = "across",
+    jobs: int = 1, data_dir: Path | None = None,
+) -> ScaleRun:
+    """Generate (or reuse, in ``data_dir``) the stream and replay it as a child process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = data_dir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        stream = folder / f"customers-{events}-{conversations}-{customers}-{seed}.jsonl"
+        if not stream.exists():
+            began = time.perf_counter()
+            generate(stream, events, conversations, customers, seed)
+            print(f"generated {stream.name} in {time.perf_counter() - began:.1f}s", file=sys.stderr)
+        path = folder / f"customer_scale_{policy}.esc"
+        path.write_text(ACROSS if policy == "across" else PLAIN, encoding="utf-8")
+        extra = ["--jobs", str(jobs)] if jobs > 1 else []
+        code, wall, mb = replay(path, stream, Path(tmp) / "audit.jsonl", extra)
+    return ScaleRun(events, conversations, customers, policy, jobs, code, wall, mb)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--conversations", type=int, default=200_000)
     parser.add_argument("--customers", type=int, default=50_000)
+    parser.add_argument("--quick", action="store_true", help="a small size: {} events, {} conversations, {} customers".format(*QUICK))
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--policy", choices=["across", "plain"], default="across")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--data-dir", help="keep the generated events here (default: a temporary folder)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(args.data_dir or tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        events = folder / f"customers-{args.events}-{args.conversations}-{args.customers}-{args.seed}.jsonl"
-        if not events.exists():
-            began = time.perf_counter()
-            generate(events, args.events, args.conversations, args.customers, args.seed)
-            print(f"generated {events.name} in {time.perf_counter() - began:.1f}s", file=sys.stderr)
-        policy = folder / f"customer_scale_{args.policy}.esc"
-        policy.write_text(ACROSS if args.policy == "across" else PLAIN, encoding="utf-8")
-        extra = ["--jobs", str(args.jobs)] if args.jobs > 1 else []
-        code, wall, mb = replay(policy, events, Path(tmp) / "audit.jsonl", extra)
-    if code in (1, 2):
-        print(f"the replay failed (exit {code}): the policy {args.policy!r} does not load here, or an input could not be read", file=sys.stderr)
+    events, conversations, customers = QUICK if args.quick else (args.events, args.conversations, args.customers)
+    result = run(events, conversations, customers, args.seed, args.policy, args.jobs, Path(args.data_dir) if args.data_dir else None)
+    if result.code in (1, 2):
+        print(f"the replay failed (exit {result.code}): the policy {args.policy!r} does not load here, or an input could not be read", file=sys.stderr)
         return 1
-    verdict = "under" if mb < TARGET_MB else "OVER"
-    print(
-        f"{args.events} events, {args.conversations} conversations, {args.customers} customers, policy {args.policy}"
-        f"{' --jobs ' + str(args.jobs) if extra else ''}: exit {code}, {wall:.1f}s, "
-        f"{args.events / wall:,.0f} events/s, peak RSS {mb:.0f} MB ({verdict} the {TARGET_MB} MB target)"
-    )
-    return 0 if code in (0, 3) and mb < TARGET_MB else 1
+    print(result.line())
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

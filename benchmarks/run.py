@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                 # the full run (a few minutes), writes benchmarks/RESULTS.md
     python benchmarks/run.py --quick         # a small smoke run (seconds), writes benchmarks/.data/RESULTS-partial.md
-    python benchmarks/run.py --only feed     # one section: replay, feed, decision, startup, profile, scale (or 1-6)
+    python benchmarks/run.py --only feed     # one section: replay, feed, decision, startup, profile, scale, customers, customer-scale, v1 (or 1-9)
 
 Sections (every figure is a ratio taken side by side in one run, with the
 contenders alternating, because the machines are shared and noisy):
@@ -22,6 +22,12 @@ contenders alternating, because the machines are shared and noisy):
 6. scale    — a million generated events over 40,000 conversations: serial `escalation replay` (wall
               time and peak RSS) against `--jobs 2` (same output, byte for byte), alternating, and the
               throughput of a Dask local cluster (`--dask local`) beside them when Dask is installed.
+7. customers — a policy reading customer history (`across contacts`) against the same policy without,
+              per event (benchmarks/bench_customers.py; target ≤ 1.3×).
+8. customer-scale — peak RSS of a replay of 1M events / 200k conversations / 50k customers over 12
+              months (benchmarks/bench_customer_scale.py; target < 400 MB; --quick: a small size).
+9. v1       — a version-1 policy's replay under this tree against the tree before language 2
+              (benchmarks/compare_revisions.py 9da0932; target within 5%; skipped without git history).
 
 Generated inputs are cached in benchmarks/.data (git-ignored). The peers are not dependencies
 of the project: `pip install -r benchmarks/requirements.txt` into the virtualenv to include them.
@@ -65,10 +71,11 @@ sys.path.insert(0, str(HERE))
 import gen_events  # noqa: E402
 import handwritten  # noqa: E402
 import peers  # noqa: E402
+import run_customers  # noqa: E402
 
 import escalation  # noqa: E402
 
-SECTIONS = ("replay", "feed", "decision", "startup", "profile", "scale")
+SECTIONS = ("replay", "feed", "decision", "startup", "profile", "scale", "customers", "customer-scale", "v1")
 ALIASES = {str(i): name for i, name in enumerate(SECTIONS, 1)}
 POLICY = HERE / "three_strikes.esc"
 SEED = 2026
@@ -1051,6 +1058,13 @@ def short_path(file_name: str) -> str:
     return p.name
 
 
+def issue13_section(key: str, title: str, fig: run_customers.Figures) -> Section:
+    """A section of run_customers.py's figures."""
+    sec = Section(key, f"{SECTIONS.index(key) + 1}. {title}", fig.intro, notes=fig.notes, headline=fig.headline, findings=fig.findings)
+    sec.tables = [Table(headers, rows) for headers, rows in fig.tables]
+    return sec
+
+
 def section_profile(cfg: Config, inputs: Inputs) -> Section:
     sec = Section(
         "profile",
@@ -1106,6 +1120,11 @@ RUNNERS: dict[str, Callable[[Config, Inputs], Section]] = {
     "decision": section_decision,
     "startup": section_startup,
     "profile": section_profile,
+    "customers": lambda cfg, inputs: issue13_section("customers", "Customer history against none", run_customers.customers(cfg.quick)),
+    "customer-scale": lambda cfg, inputs: issue13_section(
+        "customer-scale", "Customer scale: memory", run_customers.customer_scale(cfg.quick, cfg.data)
+    ),
+    "v1": lambda cfg, inputs: issue13_section("v1", "Version-1 replay against the tree before language 2", run_customers.v1_no_slower(cfg.quick)),
 }
 
 
@@ -1359,7 +1378,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="a small smoke run: small inputs, few rounds (seconds, not minutes)")
     ap.add_argument(
-        "--only", action="append", metavar="NAME", help=f"run only this section ({', '.join(SECTIONS)}, or 1-6); may be repeated"
+        "--only", action="append", metavar="NAME", help=f"run only this section ({', '.join(SECTIONS)}, or 1-9); may be repeated"
     )
     ap.add_argument(
         "--output",

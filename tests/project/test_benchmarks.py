@@ -27,6 +27,9 @@ SECTION_TITLES = (
     "4. Start-up and scaling with the rule count",
     "5. Where a replay spends its time",
     "6. Scale: a million events, --jobs and Dask",
+    "7. Customer history against none",
+    "8. Customer scale: memory",
+    "9. Version-1 replay against the tree before language 2",
 )
 PEERS = ("rule-engine", "business-rules", "durable-rules", "cedarpy", "regopy")
 
@@ -49,8 +52,12 @@ def test_quick_run_reports_every_section(tmp_path: Path) -> None:
     assert "FAILED" not in proc.stdout
     # the table printed at the end, one row per headline figure
     summary = proc.stdout.split("## Summary", 1)[1]
-    for section in ("1 replay", "2 feed", "3 decision", "4 start-up", "4 scaling", "6 scale"):
+    for section in ("1 replay", "2 feed", "3 decision", "4 start-up", "4 scaling", "6 scale", "7 customers", "8 customer scale", "9 v1 no slower"):
         assert section in summary
+    # issue 13: the customer-history ratio, the peak RSS at customer scale, the version-1 comparison (or why it was skipped)
+    assert "ratio across/without: best" in proc.stdout and "paired" in proc.stdout
+    assert "peak RSS" in text and "under the 400 MB target" in proc.stdout
+    assert "identical modulo the /2 additions (escalation-audit/1 vs escalation-audit/2" in proc.stdout or "skipped: the git history" in proc.stdout
     assert "escalation replay" in proc.stdout and "floor (json)" in proc.stdout
     assert "plain Python" in proc.stdout
     for peer in PEERS:  # measured, or a note that says why not

@@ -54,7 +54,7 @@ class _Printer:
         self.let_funcs: list[str] = []
         self.while_funcs: dict[str, str] = {}
         self.rules = lowered.rules
-        self.group_names: dict[tuple[tuple[int, bool], ...], str] = {}
+        self.group_names: dict[tuple[tuple[int, bool, tuple[int, ...]], ...], str] = {}
         self.memo_reads = 0  # memo reads printed so far: a section that printed some needs `L = {}`
 
     def const(self, value: Any) -> str:
@@ -140,9 +140,15 @@ def _cond(p: _Printer, pattern: Any, etype: str) -> str:
 INLINE_WHILE = 3
 
 
-def _while_inline(p: _Printer, rule: WhileRule, specs: dict[int, str], indent: str, guarded: bool) -> list[str]:
+def _while_inline(p: _Printer, rule: WhileRule, specs: dict[int, str], indent: str, guarded: bool, watched: bool = False) -> list[str]:
     k = rule.position
     out: list[str] = []
+    if watched:  # another event of the customer may have changed what it reads (its stamps), or its instant came
+        test = " or ".join(f"stamps[{i}] > seen" for i in rule.watch)
+        if rule.timer >= 0:
+            test += f" or t >= wake[{rule.timer}]"
+        out.append(f"{indent}if {test}:")
+        indent += "    "
     if rule.timer >= 0:  # it reads the clock: its clock closure gives the value and when it may next change
         c = rule.timer
         if guarded:  # nothing it reads changed: only time can change it, and not before wake[c]
@@ -171,14 +177,14 @@ def _while_inline(p: _Printer, rule: WhileRule, specs: dict[int, str], indent: s
     return out
 
 
-def _while_group(p: _Printer, rules: list[WhileRule], guarded: frozenset[int], indent: str) -> list[str]:
+def _while_group(p: _Printer, rules: list[WhileRule], guarded: frozenset[int], watched: frozenset[int], indent: str) -> list[str]:
     for rule in rules:
         fname = f"w{rule.position}"
         if rule.timer < 0 and fname not in p.while_funcs:
             trig = p.rules[rule.index].trigger
             assert isinstance(trig, ast.While)
             p.while_funcs[fname] = f"def {fname}(s, now, L):\n    return {p.expr(trig.cond, None)}\n"
-    key = tuple((rule.position, rule.position in guarded) for rule in rules)
+    key = tuple((rule.position, rule.position in guarded, rule.watch if rule.position in watched else ()) for rule in rules)
     group = p.group_names.get(key)
     if group is None:  # built after the module runs (build()), so the source stays small
         group = f"G{len(p.group_names)}"
@@ -189,7 +195,9 @@ def _while_group(p: _Printer, rules: list[WhileRule], guarded: frozenset[int], i
     ]
 
 
-def _step5(p: _Printer, rules: tuple[OnRule | WhileRule, ...], specs: dict[int, str], indent: str, guarded: frozenset[int]) -> tuple[list[str], bool]:
+def _step5(
+    p: _Printer, rules: tuple[OnRule | WhileRule, ...], specs: dict[int, str], indent: str, guarded: frozenset[int], watched: frozenset[int]
+) -> tuple[list[str], bool]:
     """§6 step 5 for ``rules``; and whether it reads the memo ``L`` (memoised lets, or a loop over conditions)."""
     out: list[str] = []
     run: list[WhileRule] = []
@@ -199,11 +207,11 @@ def _step5(p: _Printer, rules: tuple[OnRule | WhileRule, ...], specs: dict[int, 
     def flush() -> None:
         nonlocal grouped
         if len(run) > INLINE_WHILE:
-            out.extend(_while_group(p, run, guarded, indent))
+            out.extend(_while_group(p, run, guarded, watched, indent))
             grouped = True
         else:
             for rule in run:
-                out.extend(_while_inline(p, rule, specs, indent, rule.position in guarded))
+                out.extend(_while_inline(p, rule, specs, indent, rule.position in guarded, rule.position in watched))
         run.clear()
 
     for rule in rules:
@@ -285,9 +293,11 @@ def _source(lowered: Lowered, policy: CompiledPolicy) -> tuple[str, dict[str, An
         body += ["    fired = []", "    created = []", "    flags = self.flags", "    changed = False"]
         if policy.timers:
             body.append("    wake = self.wake")
+        if plan.watched:
+            body += ["    stamps = self.stamps", "    seen = self.seen"]
         if plan.guarded:  # timed rules this type does not touch: evaluated once their instant has come
-            fast, memo_fast = _step5(p, plan.step5, specs, "        ", frozenset())
-            full, memo_full = _step5(p, plan.step5_full, specs, "        ", plan.guarded)
+            fast, memo_fast = _step5(p, plan.step5, specs, "        ", frozenset(), plan.watched)
+            full, memo_full = _step5(p, plan.step5_full, specs, "        ", plan.guarded, plan.watched)
             if memo_fast:
                 body.append("    L = {}")
             body += ["    if t < self.wake_at:", *fast, "    else:"]
@@ -295,7 +305,7 @@ def _source(lowered: Lowered, policy: CompiledPolicy) -> tuple[str, dict[str, An
                 body.append("        L = {}")
             body += [*full, "        self.wake_at = min(wake)"]
         else:
-            step5, memo = _step5(p, plan.step5, specs, "    ", frozenset())
+            step5, memo = _step5(p, plan.step5, specs, "    ", frozenset(), plan.watched)
             if memo:
                 body.append("    L = {}")
             body += step5
@@ -327,7 +337,7 @@ def generate(lowered: Lowered, policy: CompiledPolicy) -> GeneratedCode:
     filename = f"<escalation:{policy.checked.path!r}:{policy.sha256[:12]}>"
     code = compile(source, filename, "exec")  # the source is ours, printed from a checked policy (outside data only through repr)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    groups = {name: tuple(GroupEntry(k, guarded) for k, guarded in key) for key, name in p.group_names.items()}
+    groups = {name: tuple(GroupEntry(k, guarded, watch) for k, guarded, watch in key) for key, name in p.group_names.items()}
     return GeneratedCode(source, filename, code, {**operator_helpers(), **consts}, groups, HELPERS)
 
 

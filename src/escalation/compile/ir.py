@@ -114,7 +114,8 @@ class WhileRule:
     timed: bool = False  # it reads a window or a `time since`, so its value changes with time alone
     timer: int = -1  # among the timed rules (Interaction.wake), -1 when not timed
     clock: RuleClock | None = None  # timed: (value, next instant it may change)
-    shared: bool = False  # it reads a customer-scope slot, which other interactions change: evaluated at every event
+    shared: bool = False  # it reads a customer-scope slot, which other interactions change
+    watch: tuple[int, ...] = ()  # those customer-scope slots, ascending: re-evaluated when one changed since the interaction's last step
 
 
 class Window(NamedTuple):
@@ -143,6 +144,10 @@ class TypePlan:
     judges: tuple[WhileRule, ...]  # while rules that permit or forbid this action
     step5_full: tuple[OnRule | WhileRule, ...] = ()  # step5 and the other timed while rules, once one of them may have changed
     guarded: frozenset[int] = frozenset()  # positions of those other timed rules: re-evaluated only when their instant has come
+    # positions of the shared while rules (in step5) whose inputs this type does not change: re-evaluated when another event of
+    # the customer changed a slot of their ``watch`` since this interaction's last step (CustomerState.stamps), or their instant came
+    watched: frozenset[int] = frozenset()
+    customer_touched: tuple[int, ...] = ()  # the customer-scope slots an event of this type may update (its step stamps them)
 
 
 class GroupEntry(NamedTuple):
@@ -150,6 +155,7 @@ class GroupEntry(NamedTuple):
 
     position: int
     guarded: bool
+    watch: tuple[int, ...] = ()  # a watched rule's customer slots (TypePlan.watched), else ()
 
 
 @attrs.frozen(slots=True, eq=False)

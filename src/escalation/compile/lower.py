@@ -423,11 +423,11 @@ class Lowerer:
                     timer, clock = timers, _clock_outer(self.clock(trigger.cond))
                     timers += 1
                 requires = self.requires(rule)
-                shared = any(self.ops[i].scope == CUSTOMER for i in reads)
+                watch = tuple(sorted(i for i in reads if self.ops[i].scope == CUSTOMER))
                 severity = rule.severity or "medium"
                 position = len(while_rules)
                 while_rules.append(
-                    WhileRule(index, position, rule.name.text, cond, permits, forbids, requires, severity, rule.because, reads, timed, timer, clock, shared)
+                    WhileRule(index, position, rule.name.text, cond, permits, forbids, requires, severity, rule.because, reads, timed, timer, clock, bool(watch), watch)
                 )
             else:
                 on = OnRule(
@@ -446,8 +446,9 @@ class Lowerer:
         plans: dict[str, TypePlan] = {}
         for etype, et in self.vocab.items():
             touched = set(ops_by_type.get(etype, ()))
-            # their inputs change (a customer-scope input may have been changed by another interaction since)
-            again = [r for r in while_rules if r.shared or r.reads & touched]
+            again = [r for r in while_rules if r.reads & touched]  # their inputs change
+            # a customer-scope input may have been changed by another interaction since: checked at each event (TypePlan.watched)
+            watched = [r for r in while_rules if r.shared and not r.reads & touched]
             later = [r for r in while_rules if r.timed and not r.shared and not r.reads & touched]  # only time changes them
             judges = tuple(r for r in while_rules if etype in r.permits or etype in r.forbids)
             by_order: Callable[[OnRule | WhileRule], int] = lambda r: r.index  # noqa: E731
@@ -456,10 +457,12 @@ class Lowerer:
                 tuple(on_rules.get(etype, ())),
                 tuple(PlannedOp(i, self.ops[i]) for i in ops_by_type.get(etype, ())),
                 self.expired_windows(etype, judges, on_rules.get(etype, []), ops_by_type.get(etype, [])),
-                tuple(sorted([*on_rules.get(etype, ()), *again], key=by_order)),
+                tuple(sorted([*on_rules.get(etype, ()), *again, *watched], key=by_order)),
                 judges,
-                tuple(sorted([*on_rules.get(etype, ()), *again, *later], key=by_order)),
+                tuple(sorted([*on_rules.get(etype, ()), *again, *watched, *later], key=by_order)),
                 frozenset(r.position for r in later),
+                frozenset(r.position for r in watched),
+                tuple(sorted(i for i in touched if self.ops[i].scope == CUSTOMER)),
             )
         compiled = CompiledPolicy(
             checked=self.checked,

@@ -113,7 +113,7 @@ class Replayer:
                 away = self.store.get(event.conversation) if self.store is not None else None
                 if away is None or away.state is None:  # new, or back after --idle-horizon closed it
                     admit_conversation(len(self.conversations) + self.parked_now, self.limits)
-            admitted = self.admission.accept(event, obj)
+            customer = self.admission.check(event, obj)
         except EventError as err:
             reason = str(err)
             if self.strict:
@@ -121,15 +121,15 @@ class Replayer:
             self.stats.rejected_one()
             return rejected_record(line, reason)
         ended = event.type == END
-        customer = admitted.customer
         arrived = inter is None
         if inter is None:
             inter = self._bring_in(event.conversation, line.seq, away)
             ended = ended or (away is not None and away.state is not None)  # it had ended, and was parked
         if customer is not None:
-            if admitted.binds:
+            binds = self.admission.binds
+            if binds:
                 self.stats.bound(customer)
-            if self.customers is not None and (admitted.binds or arrived):
+            if self.customers is not None and (binds or arrived):
                 bind(inter, self.customers.attach(customer))  # §9: before step 1 of the binding event
         if before_feed is not None:
             before_feed(line, event, inter)

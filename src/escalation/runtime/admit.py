@@ -27,9 +27,7 @@ for one conversation (:class:`~escalation.runtime.interaction.Interaction`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-from attrs import frozen
+from typing import Any, NamedTuple
 
 from ..errors import EventError
 from ..lang import DEFAULT_LIMITS, EventType, Limits, format_time
@@ -74,13 +72,16 @@ def check_order(event: Event, last_time: int | None, *, name_conversation: bool 
         raise EventError(f"`time` {format_time(event.time)} is earlier than the previous event{of} ({format_time(last_time)})")
 
 
-@frozen(slots=True)
-class Admitted:
+class Admitted(NamedTuple):
     """An accepted record: its event, the customer its conversation is bound to after it (or None), and whether it binds."""
 
     event: Event
     customer: str | None
     binds: bool
+
+
+#: What ``record.get`` returns for a record without the key (a value no JSON record holds).
+_ABSENT: Any = object()
 
 
 def record_customer(record: dict[str, Any]) -> str | None:
@@ -109,6 +110,7 @@ class Admission:
         self.last: dict[str, int] = {}  # conversation -> time of its latest accepted event
         self.bindings: dict[str, str] = {}  # conversation -> customer
         self.latest: dict[str, int] = {}  # customer -> time of the latest event of its history (reads_customer_history)
+        self.binds = False  # whether the record :meth:`check` accepted last bound its conversation
 
     def admit(self, record: dict[str, Any], opening: Callable[[Event], None] | None = None) -> Admitted:
         """Validate ``record`` and check its order and customer; record it when accepted, else EventError.
@@ -123,28 +125,47 @@ class Admission:
 
     def accept(self, event: Event, record: dict[str, Any]) -> Admitted:
         """The checks after validation: the conversation's time order, then the customer's (type, binding, time order)."""
+        customer = self.check(event, record)
+        return Admitted(event, customer, self.binds)
+
+    def check(self, event: Event, record: dict[str, Any]) -> str | None:
+        """:meth:`accept` without its record: the customer (or None); :attr:`binds` says whether this record bound it.
+
+        A replay calls this once per event (no object per event); EventError as :meth:`accept`.
+        """
         conversation = event.conversation
-        check_order(event, self.last.get(conversation), name_conversation=True)
-        named = record_customer(record)
-        bound = self.bindings.get(conversation)
-        if named is not None and bound is not None and named != bound:
+        t = event.time
+        previous = self.last.get(conversation)
+        if previous is not None and t < previous:
+            check_order(event, previous, name_conversation=True)
+        named = record.get("customer", _ABSENT)  # one look-up for the common record that names no customer
+        named = None if named is _ABSENT else record_customer(record)
+        bindings = self.bindings
+        bound = bindings.get(conversation) if bindings else None
+        if bound is None:
+            if named is None:  # unbound, and this record does not bind it: nothing more to check
+                self.last[conversation] = t
+                self.binds = False
+                return None
+            customer = named
+        elif named is not None and named != bound:
             raise EventError(
                 f"the record names customer {show_value(named)}, but conversation {show_value(conversation)} is bound to customer {show_value(bound)}"
             )
-        customer = bound if bound is not None else named
-        if customer is not None and self.reads_customer_history:
+        else:
+            customer = bound
+        if self.reads_customer_history:
             latest = self.latest.get(customer)
-            if latest is not None and event.time < latest:
+            if latest is not None and t < latest:
                 raise EventError(
-                    f"`time` {format_time(event.time)} is earlier than the latest event of customer {show_value(customer)} ({format_time(latest)})"
+                    f"`time` {format_time(t)} is earlier than the latest event of customer {show_value(customer)} ({format_time(latest)})"
                 )
-            self.latest[customer] = event.time
-        self.last[conversation] = event.time
-        binds = bound is None and customer is not None
-        if binds:
-            assert customer is not None
-            self.bindings[conversation] = customer
-        return Admitted(event, customer, binds)
+            self.latest[customer] = t
+        self.last[conversation] = t
+        self.binds = bound is None
+        if bound is None:
+            bindings[conversation] = customer
+        return customer
 
     def customer_of(self, conversation: str) -> str | None:
         """The customer ``conversation`` is bound to, or None (unbound, or never seen)."""

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Protocol
 from ..compile import CompiledPolicy, OnRule, operator_of
 from .events import Event
 from .interaction import BACKENDS, Decision, Interaction, Obligation, StepFn, Violation
-from .steps import RunEntry, break_before, expire, fulfil, rewhile
+from .steps import RunEntry, break_before, expire, fulfil, rewhile, stale
 
 __all__ = ["BACKEND_NAMES", "Backend", "ClosureBackend", "GeneratedBackend", "interpret"]
 
@@ -101,6 +101,7 @@ def interpret(inter: Interaction, event: Event) -> Decision:
     wake = inter.wake
     full = first or t >= inter.wake_at
     guarded = frozenset() if first else plan.guarded
+    watched = frozenset() if first else plan.watched
     for rule in policy.step_rules(etype) if first else plan.step5_full if full else plan.step5:
         if isinstance(rule, OnRule):
             if id(rule) in fires and (rule.cond is None or rule.cond(s, None, t)):
@@ -110,6 +111,8 @@ def interpret(inter: Interaction, event: Event) -> Decision:
         else:
             k = rule.position
             c = rule.timer
+            if k in watched and not stale(inter, rule.watch) and (c < 0 or t < wake[c]):
+                continue
             if c < 0:
                 now_on = bool(rule.cond(s, None, t))
             else:
@@ -188,7 +191,14 @@ class GeneratedBackend:
         rules = policy.while_rules
         for name, entries in code.groups.items():  # runs of while rules the code evaluates by a loop (rewhile)
             namespace[name] = tuple(
-                RunEntry(e.position, namespace[f"w{e.position}"] if rules[e.position].timer < 0 else rules[e.position].clock, rules[e.position].requires, rules[e.position].timer, e.guarded)
+                RunEntry(
+                    e.position,
+                    namespace[f"w{e.position}"] if rules[e.position].timer < 0 else rules[e.position].clock,
+                    rules[e.position].requires,
+                    rules[e.position].timer,
+                    e.guarded,
+                    e.watch,
+                )
                 for e in entries
             )
         feeders: dict[str, StepFn] = namespace["FEEDERS"]

@@ -131,12 +131,23 @@ def step_table(policy: CompiledPolicy, name: str | None = None) -> Mapping[str, 
     return table
 
 
+_UNSTAMPED: dict[int, list[int]] = {}
+
+
+def _unstamped(n: int) -> list[int]:
+    """``n`` zero stamps, one list per length shared by the unbound interactions (never written: only a customer's are)."""
+    stamps = _UNSTAMPED.get(n)
+    if stamps is None:
+        stamps = _UNSTAMPED[n] = [0] * n
+    return stamps
+
+
 class Interaction:
     """The state of one interaction (conversation) under one policy. Not shared between threads."""
 
     __slots__ = (
         "active", "bound", "conversation", "customer", "flags", "grants", "grants_for", "last_time", "next_due", "next_n", "pending", "policy",
-        "state", "steps", "wake", "wake_at",
+        "seen", "stamps", "state", "steps", "wake", "wake_at",
     )  # fmt: skip
 
     def __init__(self, policy: CompiledPolicy, conversation: str, backend: str | None = None) -> None:
@@ -146,6 +157,10 @@ class Interaction:
         self.conversation = conversation
         self.customer: str | None = None  # the bound customer (language.md §9), None while unbound
         self.bound: CustomerState | None = None  # its state, once bind() gave it (after resume(): bind again)
+        # the bound customer's stamps and its version after this interaction's last step (CustomerState): a watched while
+        # rule (TypePlan.watched) is re-evaluated when a slot it reads has a later stamp; unbound, no stamp is later
+        self.stamps: list[int] = _unstamped(len(policy.ops))
+        self.seen = 0
         self.state: list[Any] = policy.initial_state()
         self.active: tuple[int, ...] = ()  # indexes of the while rules active after the last event
         self.flags: list[bool] = [False] * len(policy.while_rules)  # the same, one flag per while rule
@@ -175,6 +190,8 @@ class Interaction:
             raise ValueError(f"conversation `{self.conversation}` is bound to customer `{self.customer}`, not `{state.customer}`")
         self.customer = state.customer
         self.bound = state
+        self.stamps = state.stamps
+        self.seen = -1  # every stamp is later: the next step re-evaluates every shared rule on the customer's slots
         self.sync()
 
     def sync(self) -> None:
@@ -204,7 +221,8 @@ class Interaction:
 
         Runs the step function of this interaction's back end for the event's type
         (backend.py); :meth:`feed_interpreted` runs the closure back end's. Once bound, the
-        customer's slots are read in before the step and written back after it (§9).
+        customer's slots are read in before the step when another event of the customer may
+        have changed them, and those the event's type may update are stamped and written back (§9).
         """
         if self.bound is None:
             return self.steps[event.type](self, event)
@@ -220,13 +238,23 @@ class Interaction:
     def _feed_bound(self, steps: Mapping[str, StepFn], event: Event) -> Decision:
         bound = self.bound
         assert bound is not None
-        slots = self.policy.customer_slots
-        s, c = self.state, bound.state
-        for i in slots:
-            s[i] = c[i]
+        s = self.state
+        if bound.version != self.seen:  # another event of the customer may have changed its slots since our last step
+            c = bound.state
+            for i in self.policy.customer_slots:
+                s[i] = c[i]
+        touched = self.policy.plans[event.type].customer_touched
+        if touched:  # stamped before the step, so that its while rules see them changed
+            version = bound.version = bound.version + 1
+            stamps = bound.stamps
+            for i in touched:
+                stamps[i] = version
         decision = steps[event.type](self, event)
-        for i in slots:
-            c[i] = s[i]
+        if touched:
+            c = bound.state
+            for i in touched:
+                c[i] = s[i]
+        self.seen = bound.version
         bound.latest = event.time
         return decision
 

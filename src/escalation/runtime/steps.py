@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from ..compile import RequireSpec
 from .interaction import NEVER, Interaction, Obligation, Violation, missed_violation, unfulfilled_violation
 
-__all__ = ["RunEntry", "break_before", "expire", "fulfil", "rewhile"]
+__all__ = ["RunEntry", "break_before", "expire", "fulfil", "rewhile", "stale"]
 
 class RunEntry(NamedTuple):
     """A while rule in a run :func:`rewhile` evaluates."""
@@ -22,6 +22,7 @@ class RunEntry(NamedTuple):
     requires: tuple[RequireSpec, ...]
     timer: int  # -1 when untimed
     guarded: bool  # skipped until its instant has come
+    watch: tuple[int, ...]  # watched (TypePlan.watched): skipped unless one of these customer slots changed, or its instant came
 
 
 def expire(inter: Interaction, pending: list[Obligation], t: int, violations: list[Violation]) -> list[Obligation]:
@@ -62,6 +63,12 @@ def break_before(pending: list[Obligation], etype: str, violations: list[Violati
     return [ob for ob in pending if ob.spec.before != etype]
 
 
+def stale(inter: Interaction, watch: tuple[int, ...]) -> bool:
+    """Did an event of the customer change one of the slots ``watch`` since ``inter``'s last step?"""
+    stamps, seen = inter.stamps, inter.seen
+    return any(stamps[i] > seen for i in watch)
+
+
 def rewhile(
     inter: Interaction,
     group: tuple[RunEntry, ...],
@@ -73,12 +80,15 @@ def rewhile(
 ) -> list[bool]:
     """§6 step 5 for a run of while rules; copies ``flags`` before the first change.
 
-    Each entry is (position, condition, requires, timer, guarded): an untimed rule's generated
+    Each entry is (position, condition, requires, timer, guarded, watch): an untimed rule's generated
     condition takes ``(s, now, memo)``; a timed one's is its clock, which also gives the instant
-    it may next change (``inter.wake``); a guarded one is skipped until that instant has come.
+    it may next change (``inter.wake``); a guarded one is skipped until that instant has come; a
+    watched one unless a slot of its ``watch`` has a stamp later than ``inter.seen`` (or its instant came).
     """
     wake = inter.wake
-    for k, cond, specs, c, guarded in group:
+    for k, cond, specs, c, guarded, watch in group:
+        if watch and not stale(inter, watch) and (c < 0 or t < wake[c]):
+            continue
         if c < 0:
             v = cond(s, t, memo)
         else:
