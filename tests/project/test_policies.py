@@ -37,6 +37,18 @@ SEED_POLICIES = {
     "004_bd3402dd45cbc526.txt": "nl_professional_handling.esc",
 }
 SEED_REFERENCE = re.compile(r"seeds/(\d{3}_[0-9a-f]{16}\.txt)")
+#: Policies modelled on one published procedure each: the rows of ../shared/research/procedures.md they encode.
+PROCEDURE_POLICIES = {
+    "headway_abusive_contacts.esc": {15},
+    "glasgow_restricting_contact.esc": {26, 30, 40, 61, 64, 70, 92},
+    "york_customer_relations.esc": {5, 24, 25, 48, 58, 69, 94},
+    "worksmart_abusive_calls.esc": {9, 84},
+    "usmobile_abusive_chat.esc": {7},
+    "yorlmc_patient_removal.esc": {21, 33},
+}
+PROCEDURES = SHARED / "research" / "procedures.md"
+PROCEDURE_ROW = re.compile(r"^\| (?P<row>\d+) \|.*\| (?P<urls>[^|]*) \|$", re.M)
+ROW_REFERENCE = re.compile(r"#(\d+)\b")
 RULE_LINE = re.compile(r"^rule\s+([A-Za-z_][A-Za-z0-9_]*)\s*\{")
 
 
@@ -51,6 +63,7 @@ def _ids(paths: list[Path]) -> list[str]:
 def test_the_library_is_there() -> None:
     names = {p.name for p in POLICIES}
     assert set(SEED_POLICIES.values()) | {"standard.esc", "council_procedure.esc", "chat_vs_phone.esc"} <= names
+    assert set(PROCEDURE_POLICIES) <= names
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=_ids(POLICIES))
@@ -107,7 +120,7 @@ def _rules_and_their_comments(path: Path) -> list[tuple[str, int, str]]:
     return found
 
 
-SEED_COMMENTED = [p for p in POLICIES if p.name not in WITHOUT_SEED_COMMENTS]
+SEED_COMMENTED = [p for p in POLICIES if p.name not in WITHOUT_SEED_COMMENTS | set(PROCEDURE_POLICIES)]
 
 
 @pytest.mark.parametrize("policy", SEED_COMMENTED, ids=_ids(SEED_COMMENTED))
@@ -132,6 +145,36 @@ def test_each_seed_has_its_policy_which_says_what_it_could_not_express(seed: str
     cited = set(SEED_REFERENCE.findall(text))
     assert cited == {seed}, f"{policy} should encode {seed} only, and cites {sorted(cited)}"
     assert "cannot be expressed" in text, f"{policy} should list the steps it cannot express, and why"
+
+
+def _procedure_urls() -> dict[int, list[str]]:
+    """Row number -> the URLs that row of procedures.md gives for its source ("(as #21)" rows give none)."""
+    rows = {}
+    for m in PROCEDURE_ROW.finditer(PROCEDURES.read_text(encoding="utf-8")):
+        rows[int(m["row"])] = re.findall(r"https?://\S+", m["urls"])
+    return rows
+
+
+PROCEDURE_COMMENTED = [POLICIES_DIR / name for name in sorted(PROCEDURE_POLICIES)]
+
+
+@pytest.mark.parametrize("policy", PROCEDURE_COMMENTED, ids=_ids(PROCEDURE_COMMENTED))
+def test_every_rule_names_its_procedure_row(policy: Path) -> None:
+    """A procedure policy cites its source (title and URL) in its header, and the row of procedures.md above each rule."""
+    text = policy.read_text(encoding="utf-8")
+    rows = PROCEDURE_POLICIES[policy.name]
+    header = text.split("\ncalendar", 1)[0].split("\nevent ", 1)[0].split("\naction ", 1)[0]
+    assert "procedures.md" in header and all(f"#{row}" in header for row in rows), f"{policy.name}: the header should name its rows of procedures.md"
+    assert "cannot express" in header and "docs/gaps.md" in header, f"{policy.name}: the header should list what the language cannot express"
+    if PROCEDURES.is_file():
+        urls = _procedure_urls()
+        for row in rows:
+            assert any(url in header for url in urls[row]) or not urls[row], f"{policy.name}: the header should give the URL of row #{row}"
+    rules = _rules_and_their_comments(policy)
+    assert rules, f"{policy.name} has no rules"
+    uncited = [f"{name} (line {line})" for name, line, comment in rules if not {int(n) for n in ROW_REFERENCE.findall(comment)} & rows]
+    assert not uncited, f"{policy.name}: rules without a `# Procedure (#N, ...)` comment naming one of its rows: {uncited}"
+    assert not SEED_REFERENCE.search(text), f"{policy.name} is modelled on a procedure, not on a seed text"
 
 
 def test_the_standard_policy_draws_on_every_seed() -> None:
