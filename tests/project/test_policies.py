@@ -204,6 +204,7 @@ GENERATED = {
     "standard.jsonl": ["--profile", "standard", "--conversations", "30", "--seed", "1", "--bad", "5"],
     "council_procedure.jsonl": ["--profile", "council_procedure", "--conversations", "30", "--seed", "1", "--bad", "5"],
     "chat_vs_phone.jsonl": ["--profile", "chat_vs_phone", "--conversations", "40", "--seed", "1", "--bad", "5"],
+    **{f"{name.removesuffix('.esc')}.jsonl": ["--profile", name.removesuffix(".esc"), "--customers", "40", "--seed", "1", "--bad", "5"] for name in PROCEDURE_POLICIES},
 }
 
 
@@ -225,6 +226,12 @@ PINNED = {
     ("standard.jsonl", "standard.esc"): (9, 29, 5, 5),
     ("council_procedure.jsonl", "council_procedure.esc"): (4, 13, 4, 5),
     ("chat_vs_phone.jsonl", "chat_vs_phone.esc"): (4, 5, 3, 5),
+    ("headway_abusive_contacts.jsonl", "headway_abusive_contacts.esc"): (5, 10, 0, 5),
+    ("glasgow_restricting_contact.jsonl", "glasgow_restricting_contact.esc"): (4, 11, 0, 5),
+    ("york_customer_relations.jsonl", "york_customer_relations.esc"): (4, 13, 0, 5),
+    ("worksmart_abusive_calls.jsonl", "worksmart_abusive_calls.esc"): (12, 16, 0, 5),
+    ("usmobile_abusive_chat.jsonl", "usmobile_abusive_chat.esc"): (2, 13, 2, 5),
+    ("yorlmc_patient_removal.jsonl", "yorlmc_patient_removal.esc"): (2, 3, 0, 5),
 }
 
 
@@ -249,12 +256,41 @@ def test_example_log_replays_to_the_pinned_counts(log: str, policy: str) -> None
 PROFILE_LOGS = [(log, policy) for log, policy in sorted(PINNED) if log.removesuffix(".jsonl") == policy.removesuffix(".esc")]
 
 
+def _has_before_deadline(policy: str) -> bool:
+    """Whether some `require` of the policy can be `unfulfilled` (it has a `before E` deadline)."""
+    return re.search(r"^\s*require .* before [a-z_]+\.[a-z_.]+\s*$", (POLICIES_DIR / policy).read_text(encoding="utf-8"), re.M) is not None
+
+
 @pytest.mark.parametrize(("log", "policy"), PROFILE_LOGS, ids=[log for log, _ in PROFILE_LOGS])
 def test_profile_logs_show_every_kind_of_violation_and_bad_records(log: str, policy: str) -> None:
     summary, _ = _replay(log, policy)
-    assert all(n > 0 for n in PINNED[(log, policy)]), f"{log} should show every kind of violation and some rejected records"
+    forbidden, missed, unfulfilled, rejected = PINNED[(log, policy)]
+    assert forbidden > 0 and missed > 0 and rejected > 0, f"{log} should show violations of each kind and some rejected records"
+    assert (unfulfilled > 0) == _has_before_deadline(policy), f"{log}: `unfulfilled` violations come exactly from `before` deadlines"
     assert summary["conversations"] >= 20
     assert summary["events"] >= 250
+
+
+CUSTOMER_LOGS = [(f"{name.removesuffix('.esc')}.jsonl", name) for name in sorted(PROCEDURE_POLICIES)]
+
+
+@pytest.mark.parametrize(("log", "policy"), CUSTOMER_LOGS, ids=[log for log, _ in CUSTOMER_LOGS])
+def test_customer_logs_hold_customers_over_months(log: str, policy: str) -> None:
+    """Several contacts per customer over months, across the new year; some anonymous, some binding late."""
+    summary, _ = _replay(log, policy)
+    records = [json.loads(line) for line in (EXAMPLES_DIR / log).read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    conversations: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        if isinstance(record.get("conversation"), str) and isinstance(record.get("time"), str):
+            conversations.setdefault(record["conversation"], []).append(record)
+    customers = Counter(next(r["customer"] for r in rs if r.get("customer")) for rs in conversations.values() if any(r.get("customer") for r in rs))
+    anonymous = [c for c, rs in conversations.items() if not any(r.get("customer") for r in rs)]
+    late = [c for c, rs in conversations.items() if not rs[0].get("customer") and any(r.get("customer") for r in rs)]
+    assert summary["customers"] == len(customers) >= 20
+    assert sum(1 for n in customers.values() if n >= 3) >= 10, "most customers should have several contacts"
+    assert anonymous and late, f"{log} should hold anonymous contacts and contacts that bind late"
+    years = {r["time"][:4] for r in records if isinstance(r.get("time"), str)}
+    assert {"2026", "2027"} <= years, f"{log} should cross the new year"
 
 
 def test_every_example_log_is_replayed_against_a_policy() -> None:
