@@ -277,7 +277,10 @@ def _york_restriction(rng: random.Random, c: Contact, m: Memory) -> None:
         c.act("manager.consider_disability", (HOUR, DAY))
     c.act("senior.restrict_contact", (HOUR, DAY), scope=rng.choice(["writing_only", "writing_only", "no_contact"]))
     m.restricted_at, m.restriction_ended, m.ever_restricted = c.t, False, True
-    c.duty("senior.send_decision_letter", (HOUR, 4 * DAY), (9 * DAY, 14 * DAY), ok=0.8, late_p=0.12)
+    parts = dict.fromkeys(("why", "what", "scope", "how_to_contact", "decided_on", "review_date", "how_to_challenge"), True)
+    if rng.random() < 0.1:
+        parts[rng.choice(sorted(parts))] = False  # a letter that leaves out one of the seven parts
+    c.duty("senior.send_decision_letter", (HOUR, 4 * DAY), (9 * DAY, 14 * DAY), ok=0.8, late_p=0.12, **parts)
     outcome = _outcome(rng, 0.7, 0.15)
     if outcome != "skip":
         c.act("senior.review_restriction", (90 * DAY, 170 * DAY) if outcome == "ok" else (190 * DAY, 230 * DAY))

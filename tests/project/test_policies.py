@@ -228,7 +228,7 @@ PINNED = {
     ("chat_vs_phone.jsonl", "chat_vs_phone.esc"): (4, 5, 3, 5),
     ("headway_abusive_contacts.jsonl", "headway_abusive_contacts.esc"): (5, 10, 0, 5),
     ("glasgow_restricting_contact.jsonl", "glasgow_restricting_contact.esc"): (4, 11, 0, 5),
-    ("york_customer_relations.jsonl", "york_customer_relations.esc"): (4, 13, 0, 5),
+    ("york_customer_relations.jsonl", "york_customer_relations.esc"): (9, 23, 0, 5),
     ("worksmart_abusive_calls.jsonl", "worksmart_abusive_calls.esc"): (12, 16, 0, 5),
     ("usmobile_abusive_chat.jsonl", "usmobile_abusive_chat.esc"): (2, 13, 2, 5),
     ("yorlmc_patient_removal.jsonl", "yorlmc_patient_removal.esc"): (2, 3, 0, 5),
