@@ -11,18 +11,27 @@ mix; its output never changes). ``--profile NAME`` chooses the event mix of the 
 ``policies/NAME.esc``: only the event and action types that policy knows, and agents who
 mostly follow it but sometimes are late, forget a duty or act when they may not, so a
 replay shows violations of every kind. ``--list-profiles`` names the profiles.
+
+The profiles of the policies modelled on published procedures (``customers.py``) simulate
+customers instead: ``--customers N`` of them, each with one to five contacts over about
+fourteen months, some anonymous and some named only from a later event of a contact:
+
+    python examples/generate.py --profile headway_abusive_contacts --customers 40 --seed 1 --bad 5
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
+import importlib.util
 import json
 import random
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import ModuleType
 
 START = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
 ABUSE = ["none"] * 6 + ["profanity", "insult", "insult", "harassment", "discrimination", "threat"]
@@ -493,7 +502,11 @@ def generate_profile(name: str, conversations: int, seed: int, bad: int, spread_
         cid = f"{name}-{seed}-{n:03d}"
         start = START + timedelta(seconds=rng.randint(0, spread_s))
         streams.append([(t, cid, k, ev) for k, (t, ev) in enumerate(profile_conversation(rng, profile, start))])
-    merged = list(heapq.merge(*streams))
+    yield from _with_bad(rng, list(heapq.merge(*streams)), bad, profile.foreign)
+
+
+def _with_bad(rng: random.Random, merged: list[tuple[datetime, str, int, dict[str, object]]], bad: int, foreign: str) -> Iterator[str]:
+    """The merged records as JSON lines, with ``bad`` rejected records mixed in after some of them."""
     bad_after = set(rng.sample(range(1, len(merged)), min(bad, len(merged) - 1))) if bad else set()
     for i, (t, cid, _k, ev) in enumerate(merged, 1):
         yield json.dumps({"conversation": cid, "time": _time(t), **ev})
@@ -502,9 +515,30 @@ def generate_profile(name: str, conversations: int, seed: int, bad: int, spread_
             if kind == 0:  # an event a day before the previous one of its conversation
                 yield json.dumps({"conversation": cid, "time": _time(t - timedelta(days=1)), "type": "customer.message"})
             elif kind == 1:
-                yield json.dumps({"conversation": cid, "time": _time(t), "type": profile.foreign})
+                yield json.dumps({"conversation": cid, "time": _time(t), "type": foreign})
             else:
                 yield rng.choice(BAD)
+
+
+def _customers() -> ModuleType:
+    """``customers.py`` beside this file (this file also runs as a script, and is loaded by path in tests)."""
+    name = "escalation_examples_customers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("customers.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the class is made
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def generate_customers(name: str, customers: int, seed: int, bad: int) -> Iterator[str]:
+    """Several contacts each of ``customers`` customers over months (customers.py), in time order, with bad
+    records as in ``generate_profile``."""
+    module = _customers()
+    rng = random.Random(f"{name}/{seed}")
+    streams = [[(t, conv.cid, k, ev) for k, (t, ev) in enumerate(conv.events)] for conv in module.customer_conversations(name, customers, seed)]
+    yield from _with_bad(rng, list(heapq.merge(*streams)), bad, module.CUSTOMER_PROFILES[name].foreign)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -513,15 +547,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--bad", type=int, default=0, help="malformed records to mix in")
     ap.add_argument("--spread", type=int, default=3600, help="conversations start within this many seconds")
-    ap.add_argument("--profile", choices=sorted(PROFILES), help="the event mix of policies/PROFILE.esc (default: the standard vocabulary)")
+    customer_profiles = _customers().CUSTOMER_PROFILES
+    ap.add_argument("--customers", type=int, default=40, help="customers to simulate (profiles of customers.py only)")
+    ap.add_argument("--profile", choices=sorted([*PROFILES, *customer_profiles]), help="the event mix of policies/PROFILE.esc (default: the standard vocabulary)")
     ap.add_argument("--list-profiles", action="store_true", help="name each profile and the policy it exercises, then stop")
     args = ap.parse_args(argv)
     out = sys.stdout
     if args.list_profiles:
-        for name in sorted(PROFILES):
-            out.write(f"{name}\t{PROFILES[name].policy}\n")
+        for name in sorted([*PROFILES, *customer_profiles]):
+            policy = PROFILES[name].policy if name in PROFILES else customer_profiles[name].policy
+            out.write(f"{name}\t{policy}\n")
         return
-    if args.profile is not None:
+    if args.profile in customer_profiles:
+        lines = generate_customers(args.profile, args.customers, args.seed, args.bad)
+    elif args.profile is not None:
         lines = generate_profile(args.profile, args.conversations, args.seed, args.bad, args.spread)
     else:
         lines = generate(args.conversations, args.seed, args.bad, args.spread)

@@ -37,6 +37,18 @@ SEED_POLICIES = {
     "004_bd3402dd45cbc526.txt": "nl_professional_handling.esc",
 }
 SEED_REFERENCE = re.compile(r"seeds/(\d{3}_[0-9a-f]{16}\.txt)")
+#: Policies modelled on one published procedure each: the rows of ../shared/research/procedures.md they encode.
+PROCEDURE_POLICIES = {
+    "headway_abusive_contacts.esc": {15},
+    "glasgow_restricting_contact.esc": {26, 30, 40, 61, 64, 70, 92},
+    "york_customer_relations.esc": {5, 24, 25, 48, 58, 69, 94},
+    "worksmart_abusive_calls.esc": {9, 84},
+    "usmobile_abusive_chat.esc": {7},
+    "yorlmc_patient_removal.esc": {21, 33},
+}
+PROCEDURES = SHARED / "research" / "procedures.md"
+PROCEDURE_ROW = re.compile(r"^\| (?P<row>\d+) \|.*\| (?P<urls>[^|]*) \|$", re.M)
+ROW_REFERENCE = re.compile(r"#(\d+)\b")
 RULE_LINE = re.compile(r"^rule\s+([A-Za-z_][A-Za-z0-9_]*)\s*\{")
 
 
@@ -51,6 +63,7 @@ def _ids(paths: list[Path]) -> list[str]:
 def test_the_library_is_there() -> None:
     names = {p.name for p in POLICIES}
     assert set(SEED_POLICIES.values()) | {"standard.esc", "council_procedure.esc", "chat_vs_phone.esc"} <= names
+    assert set(PROCEDURE_POLICIES) <= names
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=_ids(POLICIES))
@@ -107,7 +120,7 @@ def _rules_and_their_comments(path: Path) -> list[tuple[str, int, str]]:
     return found
 
 
-SEED_COMMENTED = [p for p in POLICIES if p.name not in WITHOUT_SEED_COMMENTS]
+SEED_COMMENTED = [p for p in POLICIES if p.name not in WITHOUT_SEED_COMMENTS | set(PROCEDURE_POLICIES)]
 
 
 @pytest.mark.parametrize("policy", SEED_COMMENTED, ids=_ids(SEED_COMMENTED))
@@ -132,6 +145,36 @@ def test_each_seed_has_its_policy_which_says_what_it_could_not_express(seed: str
     cited = set(SEED_REFERENCE.findall(text))
     assert cited == {seed}, f"{policy} should encode {seed} only, and cites {sorted(cited)}"
     assert "cannot be expressed" in text, f"{policy} should list the steps it cannot express, and why"
+
+
+def _procedure_urls() -> dict[int, list[str]]:
+    """Row number -> the URLs that row of procedures.md gives for its source ("(as #21)" rows give none)."""
+    rows = {}
+    for m in PROCEDURE_ROW.finditer(PROCEDURES.read_text(encoding="utf-8")):
+        rows[int(m["row"])] = re.findall(r"https?://\S+", m["urls"])
+    return rows
+
+
+PROCEDURE_COMMENTED = [POLICIES_DIR / name for name in sorted(PROCEDURE_POLICIES)]
+
+
+@pytest.mark.parametrize("policy", PROCEDURE_COMMENTED, ids=_ids(PROCEDURE_COMMENTED))
+def test_every_rule_names_its_procedure_row(policy: Path) -> None:
+    """A procedure policy cites its source (title and URL) in its header, and the row of procedures.md above each rule."""
+    text = policy.read_text(encoding="utf-8")
+    rows = PROCEDURE_POLICIES[policy.name]
+    header = text.split("\ncalendar", 1)[0].split("\nevent ", 1)[0].split("\naction ", 1)[0]
+    assert "procedures.md" in header and all(f"#{row}" in header for row in rows), f"{policy.name}: the header should name its rows of procedures.md"
+    assert "cannot express" in header and "docs/gaps.md" in header, f"{policy.name}: the header should list what the language cannot express"
+    if PROCEDURES.is_file():
+        urls = _procedure_urls()
+        for row in rows:
+            assert any(url in header for url in urls[row]) or not urls[row], f"{policy.name}: the header should give the URL of row #{row}"
+    rules = _rules_and_their_comments(policy)
+    assert rules, f"{policy.name} has no rules"
+    uncited = [f"{name} (line {line})" for name, line, comment in rules if not {int(n) for n in ROW_REFERENCE.findall(comment)} & rows]
+    assert not uncited, f"{policy.name}: rules without a `# Procedure (#N, ...)` comment naming one of its rows: {uncited}"
+    assert not SEED_REFERENCE.search(text), f"{policy.name} is modelled on a procedure, not on a seed text"
 
 
 def test_the_standard_policy_draws_on_every_seed() -> None:
@@ -161,6 +204,7 @@ GENERATED = {
     "standard.jsonl": ["--profile", "standard", "--conversations", "30", "--seed", "1", "--bad", "5"],
     "council_procedure.jsonl": ["--profile", "council_procedure", "--conversations", "30", "--seed", "1", "--bad", "5"],
     "chat_vs_phone.jsonl": ["--profile", "chat_vs_phone", "--conversations", "40", "--seed", "1", "--bad", "5"],
+    **{f"{name.removesuffix('.esc')}.jsonl": ["--profile", name.removesuffix(".esc"), "--customers", "40", "--seed", "1", "--bad", "5"] for name in PROCEDURE_POLICIES},
 }
 
 
@@ -182,6 +226,12 @@ PINNED = {
     ("standard.jsonl", "standard.esc"): (9, 29, 5, 5),
     ("council_procedure.jsonl", "council_procedure.esc"): (4, 13, 4, 5),
     ("chat_vs_phone.jsonl", "chat_vs_phone.esc"): (4, 5, 3, 5),
+    ("headway_abusive_contacts.jsonl", "headway_abusive_contacts.esc"): (5, 10, 0, 5),
+    ("glasgow_restricting_contact.jsonl", "glasgow_restricting_contact.esc"): (4, 11, 0, 5),
+    ("york_customer_relations.jsonl", "york_customer_relations.esc"): (9, 23, 0, 5),
+    ("worksmart_abusive_calls.jsonl", "worksmart_abusive_calls.esc"): (12, 16, 0, 5),
+    ("usmobile_abusive_chat.jsonl", "usmobile_abusive_chat.esc"): (2, 13, 2, 5),
+    ("yorlmc_patient_removal.jsonl", "yorlmc_patient_removal.esc"): (2, 3, 0, 5),
 }
 
 
@@ -206,12 +256,41 @@ def test_example_log_replays_to_the_pinned_counts(log: str, policy: str) -> None
 PROFILE_LOGS = [(log, policy) for log, policy in sorted(PINNED) if log.removesuffix(".jsonl") == policy.removesuffix(".esc")]
 
 
+def _has_before_deadline(policy: str) -> bool:
+    """Whether some `require` of the policy can be `unfulfilled` (it has a `before E` deadline)."""
+    return re.search(r"^\s*require .* before [a-z_]+\.[a-z_.]+\s*$", (POLICIES_DIR / policy).read_text(encoding="utf-8"), re.M) is not None
+
+
 @pytest.mark.parametrize(("log", "policy"), PROFILE_LOGS, ids=[log for log, _ in PROFILE_LOGS])
 def test_profile_logs_show_every_kind_of_violation_and_bad_records(log: str, policy: str) -> None:
     summary, _ = _replay(log, policy)
-    assert all(n > 0 for n in PINNED[(log, policy)]), f"{log} should show every kind of violation and some rejected records"
+    forbidden, missed, unfulfilled, rejected = PINNED[(log, policy)]
+    assert forbidden > 0 and missed > 0 and rejected > 0, f"{log} should show violations of each kind and some rejected records"
+    assert (unfulfilled > 0) == _has_before_deadline(policy), f"{log}: `unfulfilled` violations come exactly from `before` deadlines"
     assert summary["conversations"] >= 20
     assert summary["events"] >= 250
+
+
+CUSTOMER_LOGS = [(f"{name.removesuffix('.esc')}.jsonl", name) for name in sorted(PROCEDURE_POLICIES)]
+
+
+@pytest.mark.parametrize(("log", "policy"), CUSTOMER_LOGS, ids=[log for log, _ in CUSTOMER_LOGS])
+def test_customer_logs_hold_customers_over_months(log: str, policy: str) -> None:
+    """Several contacts per customer over months, across the new year; some anonymous, some binding late."""
+    summary, _ = _replay(log, policy)
+    records = [json.loads(line) for line in (EXAMPLES_DIR / log).read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    conversations: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        if isinstance(record.get("conversation"), str) and isinstance(record.get("time"), str):
+            conversations.setdefault(record["conversation"], []).append(record)
+    customers = Counter(next(r["customer"] for r in rs if r.get("customer")) for rs in conversations.values() if any(r.get("customer") for r in rs))
+    anonymous = [c for c, rs in conversations.items() if not any(r.get("customer") for r in rs)]
+    late = [c for c, rs in conversations.items() if not rs[0].get("customer") and any(r.get("customer") for r in rs)]
+    assert summary["customers"] == len(customers) >= 20
+    assert sum(1 for n in customers.values() if n >= 3) >= 10, "most customers should have several contacts"
+    assert anonymous and late, f"{log} should hold anonymous contacts and contacts that bind late"
+    years = {r["time"][:4] for r in records if isinstance(r.get("time"), str)}
+    assert {"2026", "2027"} <= years, f"{log} should cross the new year"
 
 
 def test_every_example_log_is_replayed_against_a_policy() -> None:
