@@ -182,7 +182,7 @@ def create_app(service: Service, *, token: str | None = None, max_body_bytes: in
         authorise(request)
         try:
             answer = await service.permissions(conversation, at)
-        except EventError as err:  # a TimeError too
+        except (EventError, ValueError) as err:  # TimeError is a ValueError
             raise ApiError(422, "bad_at", str(err)) from None
         if answer is None:
             raise ApiError(404, "unknown_conversation", f"conversation {conversation!r} has had no accepted event")
