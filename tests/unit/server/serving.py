@@ -12,12 +12,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
