@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import EventError
+from ..errors import EscalationError, EventError
 from ..version import __version__
 from .service import Service, ServiceUnavailable
 
@@ -35,8 +35,8 @@ _JSON = "application/json"
 _NDJSON = "application/x-ndjson"
 
 
-class ApiError(Exception):
-    """An answer that is an error: its status, a short name and one sentence."""
+class ApiError(EscalationError):
+    """An answer that is an error: its status, a short name and one sentence (an HTTP answer, never an exit)."""
 
     def __init__(self, status: int, error: str, reason: str) -> None:
         super().__init__(reason)

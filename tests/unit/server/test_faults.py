@@ -9,12 +9,22 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from serving import POLICY, Served, audit_lines, folder_bytes, httpx, sample_events, verify
 
 KILLS = 4
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """A service on three_strikes.esc (not started: call ``.start()``); killed at the end if still running."""
+    server = Served(tmp_path, POLICY)
+    yield server
+    server.close()
+
 
 
 def _client_loop(served: Served, events: list[dict[str, Any]], answers: dict[int, bytes], stop: threading.Event) -> None:

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from serving import POLICY, Served, audit_lines, escalation_command, folder_bytes, sample_events, verify
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """A service on three_strikes.esc (not started: call ``.start()``); killed at the end if still running."""
+    server = Served(tmp_path, POLICY)
+    yield server
+    server.close()
+
 
 
 def _post(client, event, **kw):
