@@ -14,9 +14,9 @@ writes them (``Decision.time``, ``Obligation.created_at`` and ``due``, ``Permiss
 from .engine import ENGINE_FORMAT, Engine, RejectedEvent
 from .policy import Policy, Session, load, loads, policy_digest
 from .replaying import ReplayOptions, ReplayTotals, replay, replay_distributed, replay_inputs, uses_processes, write_replay
-from .results import Decision, Obligation, Permissions, UnknownActionError
+from .results import Customer, Decision, Obligation, Permissions, UnknownActionError
 
 __all__ = [
-    "ENGINE_FORMAT", "Decision", "Engine", "Obligation", "Permissions", "Policy", "RejectedEvent", "ReplayOptions", "ReplayTotals", "Session",
+    "ENGINE_FORMAT", "Customer", "Decision", "Engine", "Obligation", "Permissions", "Policy", "RejectedEvent", "ReplayOptions", "ReplayTotals", "Session",
     "UnknownActionError", "load", "loads", "policy_digest", "replay", "replay_distributed", "replay_inputs", "uses_processes", "write_replay",
 ]  # fmt: skip

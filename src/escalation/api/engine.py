@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 import attrs
@@ -23,7 +23,7 @@ from ..replay.customers import reads_customer_history
 from ..runtime import Admission, CustomerState, Interaction, Line, decode_line, record_customer, validate
 from ..state import EngineStore, StoredConversation
 from .policy import Policy
-from .results import Decision, Obligation, Permissions
+from .results import Customer, Decision, Obligation, Permissions
 
 __all__ = ["ENGINE_FORMAT", "ENGINE_SOURCE", "Engine", "RejectedEvent"]
 
@@ -53,6 +53,22 @@ def _line_bytes(record: dict[str, Any] | str | bytes) -> bytes:
         return json.dumps(record, separators=(",", ":")).encode("ascii")
     except (TypeError, ValueError):  # not JSON data: its repr, which admission rejects as not a JSON object
         return repr(record).encode("utf-8", "backslashreplace")
+
+
+@attrs.define
+class CustomerFacts:
+    """What an engine counts of a customer for :meth:`Engine.customer`: its conversations in binding order, its history's events."""
+
+    conversations: list[str] = attrs.field(factory=list)
+    events: int = 0
+
+    @classmethod
+    def of(cls, saved: dict[str, Any]) -> CustomerFacts:
+        """The facts a stored customer entry (or a snapshot's) holds; none for an entry written before they were kept."""
+        conversations, events = saved.get("conversations", []), saved.get("events", 0)
+        if not (isinstance(conversations, list) and all(isinstance(c, str) for c in conversations) and type(events) is int and events >= 0):
+            raise SnapshotError("a customer entry's `conversations` and `events` are damaged")
+        return cls(list(conversations), events)
 
 
 class Held(NamedTuple):
@@ -98,6 +114,7 @@ class Engine:
         self.reads_customer_history = reads_customer_history(policy.compiled)
         self._live: dict[str, Held] = {}
         self._customers: dict[str, CustomerState | None] = {}  # customer -> its history state (None unless history is read)
+        self._facts: dict[str, CustomerFacts] = {}  # customer -> its conversations and events (memory only)
         self._seq = 0
         self._seen = 0
         self._totals = Totals()
@@ -172,16 +189,25 @@ class Engine:
         snap = saved.get("state")
         return True, None if snap is None else CustomerState.resume(self.policy.compiled, self.policy.unseal(snap))
 
+    def _facts_of(self, customer: str) -> CustomerFacts:
+        """The facts kept of ``customer`` (new and empty when it is not known)."""
+        if self.store is None:
+            return self._facts.get(customer) or CustomerFacts()
+        saved = self.store.get_customer(customer)
+        return CustomerFacts() if saved is None else CustomerFacts.of(saved)
+
     def _customer_state(self, customer: str) -> CustomerState:
         """The history state of ``customer`` (new when it has none yet); the policy reads customer history."""
         state = self._customer(customer)[1]
         return state if state is not None else CustomerState(self.policy.compiled, customer)
 
-    def _keep_customer(self, customer: str, state: CustomerState | None) -> None:
+    def _keep_customer(self, customer: str, state: CustomerState | None, facts: CustomerFacts) -> None:
         if self.store is None:
             self._customers[customer] = state
+            self._facts[customer] = facts
         else:
-            self.store.put_customer(customer, {"state": None if state is None else self.policy.seal(state.snapshot())})
+            snap = None if state is None else self.policy.seal(state.snapshot())
+            self.store.put_customer(customer, {"state": snap, "conversations": facts.conversations, "events": facts.events})
 
     def _bound(self, held: Held) -> Interaction:
         """``held``'s interaction, bound to its customer's history state when it has one and the policy reads it (§9)."""
@@ -211,11 +237,16 @@ class Engine:
         return admission
 
     # -- events
-    def feed(self, record: dict[str, Any] | str | bytes, *, source: str | None = None) -> Decision:
-        """Admit and apply one record; its Decision (``.record``: the audit record), or RejectedEvent (``.record``)."""
+    def feed(self, record: dict[str, Any] | str | bytes, *, source: str | None = None, seq: int | None = None, commit: bool = True) -> Decision:
+        """Admit and apply one record; its Decision (``.record``: the audit record), or RejectedEvent (``.record``).
+
+        ``seq`` numbers the record (default: one more than the last); the service numbers
+        each audit segment's records from 1. ``commit=False`` leaves the store's commit to
+        the caller (the service commits a group of events once their records are durable).
+        """
         compiled = self.policy.compiled
         with self._lock:
-            seq = self._seq + 1
+            seq = self._seq + 1 if seq is None else seq
             self._seq = seq
             line = Line(seq, source if source is not None else f"{ENGINE_SOURCE}:{seq}", _line_bytes(record))
             try:
@@ -227,7 +258,7 @@ class Engine:
                 reason = str(err)
                 self._totals.rejected_one()
                 self._save_meta()
-                if self.store is not None:
+                if self.store is not None and commit:
                     self.store.commit()
                 raise RejectedEvent(reason, rejected_record(line, reason)) from None
             customer = admitted.customer
@@ -236,8 +267,13 @@ class Engine:
                 self._seen += 1
             found = found._replace(customer=customer)
             inter = found.inter
+            facts = None
             if customer is not None:
                 known, state = self._customer(customer)
+                facts = self._facts_of(customer)
+                if admitted.binds:
+                    facts.conversations.append(event.conversation)
+                facts.events += 1
                 if admitted.binds and not known:
                     self._totals.bound(customer)
                 if self.reads_customer_history:
@@ -246,42 +282,88 @@ class Engine:
                     if admitted.binds or self.store is not None or inter.bound is not state:
                         inter.bind(state)  # §9: before step 1 of the binding event (again after a resume)
             raw = inter.feed(event)
-            if customer is not None and (admitted.binds or self.reads_customer_history):
-                self._keep_customer(customer, inter.bound)
+            if customer is not None and facts is not None:
+                self._keep_customer(customer, inter.bound, facts)
             out = decision_record(line, event.conversation, obj, raw, customer)
             self._totals.decision(out["violations"])
             self._keep(event.conversation, found)
             self._save_meta()
-            if self.store is not None:
+            if self.store is not None and commit:
                 self.store.commit()
             return Decision(raw, compiled, event.conversation, out, customer)
 
-    def permissions(self, conversation: str, at: str | None = None) -> Permissions:
+    def records(self, lines: Iterable[Line], *, commit: bool = True) -> Iterator[dict[str, Any]]:
+        """Feed input lines in order (each with its own ``seq`` and ``source``); the record of each, decision or rejected.
+
+        What a replay writes for the same lines after the same earlier ones (a service's
+        segment, replayed by ``escalation verify DIR --policy``).
+        """
+        for line in lines:
+            try:
+                decision = self.feed(line.data, source=line.source, seq=line.seq, commit=commit)
+            except RejectedEvent as rejected:
+                yield rejected.record
+            else:
+                assert decision.record is not None
+                yield decision.record
+
+    def permissions(self, conversation: str, at: str | None = None, *, clock: float | None = None) -> Permissions:
         """What the agent may do in ``conversation`` at ``at`` (RFC 3339; default: its latest event), with no event.
 
         Every action's permission (the ``while`` rules evaluated at ``at`` on the history so
         far), the pending obligations and those overdue at ``at``. A conversation with no
         event yet answers with the empty history. ``at`` may not be earlier than the
-        conversation's latest event (EventError), as an event at that time would be rejected.
+        conversation's latest event, nor (when the policy reads customer history) than its
+        customer's (EventError), as an event at that time would be rejected. Without ``at``,
+        ``clock`` (seconds since the epoch, a service's clock) raised to those latest times
+        is the time judged at.
         """
         compiled = self.policy.compiled
         with self._lock:
             found = self._find(conversation)
-        inter = Interaction(compiled, conversation) if found is None else self._bound(found)
-        last = inter.last_time
-        now = parse_time(at) if at is not None else (last if last is not None else 0)
+            inter = Interaction(compiled, conversation) if found is None else self._bound(found)
+        last, whose = inter.last_time, f"the latest event of conversation {conversation!r}"
+        bound = inter.bound if self.reads_customer_history else None
+        if bound is not None and bound.latest is not None and (last is None or bound.latest > last):
+            last, whose = bound.latest, f"the latest event of customer {bound.customer!r}"
+        if at is not None:
+            now = parse_time(at)
+        elif clock is not None:
+            now = max(int(clock * 1_000_000), last if last is not None else 0)
+        else:
+            now = last if last is not None else 0
         if last is not None and now < last:
-            raise EventError(f"`at` {format_time(now)} is earlier than the latest event of conversation {conversation!r} ({format_time(last)})")
-        permitted, forbidden = inter.permissions(now)
+            raise EventError(f"`at` {format_time(now)} is earlier than {whose} ({format_time(last)})")
+        permitted, forbidden, names = compiled.permissions(inter.active_at(now))
         pending = tuple(Obligation.of(ob) for ob in inter.pending)
         overdue = tuple(Obligation.of(ob) for ob in inter.pending if ob.due is not None and ob.due < now)
-        return Permissions(conversation, format_time(now), permitted, forbidden, pending, overdue, compiled)
+        customer = None if found is None else found.customer
+        return Permissions(conversation, format_time(now), permitted, forbidden, pending, overdue, compiled, tuple(names), customer)
+
+    def knows(self, conversation: str) -> bool:
+        """Whether ``conversation`` has had an accepted event."""
+        with self._lock:
+            return self._find(conversation) is not None
 
     def customer_of(self, conversation: str) -> str | None:
         """The customer ``conversation`` is bound to, or None (unbound, or never seen)."""
         with self._lock:
             found = self._find(conversation)
         return None if found is None else found.customer
+
+    def customer(self, customer: str) -> Customer | None:
+        """What this engine holds of ``customer``: its conversations in binding order and its history's events; None if unknown."""
+        with self._lock:
+            if self.store is None:
+                if customer not in self._customers:
+                    return None
+                facts = self._facts.get(customer) or CustomerFacts()
+            else:
+                saved = self.store.get_customer(customer)
+                if saved is None:
+                    return None
+                facts = CustomerFacts.of(saved)
+        return Customer(customer, tuple(facts.conversations), facts.events)
 
     def finish(self, as_of: str | None = None) -> list[dict[str, Any]]:
         """The records a replay of what was fed ends with: its `close` records (``as_of``: RFC 3339 or None), then its `summary`.
@@ -312,22 +394,30 @@ class Engine:
                 for c, held in self._held()
             ]
             if self.store is None:
-                customers = [(c, None if state is None else self.policy.seal(state.snapshot())) for c, state in sorted(self._customers.items())]
+                customers = [
+                    (c, None if state is None else self.policy.seal(state.snapshot()), self._facts.get(c) or CustomerFacts())
+                    for c, state in sorted(self._customers.items())
+                ]
             else:
-                customers = [(c, saved.get("state")) for c, saved in self.store.customers()]
-            snap["customers_held"] = [{"customer": c, "state": state} for c, state in customers]
+                customers = [(c, saved.get("state"), CustomerFacts.of(saved)) for c, saved in self.store.customers()]
+            snap["customers_held"] = [
+                {"customer": c, "state": state, "conversations": facts.conversations, "events": facts.events} for c, state, facts in customers
+            ]
             return snap
 
     @classmethod
-    def resume(cls, policy: Policy, snap: Any, store: EngineStore | None = None) -> Engine:
-        """An engine from :meth:`snapshot`'s data (into ``store`` when given, which must be new); SnapshotError when it does not fit."""
+    def resume(cls, policy: Policy, snap: Any, store: EngineStore | None = None, *, commit: bool = True) -> Engine:
+        """An engine from :meth:`snapshot`'s data (into ``store`` when given, which must be new); SnapshotError when it does not fit.
+
+        ``commit=False`` leaves the store's commit to the caller (the service switching policies).
+        """
         engine = cls(policy)
         engine._restore_meta(snap, "snapshot")
         held, customers = snap.get("conversations_held"), snap.get("customers_held")
         if not isinstance(held, list) or not isinstance(customers, list):
             raise SnapshotError("the engine snapshot's `conversations_held` and `customers_held` must be lists")
         for entry in customers:
-            if not isinstance(entry, dict) or set(entry) != {"customer", "state"} or not isinstance(entry["customer"], str):
+            if not isinstance(entry, dict) or set(entry) - {"conversations", "events"} != {"customer", "state"} or not isinstance(entry["customer"], str):
                 raise SnapshotError(f"the engine snapshot holds a damaged customer entry: {str(entry)[:80]}")
             state = None
             if entry["state"] is not None or engine.reads_customer_history:
@@ -335,6 +425,7 @@ class Engine:
                 if state.customer != entry["customer"]:
                     raise SnapshotError(f"the engine snapshot's entry for customer {entry['customer']!r} holds customer {state.customer!r}")
             engine._customers[entry["customer"]] = state
+            engine._facts[entry["customer"]] = CustomerFacts.of(entry)
         for entry in held:
             if not isinstance(entry, dict) or set(entry) != {"conversation", "order", "customer", "state"} or type(entry["order"]) is not int:
                 raise SnapshotError(f"the engine snapshot holds a damaged conversation entry: {str(entry)[:80]}")
@@ -353,8 +444,9 @@ class Engine:
             for conversation, kept in engine._live.items():
                 engine._keep(conversation, kept)
             for customer, state in engine._customers.items():
-                engine._keep_customer(customer, state)
-            engine._live, engine._customers = {}, {}
+                engine._keep_customer(customer, state, engine._facts.get(customer) or CustomerFacts())
+            engine._live, engine._customers, engine._facts = {}, {}, {}
             engine._save_meta()
-            store.commit()
+            if commit:
+                store.commit()
         return engine

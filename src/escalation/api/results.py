@@ -18,7 +18,7 @@ from ..runtime import Obligation as RuntimeObligation
 from ..runtime import Violation
 from ..suggest import did_you_mean
 
-__all__ = ["Decision", "Obligation", "Permissions", "UnknownActionError", "unknown_action"]
+__all__ = ["Customer", "Decision", "Obligation", "Permissions", "UnknownActionError", "unknown_action"]
 
 
 class UnknownActionError(EscalationError, KeyError):
@@ -155,6 +155,21 @@ class Permissions:
     obligations: tuple[Obligation, ...]
     overdue: tuple[Obligation, ...]
     policy: CompiledPolicy = attrs.field(eq=False, repr=False)
+    active: tuple[str, ...] = ()  # the names of the `while` rules active at ``at``, in source order
+    customer: str | None = None  # the customer the conversation is bound to, or None
+
+    def as_json(self) -> dict[str, Any]:
+        """The answer of the service's ``GET /v1/conversations/{id}`` (interfaces.md §5)."""
+        return {
+            "conversation": self.conversation,
+            "customer": self.customer,
+            "at": self.at,
+            "permitted": list(self.permitted_actions),
+            "forbidden": list(self.forbidden_actions),
+            "active": list(self.active),
+            "obligations": [ob.as_json() for ob in self.obligations],
+            "overdue": [ob.as_json() for ob in self.overdue],
+        }
 
     def permitted(self, action: str) -> bool:
         """Whether ``action`` is permitted at ``at``; UnknownActionError when the policy has no such action."""
@@ -165,3 +180,17 @@ class Permissions:
     def forbidden(self, action: str) -> bool:
         """Whether ``action`` is forbidden at ``at``; UnknownActionError when the policy has no such action."""
         return not self.permitted(action)
+
+
+@attrs.frozen(slots=True)
+class Customer:
+    """What an :class:`Engine` holds of one customer (:meth:`Engine.customer`): the conversations bound to it, in the order
+    they were bound, and the number of events in its customer history (language.md §9: from each binding event on)."""
+
+    customer: str
+    conversations: tuple[str, ...]
+    events: int
+
+    def as_json(self) -> dict[str, Any]:
+        """The answer of the service's ``GET /v1/customers/{id}`` (interfaces.md §5)."""
+        return {"customer": self.customer, "conversations": list(self.conversations), "events": self.events}

@@ -23,6 +23,7 @@ from .compile import compile_cmd
 from .explain import explain
 from .fmt import fmt
 from .replay import replay
+from .serve import serve
 from .test import test_cmd
 from .verify import verify
 
@@ -76,7 +77,7 @@ def cli() -> None:
     """Check, format, test and replay `.esc` policies for handling angry and abusive customers."""
 
 
-for _command in (check, fmt, replay, verify, explain, compile_cmd, test_cmd):
+for _command in (check, fmt, replay, verify, explain, compile_cmd, test_cmd, serve):
     cli.add_command(_command)
 
 

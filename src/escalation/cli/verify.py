@@ -1,22 +1,38 @@
 """`escalation verify AUDIT [--policy POLICY --events EVENTS...]`: is the log intact, and is it what a fresh replay writes?
 
-AUDIT is one log or a partitioned audit (a folder with ``manifest.json``). The
+AUDIT is one log, a partitioned audit (a folder with ``manifest.json``) or a decision
+service's audit folder (segments, interfaces.md §5). The
 verdicts (intact, tampered, different) are results, written here with exit 0 or 5;
 an error (an unreadable input, an invalid policy) goes to :mod:`escalation.cli.app`.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 import attrs
 import click
 
-from ..api import Policy, ReplayOptions, load, replay_inputs
-from ..audit import compare_log, verify_stream
+from ..api import Engine, Policy, ReplayOptions, load, replay_inputs
+from ..audit import (
+    PREVIOUS_SEGMENT,
+    SegmentInput,
+    Totals,
+    compare_log,
+    input_digest,
+    is_segment_folder,
+    segment_closed,
+    segment_header,
+    segment_inputs,
+    segment_summary,
+    verify_segments,
+    verify_stream,
+)
 from ..errors import EXIT_OK, EXIT_TAMPERED, EscalationError
 from ..lang import TimeError, format_time, parse_time
 from ..replay import ENGINE, Input, discard_inputs, open_inputs
@@ -156,6 +172,56 @@ def _verify_partitioned(audit: str, policy_path: str | None, event_paths: list[s
     _verdict(f"{audit}: intact ({len(manifest.get('partitions', []))} parts, {summary.get('records')} records, {summary.get('violations')} violations)", EXIT_OK)
 
 
+def _segment_policies(folder: Path, paths: list[str]) -> dict[str, Policy]:
+    """The given policies by sha256; an error naming the first policy a segment names that none of them is."""
+    policies = {p.sha256: p for p in map(load, paths)}
+    for seg in segment_inputs(folder, {}):
+        named = seg.header.get("policy") or {}
+        if named.get("sha256") not in policies:
+            raise EscalationError(
+                f"{seg.segment.log}: the segment was written under policy {named.get('name')!r} version {named.get('version')!r} "
+                f"(sha256 {named.get('sha256')}), which none of the --policy files is: give that policy file too"
+            )
+    return policies
+
+
+def _expected_segment(engine: Engine, seg: SegmentInput) -> Iterator[dict[str, Any]]:
+    """What the service writes for ``seg`` given ``engine``'s state: its header, the record of each line, its summary if closed."""
+    yield segment_header(engine.policy, seg.segment, seg.header.get(PREVIOUS_SEGMENT))
+    totals, seen = Totals(), set[str]()
+    for record in engine.records(seg.lines):
+        totals.add(record, seen)
+        yield record
+    if segment_closed(seg.segment):
+        yield segment_summary(totals, input_digest(seg.segment))
+
+
+def _verify_segments(audit: str, policy_paths: list[str]) -> NoReturn:
+    """`verify DIR [--policy P...]` for a service's audit folder: every segment and the links; with the policies, one
+    replay of all the segments' inputs in order (each segment under its own policy, its seq from 1), byte for byte."""
+    folder = Path(audit)
+    found = verify_segments(folder, ENGINE)
+    if not found.result.ok:
+        _verdict(found.result.message, EXIT_TAMPERED)
+    if not policy_paths:
+        _verdict(f"{audit}: intact ({found.segments} segments, {found.records} records, {found.violations} violations)", EXIT_OK)
+    policies = _segment_policies(folder, policy_paths)
+    engine: Engine | None = None
+    earlier: list[SegmentInput] = []
+    for seg in segment_inputs(folder):
+        policy = policies[seg.policy_sha256]
+        if engine is None or engine.policy.digest != policy.digest:  # a reload: the new policy's state is a replay of all before
+            engine = Engine(policy)
+            for before in earlier:
+                collections.deque(engine.records(before.lines), maxlen=0)
+        with open(seg.segment.log, "rb") as fh:
+            compared = compare_log(fh, _expected_segment(engine, seg))
+        if not compared.ok:
+            _verdict(f"{seg.segment.log}:{compared.line}: {compared.message}", EXIT_TAMPERED)
+        earlier.append(seg)
+    _verdict(f"{audit}: intact, and identical to a fresh replay of its inputs ({found.segments} segments, {found.records} records)", EXIT_OK)
+
+
 def _compare_with_fresh_replay(audit: str, header: dict[str, Any], policy: Policy, event_paths: list[str], options: ReplayOptions) -> None:
     """Replay the inputs as the header names them and compare line by line with the file; exit 5 at the first difference."""
     inputs = open_inputs(event_paths)
@@ -174,7 +240,12 @@ def _compare_with_fresh_replay(audit: str, header: dict[str, Any], policy: Polic
 
 @click.command(context_settings={"allow_extra_args": True})
 @click.argument("audit")
-@click.option("--policy", "policy_path", help="Also replay the inputs against this policy and compare byte for byte")
+@click.option(
+    "--policy",
+    "policy_paths",
+    multiple=True,
+    help="Also replay the inputs against this policy and compare byte for byte (for a service's folder: every policy its segments name)",
+)
 @click.option("--events", multiple=True, help="The event files the log was made from (with --policy)")
 @click.option(
     "--as-of",
@@ -190,13 +261,24 @@ def _compare_with_fresh_replay(audit: str, header: dict[str, Any], policy: Polic
     help="The --idle-horizon the log must have been made with (`none`: without); the fresh replay uses it. "
     "Without it, the header's value is taken on trust (a note says so)",
 )
-def verify(audit: str, policy_path: str | None, events: tuple[str, ...], as_of: str | None, idle_horizon: str | None) -> None:
+def verify(audit: str, policy_paths: tuple[str, ...], events: tuple[str, ...], as_of: str | None, idle_horizon: str | None) -> None:
     """Check AUDIT's hash chain, order and counts; with --policy and --events, replay and compare.
 
-    Exit 0 intact (and identical to a fresh replay); 5 tampered, truncated, from another
+    AUDIT may be a service's audit folder (`escalation serve`): then every segment and the
+    links between them are checked, and with --policy P... (every policy the segments
+    name) their inputs are replayed and compared byte for byte.
+
+    Exit 0 intact (and identical to a fresh replay); 5 tampered, truncated, cut, from another
     engine, made with other options than --as-of / --idle-horizon say, or different.
     """
     extra = list(click.get_current_context().args)
+    if is_segment_folder(audit):
+        if events or as_of is not None or idle_horizon is not None:
+            raise click.UsageError("a service's audit folder holds its own inputs and options: give only --policy")
+        _verify_segments(audit, list(policy_paths) + extra)
+    if len(policy_paths) > 1:
+        raise click.UsageError("give one --policy (several only for a service's audit folder)")
+    policy_path = policy_paths[0] if policy_paths else None
     event_paths = list(events) + extra
     if (policy_path is None) != (not event_paths):
         raise click.UsageError("--policy and --events go together")

@@ -3,6 +3,6 @@
 from .memory import MemoryStore
 from .spill import SpillError, SpillStore
 from .sqlite import EngineStore, SQLiteStore, StoredConversation, StoreError
-from .store import Parked, StateStore
+from .store import Parked, Position, ServiceStore, StateStore
 
-__all__ = ["EngineStore", "MemoryStore", "Parked", "SQLiteStore", "SpillError", "SpillStore", "StateStore", "StoreError", "StoredConversation"]
+__all__ = ["EngineStore", "MemoryStore", "Parked", "Position", "SQLiteStore", "ServiceStore", "SpillError", "SpillStore", "StateStore", "StoreError", "StoredConversation"]

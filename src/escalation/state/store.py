@@ -1,5 +1,7 @@
 """Where a conversation's state lives between its events, when it is not in memory: one protocol, several stores.
 
+(:class:`ServiceStore`, at the end, is what the decision service needs besides the engine's store.)
+
 A replay keeps the conversations that are going on in memory and hands the others to a
 :class:`StateStore`: a conversation parked after ``interaction.end`` (its state, to be
 taken back if it has a later event, and closed from the store at the end), or one retired
@@ -75,4 +77,41 @@ class StateStore(Protocol):
 
     def close(self) -> None:
         """Release what the store holds; safe to call again."""
+        ...
+
+
+class Position(NamedTuple):
+    """How far a service's state has been committed: ``records`` decision and rejected records of segment ``segment``."""
+
+    segment: int  # the number of the audit segment (1, 2, ...)
+    records: int  # its input records whose state is committed
+
+
+class ServiceStore(Protocol):
+    """What `escalation serve` needs of a store besides :class:`~escalation.state.EngineStore` (/work/wt/SERVE_CONTRACT.md).
+
+    The answers to idempotent retries (a conversation's event ``id`` -> the decision line
+    as written to the audit log), the :class:`Position` the state has been committed to,
+    and a reset for a rebuild. Everything put since the last ``commit`` becomes durable
+    with it, together with the engine's own puts.
+    """
+
+    def get_answer(self, conversation: str, event_id: str) -> bytes | None:
+        """The audit line of the decision of the event ``event_id`` (canonical JSON of the id) of ``conversation``, or None."""
+        ...
+
+    def put_answer(self, conversation: str, event_id: str, line: bytes) -> None:
+        """Keep the audit line answering later retries of that event."""
+        ...
+
+    def get_position(self) -> Position | None:
+        """Where the committed state stands, or None for a new (or reset) store."""
+        ...
+
+    def put_position(self, position: Position) -> None:
+        """Record where the state stands (committed with the state it describes)."""
+        ...
+
+    def reset(self, *, answers: bool) -> None:
+        """Forget every conversation, customer, the engine's counters and the position (and the answers, with ``answers``)."""
         ...

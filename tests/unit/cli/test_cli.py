@@ -181,7 +181,7 @@ def test_check_and_fmt_handle_sibling_test_files(files: tuple[Path, Path], tmp_p
 def test_the_group_has_one_command_per_verb_module() -> None:
     from escalation.cli.app import cli
 
-    assert sorted(cli.commands) == ["check", "compile", "explain", "fmt", "replay", "test", "verify"]
+    assert sorted(cli.commands) == ["check", "compile", "explain", "fmt", "replay", "serve", "test", "verify"]
 
 
 def test_an_error_raised_in_a_verb_is_one_sentence_with_its_class_exit_code(files: tuple[Path, Path], tmp_path: Path) -> None:
