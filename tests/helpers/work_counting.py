@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,11 +21,17 @@ def lines_executed(fn: Callable[[], Any]) -> int:
             count += 1
         return tracer
 
+    # a garbage collection inside the call would count the finalisers it runs: collect first, and none during
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
     sys.settrace(tracer)
     try:
         fn()
     finally:
         sys.settrace(None)
+        if enabled:
+            gc.enable()
     return count
 
 
