@@ -211,7 +211,7 @@ def install_audit_folder(staging: Path, target: Path) -> None:
     manifest listed are removed from it. Should anything else have appeared in it in the
     meantime, the renamed folder stays (``.NAME.*.old`` beside ``target``) with that in it.
     """
-    _fsync_dir(staging)
+    fsync_dir(staging)
     names = earlier_audit(target)
     if not os.path.lexists(target):
         os.replace(staging, target)  # fails, changing nothing, if a folder that is not empty appeared there
@@ -228,10 +228,11 @@ def install_audit_folder(staging: Path, target: Path) -> None:
                 (old / name).unlink()
         with contextlib.suppress(OSError):  # not empty: something the manifest does not list appeared; keep it
             old.rmdir()
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries (a rename, a new file) durable, where the platform can fsync a folder."""
     with contextlib.suppress(OSError):  # not every platform can fsync a folder
         fd = os.open(folder, os.O_RDONLY)
         try:

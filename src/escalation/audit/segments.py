@@ -28,6 +28,7 @@ import attrs
 from ..errors import EXIT_USAGE, EscalationError
 from ..runtime import Line
 from .chain import GENESIS, AuditWriter, BadLine, chained_records, quote, read_lines
+from .manifest import fsync_dir
 from .records import header_record
 from .totals import Totals
 from .verify import RecordChecker, VerifyResult, is_sha256
@@ -122,15 +123,6 @@ def _fsync(fh: IO[bytes]) -> None:
     os.fsync(fh.fileno())
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can fsync a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 class _LastLine:
     """The sink of a segment's :class:`AuditWriter`: writes to the file and keeps the last line written."""
 
@@ -167,7 +159,7 @@ class SegmentWriter:
         self.header = segment_header(policy, segment, previous)
         self._writer.write(self.header)
         _fsync(self._log)
-        _fsync_dir(segment.log.parent)
+        fsync_dir(segment.log.parent)
 
     @property
     def last_hash(self) -> str:
