@@ -17,7 +17,7 @@ from ..audit import AuditWriter, Sink, Totals, close_record, decision_record, re
 from ..compile import CompiledPolicy
 from ..errors import EXIT_REJECTED, EscalationError, EventError
 from ..lang import DEFAULT_LIMITS, Limits
-from ..runtime import Admission, Event, Interaction, Line, admit_conversation, decode_line, validate
+from ..runtime import Admission, Event, Interaction, Line, admit_conversation, check_order, decode_line, validate
 from ..state import Parked, SpillStore, StateStore
 from ..streams import Input, numbered_lines
 from .customers import Customers, bind, reads_customer_history
@@ -109,11 +109,16 @@ class Replayer:
             obj = decode_line(line.data, self.limits)
             event = validate(obj, self.policy.vocabulary)
             inter = self.conversations.get(event.conversation)
-            if inter is None:
+            if inter is not None:
+                last = inter.last_time
+            else:
                 away = self.store.get(event.conversation) if self.store is not None else None
                 if away is None or away.state is None:  # new, or back after --idle-horizon closed it
                     admit_conversation(len(self.conversations) + self.parked_now, self.limits)
-            customer = self.admission.check(event, obj)
+                last = None if away is None else away.last_time
+            if last is not None and event.time < last:  # the time order, from the state itself (no second map of times)
+                check_order(event, last, name_conversation=True)
+            customer = self.admission.customer(event, obj)
         except EventError as err:
             reason = str(err)
             if self.strict:

@@ -131,40 +131,55 @@ class Admission:
     def check(self, event: Event, record: dict[str, Any]) -> str | None:
         """:meth:`accept` without its record: the customer (or None); :attr:`binds` says whether this record bound it.
 
-        A replay calls this once per event (no object per event); EventError as :meth:`accept`.
+        The conversation's time order against :attr:`last`, then :meth:`customer`; EventError as :meth:`accept`.
         """
         conversation = event.conversation
-        t = event.time
         previous = self.last.get(conversation)
-        if previous is not None and t < previous:
+        if previous is not None and event.time < previous:
             check_order(event, previous, name_conversation=True)
-        named = record.get("customer", _ABSENT)  # one look-up for the common record that names no customer
-        named = None if named is _ABSENT else record_customer(record)
+        customer = self.customer(event, record)
+        self.last[conversation] = event.time
+        return customer
+
+    def customer(self, event: Event, record: dict[str, Any]) -> str | None:
+        """Step 5 alone, for a caller that checked the conversation's time order itself (a replay reads it from the interaction).
+
+        Returns the customer (or None) and sets :attr:`binds`; a rejected record (EventError) changes nothing.
+        A replay calls this once per event, so the common record (no ``customer`` key, its
+        conversation unbound) costs one look-up.
+        """
+        named = record.get("customer", _ABSENT)
         bindings = self.bindings
-        bound = bindings.get(conversation) if bindings else None
+        bound = bindings.get(event.conversation) if bindings else None
+        if named is _ABSENT:
+            if bound is None:  # unbound, and this record does not bind it: nothing more to check
+                self.binds = False
+                return None
+            named = None
+        else:
+            named = record_customer(record)
         if bound is None:
-            if named is None:  # unbound, and this record does not bind it: nothing more to check
-                self.last[conversation] = t
+            if named is None:
                 self.binds = False
                 return None
             customer = named
         elif named is not None and named != bound:
             raise EventError(
-                f"the record names customer {show_value(named)}, but conversation {show_value(conversation)} is bound to customer {show_value(bound)}"
+                f"the record names customer {show_value(named)}, but conversation {show_value(event.conversation)} is bound to customer {show_value(bound)}"
             )
         else:
             customer = bound
         if self.reads_customer_history:
+            t = event.time
             latest = self.latest.get(customer)
             if latest is not None and t < latest:
                 raise EventError(
                     f"`time` {format_time(t)} is earlier than the latest event of customer {show_value(customer)} ({format_time(latest)})"
                 )
             self.latest[customer] = t
-        self.last[conversation] = t
         self.binds = bound is None
         if bound is None:
-            bindings[conversation] = customer
+            bindings[event.conversation] = customer
         return customer
 
     def customer_of(self, conversation: str) -> str | None:
