@@ -148,7 +148,7 @@ class Admission:
         A replay calls this once per event, so the common record (no ``customer`` key, its
         conversation unbound) costs one look-up.
         """
-        named = record.get("customer", _ABSENT)
+        named: str | None = record.get("customer", _ABSENT)
         bindings = self.bindings
         bound = bindings.get(event.conversation) if bindings else None
         if named is _ABSENT:
